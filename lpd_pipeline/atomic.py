@@ -1,0 +1,47 @@
+"""Write files so that a crash never leaves a half-written result: write to a temp name, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``final_path``; on success rename it over ``final_path``, else delete it.
+
+    The temp file keeps the final suffix so libraries that pick a format from the extension still work.
+    """
+    final_path = Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final_path.stem}.", suffix=f".tmp{final_path.suffix}", dir=final_path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp_name)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final_path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(final_path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(final_path) as tmp:
+        tmp.write_bytes(data)
+    return Path(final_path)
+
+
+def write_text_atomic(final_path: str | os.PathLike, text: str) -> Path:
+    return write_bytes_atomic(final_path, text.encode("utf-8"))
+
+
+def write_parquet_atomic(frame, final_path: str | os.PathLike) -> Path:
+    """Write a pandas DataFrame to Parquet atomically."""
+    with atomic_path(final_path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(final_path)

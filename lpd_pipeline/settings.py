@@ -1,0 +1,79 @@
+"""Where things live on disk. One storage root holds every asset, checkpoint and the Dagster instance.
+
+Environment: ``LPD_STORAGE`` (default ``./storage``) and ``LPD_RAW_DIR`` (default: the embedded demo paintings,
+generated into ``<storage>/raw/demo``). Both can also be set as Dagster resource config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PathEscapeError(ValueError):
+    """A path would leave the storage root (``..``, absolute paths, symlinks pointing outside)."""
+
+
+def safe_join(root: str | os.PathLike, *parts: str) -> Path:
+    """Join ``parts`` under ``root`` and refuse any result that resolves outside ``root``."""
+    root_path = Path(root).resolve()
+    candidate = root_path.joinpath(*parts).resolve()
+    if candidate != root_path and root_path not in candidate.parents:
+        raise PathEscapeError(f"path {'/'.join(parts)!r} escapes the storage root {root_path}")
+    return candidate
+
+
+def default_storage_root() -> Path:
+    return Path(os.environ.get("LPD_STORAGE", "storage")).resolve()
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """The on-disk layout under one storage root (see README, "Data layout")."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> "StorageLayout":
+        return cls(default_storage_root())
+
+    def path(self, *parts: str) -> Path:
+        return safe_join(self.root, *parts)
+
+    @property
+    def demo_raw_dir(self) -> Path:
+        return self.path("raw", "demo")
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.path("raw", "downloads")
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.path("dataset")
+
+    @property
+    def tiles_dir(self) -> Path:
+        return self.path("dataset", "tiles")
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.path("dataset", "previews")
+
+    @property
+    def pix2pix_dir(self) -> Path:
+        return self.path("dataset", "pix2pix_aligned")
+
+    def training_dir(self, backbone: str) -> Path:
+        return self.path("training", backbone)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.path("dagster_home")
+
+
+def raw_dir_from_env() -> Path | None:
+    """``LPD_RAW_DIR`` if set, else None (meaning: use the generated demo paintings)."""
+    value = os.environ.get("LPD_RAW_DIR")
+    return Path(value).resolve() if value else None

@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests that use ``../shared/paintings`` skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_PAINTINGS = Path(os.environ.get("LPD_SHARED_DIR", REPO_ROOT.parent / "shared")) / "paintings"
+
+
+@pytest.fixture(scope="session")
+def shared_paintings() -> Path:
+    """The real paintings beside the checkout (read-only, never copied into the repo)."""
+    if not (SHARED_PAINTINGS / "MANIFEST.tsv").is_file():
+        pytest.skip(f"real paintings not available at {SHARED_PAINTINGS} (../shared is optional)")
+    return SHARED_PAINTINGS
+
+
+@pytest.fixture()
+def storage_root(tmp_path, monkeypatch) -> Path:
+    """An isolated storage root, also exported as LPD_STORAGE for code that reads the environment."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    monkeypatch.setenv("LPD_STORAGE", str(root))
+    monkeypatch.delenv("LPD_RAW_DIR", raising=False)
+    return root
