@@ -1,0 +1,43 @@
+# Fresh-machine entry points. Each target creates/updates the virtual environment it needs.
+#   make demo   run the main job (prepare_dataset) on the embedded demo paintings
+#   make test   run the test suite
+#   make ui     open the Dagster UI (http://127.0.0.1:3000)
+#   make bench  run the benchmarks
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export LPD_STORAGE ?= $(CURDIR)/storage
+export DAGSTER_HOME ?= $(LPD_STORAGE)/dagster_home
+
+.PHONY: install demo train-demo test ui bench clean-storage
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: on the project machines these wheels come from local disk (CPU-capable CUDA build).
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp config/dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster job execute -m lpd_pipeline -j prepare_dataset
+
+test: install
+	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/train_speed.py --backbone unet256 --size 256 --batch 1 --steps 3
+
+clean-storage:
+	rm -rf $(LPD_STORAGE)/dataset $(LPD_STORAGE)/assets $(LPD_STORAGE)/training

@@ -1,0 +1,478 @@
+"""From raw painting files to the curated LPD-style dataset: pure functions over tables and files.
+
+Stages (each is one Dagster asset in :mod:`lpd_pipeline.defs.assets`):
+
+1. :func:`ingest_paintings`  decode every file, give it a stable id (content hash), decide its kind.
+2. :func:`dedup_paintings`   collapse near-duplicate paintings to one representative.
+3. :func:`cut_tiles`         cut tiles, score every filter, write colour/grayscale PNG pairs of kept tiles.
+4. :func:`assemble_dataset`  drop tile near-duplicates across paintings, split by work, final tables.
+5. :func:`export_pix2pix_aligned`  A|B side-by-side images in pix2pix's train/test layout.
+
+Every stage returns its rejections (item, stage, reason, detail) instead of raising, so one bad file never
+stops a run. Work is cached on disk by content so re-running after adding paintings only does the new work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lpd_pipeline import imaging
+from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.curation import dedup, filters, kind
+from lpd_pipeline.curation.tiling import tile_origins
+from lpd_pipeline.settings import StorageLayout
+from lpd_pipeline.sources.records import RawPainting, SourceFailure
+
+SPLIT_TRAIN = "train"
+SPLIT_TEST_COLOR = "test_color"
+SPLIT_TEST_INK = "test_ink"
+SPLITS = (SPLIT_TRAIN, SPLIT_TEST_COLOR, SPLIT_TEST_INK)
+
+REJECTION_COLUMNS = ["item", "stage", "reason", "detail"]
+SCORE_COLUMNS = [f"score_{name}" for name in filters.FILTER_NAMES]
+TILE_COLUMNS = [
+    "tile_id", "painting_id", "split", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
+]
+# Bump when tile scoring changes so cached scores are recomputed.
+TILE_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    """Every knob of dataset curation. Defaults follow the method (256×256 tiles, non-overlapping)."""
+
+    tile_size: int = 256
+    stride: int = 256
+    painting_max_distance: int = dedup.PAINTING_MAX_DISTANCE
+    tile_max_distance: int = dedup.TILE_MAX_DISTANCE
+    thresholds: filters.FilterThresholds = field(default_factory=filters.FilterThresholds)
+    kind_rule: kind.KindRule = field(default_factory=kind.KindRule)
+    test_color_fraction: float = 0.1
+    seed: int = 0
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    # file name, relative source path or painting id -> "colored" | "ink"
+    kind_overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 16 or self.stride < 1:
+            raise ValueError(f"tile_size must be >= 16 and stride >= 1, got {self.tile_size}, {self.stride}")
+        if not 0.0 <= self.test_color_fraction < 1.0:
+            raise ValueError(f"test_color_fraction must be in [0, 1), got {self.test_color_fraction}")
+        for key, value in self.kind_overrides.items():
+            if value not in (kind.KIND_COLORED, kind.KIND_INK):
+                raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {value!r}")
+
+
+def rejections_frame(rows: Iterable[Mapping[str, str]] = ()) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=REJECTION_COLUMNS).astype(str)
+
+
+def failures_to_rejections(failures: Iterable[SourceFailure]) -> pd.DataFrame:
+    return rejections_frame(
+        {"item": f.item, "stage": f.stage, "reason": f.reason, "detail": f.detail} for f in failures
+    )
+
+
+# --------------------------------------------------------------------------------------------- 1. ingest
+
+PAINTING_COLUMNS = [
+    "painting_id", "source", "source_ref", "path", "width", "height", "pixels", "title", "artist", "date",
+    "medium", "license", "kind", "kind_source", "colorfulness", "phash", "file_size", "file_mtime_ns",
+]
+
+
+def ingest_paintings(
+    items: list[RawPainting],
+    config: CurationConfig,
+    *,
+    cache: pd.DataFrame | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode and describe each raw painting. Returns (paintings, rejections).
+
+    ``cache`` is a previous result: rows whose file path, size and mtime are unchanged are reused without
+    decoding, which is what makes re-runs after adding paintings cheap.
+    """
+    cached = _index_cache(cache)
+    rows: list[dict] = []
+    rejections: list[dict] = []
+    seen_ids: dict[str, str] = {}
+    for number, item in enumerate(items, start=1):
+        if progress:
+            progress(number, len(items))
+        path = Path(item.path)
+        try:
+            stat = path.stat()
+        except OSError as error:
+            rejections.append(_rejection(path, "decode", "unreadable", str(error)))
+            continue
+        row = cached.get((str(path), stat.st_size, stat.st_mtime_ns))
+        if row is None:
+            try:
+                row = _describe_painting(item, stat, config)
+            except imaging.ImageDecodeError as error:
+                rejections.append(_rejection(path, "decode", error.reason, error.detail))
+                continue
+        row = {**row, **_metadata(item)}
+        row["kind"], row["kind_source"] = _decide_kind(item, row, config)
+        duplicate_of = seen_ids.get(row["painting_id"])
+        if duplicate_of is not None:
+            rejections.append(_rejection(path, "dedup", "exact_duplicate", f"same bytes as {duplicate_of}"))
+            continue
+        seen_ids[row["painting_id"]] = str(path)
+        rows.append(row)
+    paintings = pd.DataFrame(rows, columns=PAINTING_COLUMNS)
+    return paintings.astype({"width": "int64", "height": "int64", "pixels": "int64", "phash": "int64"}), \
+        rejections_frame(rejections)
+
+
+def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
+    if cache is None or cache.empty:
+        return {}
+    return {
+        (row["path"], int(row["file_size"]), int(row["file_mtime_ns"])): row
+        for row in cache[PAINTING_COLUMNS].to_dict("records")
+    }
+
+
+def _describe_painting(item: RawPainting, stat: os.stat_result, config: CurationConfig) -> dict:
+    rgb = imaging.decode_image(item.path, max_pixels=config.max_pixels)
+    height, width = rgb.shape[:2]
+    _, colorfulness = kind.classify_kind(rgb, config.kind_rule)
+    return {
+        "painting_id": imaging.content_hash(item.path),
+        "source": item.source,
+        "source_ref": item.source_ref,
+        "path": str(item.path),
+        "width": width,
+        "height": height,
+        "pixels": width * height,
+        "colorfulness": float(colorfulness),
+        "phash": _as_int64(dedup.perceptual_hash(rgb)),
+        "file_size": stat.st_size,
+        "file_mtime_ns": stat.st_mtime_ns,
+    }
+
+
+def _metadata(item: RawPainting) -> dict:
+    return {
+        "source": item.source, "source_ref": item.source_ref, "title": item.title, "artist": item.artist,
+        "date": item.date, "medium": item.medium, "license": item.license,
+    }
+
+
+def _decide_kind(item: RawPainting, row: Mapping, config: CurationConfig) -> tuple[str, str]:
+    """Override beats metadata beats the image rule (off-axis chroma, never mean saturation)."""
+    for key in (row["painting_id"], item.source_ref, Path(item.path).name):
+        if key in config.kind_overrides:
+            return config.kind_overrides[key], "override"
+    if item.kind in (kind.KIND_COLORED, kind.KIND_INK):
+        return item.kind, "metadata"
+    rule = config.kind_rule
+    is_colored = row["colorfulness"] > rule.fraction_threshold
+    return (kind.KIND_COLORED if is_colored else kind.KIND_INK), "image_rule"
+
+
+def _as_int64(value: int) -> int:
+    """Parquet has no uint64-friendly path through pandas everywhere; store the same 64 bits as int64."""
+    return int(np.array(value, dtype=np.uint64).view(np.int64))
+
+
+def _as_uint64(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=np.int64).view(np.uint64)
+
+
+def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> dict:
+    return {"item": str(item), "stage": stage, "reason": reason, "detail": detail}
+
+
+# ---------------------------------------------------------------------------------------------- 2. dedup
+
+
+def dedup_paintings(paintings: pd.DataFrame, config: CurationConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mark near-duplicate clusters; keep one representative each. Returns (paintings, rejections).
+
+    A coloured member beats an ink one (a grayscale copy must not replace the coloured original, which has
+    ground truth), then the highest resolution wins.
+    """
+    if paintings.empty:
+        marked = paintings.assign(dup_cluster=pd.Series(dtype="int64"), is_representative=pd.Series(dtype=bool))
+        return marked, rejections_frame()
+    ranked = paintings.assign(is_colored=(paintings["kind"] == kind.KIND_COLORED).astype(int))
+    ranked = ranked.assign(phash_u64=_as_uint64(ranked["phash"]))
+    marked = dedup.choose_representatives(
+        ranked, hash_col="phash_u64", max_distance=config.painting_max_distance,
+        priority_cols=("is_colored", "pixels"), id_col="painting_id",
+    ).drop(columns=["is_colored", "phash_u64"])
+    representatives = marked[marked["is_representative"]].set_index("dup_cluster")["painting_id"]
+    rejections = [
+        _rejection(row.path, "dedup", "near_duplicate", f"kept {representatives[row.dup_cluster]}")
+        for row in marked[~marked["is_representative"]].itertuples()
+    ]
+    return marked.reset_index(drop=True), rejections_frame(rejections)
+
+
+# ---------------------------------------------------------------------------------------------- 3. tiles
+
+
+def tile_id(painting_id: str, x: int, y: int, size: int) -> str:
+    return f"{painting_id}_{x}_{y}_{size}"
+
+
+def cut_tiles(
+    paintings: pd.DataFrame,
+    layout: StorageLayout,
+    config: CurationConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cut every representative painting into tiles, score the filters, write pairs for kept tiles.
+
+    Returns (all tiles with scores and a ``rejected_by`` column, rejections of the filtered tiles). Kept
+    tiles have ``color_path``/``gray_path`` (relative to the storage root) pointing at lossless PNGs.
+    """
+    kept_paintings = paintings[paintings["is_representative"]] if "is_representative" in paintings else paintings
+    frames = []
+    rejections = []
+    total = len(kept_paintings)
+    for number, painting in enumerate(kept_paintings.itertuples(index=False), start=1):
+        if progress:
+            progress(number, total)
+        try:
+            frame = _tiles_of_painting(painting, layout, config)
+        except imaging.ImageDecodeError as error:
+            # The file changed or vanished since ingest: report it and go on with the others.
+            rejections.append(_rejection(painting.path, "tiles", error.reason, error.detail))
+            continue
+        if frame.empty:
+            rejections.append(_rejection(
+                painting.path, "tiles", "too_small",
+                f"{painting.width}x{painting.height} is smaller than one {config.tile_size}px tile"))
+            continue
+        frames.append(frame)
+    tiles = pd.concat(frames, ignore_index=True) if frames else _empty_tiles()
+    for row in tiles[tiles["rejected_by"] != ""].itertuples():
+        scores = ", ".join(f"{name}={getattr(row, 'score_' + name):.3g}" for name in row.rejected_by.split(","))
+        rejections.append(_rejection(row.tile_id, "filter", row.rejected_by.split(",")[0], scores))
+    return tiles, rejections_frame(rejections)
+
+
+def _empty_tiles() -> pd.DataFrame:
+    columns = ["tile_id", "painting_id", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
+               "rejected_by"]
+    return pd.DataFrame(columns=columns)
+
+
+def _tiles_of_painting(painting, layout: StorageLayout, config: CurationConfig) -> pd.DataFrame:
+    tile_dir = layout.tiles_dir / painting.painting_id
+    scores, rgb = _load_or_score_tiles(painting, tile_dir, config)
+    if scores.empty:
+        return scores.assign(rejected_by=pd.Series(dtype=str), color_path="", gray_path="")
+    reasons = [
+        ",".join(filters.rejection_reasons(_scores_of(row), config.thresholds))
+        for row in scores[SCORE_COLUMNS].to_dict("records")
+    ]
+    scores = scores.assign(rejected_by=reasons)
+    kept = scores["rejected_by"] == ""
+    relative_dir = tile_dir.relative_to(layout.root).as_posix()
+    stems = [f"{relative_dir}/{int(x)}_{int(y)}_{config.tile_size}" for x, y in zip(scores["x"], scores["y"])]
+    scores["color_path"] = np.where(kept, [f"{stem}_color.png" for stem in stems], "")
+    scores["gray_path"] = np.where(kept, [f"{stem}_gray.png" for stem in stems], "")
+    _write_missing_pairs(painting, scores[kept], layout, config, rgb)
+    return scores
+
+
+def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
+    return {name: float(score_row[f"score_{name}"]) for name in filters.FILTER_NAMES}
+
+
+def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Filter scores depend only on the pixels and the grid, so they are cached per painting and grid.
+
+    Returns the scores and, when it had to decode them, the painting's pixels (so they are decoded once).
+    """
+    cache_path = tile_dir / f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+    if cache_path.exists():
+        return pd.read_parquet(cache_path), None
+    rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
+    rows = []
+    for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
+        tile = rgb[y:y + config.tile_size, x:x + config.tile_size]
+        row = {
+            "tile_id": tile_id(painting.painting_id, x, y, config.tile_size),
+            "painting_id": painting.painting_id, "x": x, "y": y, "size": config.tile_size,
+            "phash": _as_int64(dedup.perceptual_hash(tile)),
+        }
+        row.update({f"score_{name}": float(value) for name, value in filters.score_tile(tile).items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS])
+    write_parquet_atomic(frame, cache_path)
+    return frame, rgb
+
+
+def _write_missing_pairs(
+    painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
+) -> None:
+    missing = [row for row in kept.itertuples() if not (layout.root / row.color_path).exists()
+               or not (layout.root / row.gray_path).exists()]
+    if not missing:
+        return
+    if rgb is None:
+        rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
+    size = config.tile_size
+    for row in missing:
+        tile = np.ascontiguousarray(rgb[row.y:row.y + size, row.x:row.x + size])
+        # Gray first, colour last: a pair counts as present only when its colour file exists.
+        imaging.save_image(layout.root / row.gray_path, imaging.luma_bt601(tile))
+        imaging.save_image(layout.root / row.color_path, tile)
+
+
+# ------------------------------------------------------------------------------------- 4. split & tables
+
+
+def assemble_dataset(
+    paintings: pd.DataFrame, tiles: pd.DataFrame, config: CurationConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Tile dedup across paintings, grouping into works, split by work. Returns (paintings, tiles, rejections).
+
+    Paintings that share a near-duplicate tile (overlapping crops of one scroll, say) are one *work* and land
+    in one split, so nothing near-identical straddles train and test. Within a work, repeated tiles are
+    dropped (the first by tile id is kept).
+    """
+    kept_tiles = tiles[tiles["rejected_by"] == ""].sort_values("tile_id").reset_index(drop=True)
+    representatives = paintings[paintings["is_representative"]].reset_index(drop=True)
+    rejections: list[dict] = []
+
+    hashes = _as_uint64(kept_tiles["phash"]) if len(kept_tiles) else np.zeros(0, dtype=np.uint64)
+    pairs = dedup.near_duplicate_pairs(hashes, config.tile_max_distance)
+    tile_cluster = dedup.cluster_labels(len(kept_tiles), pairs)
+    kept_tiles = kept_tiles.assign(tile_cluster=tile_cluster)
+
+    work_of = _work_groups(representatives["painting_id"].tolist(), kept_tiles, pairs)
+    representatives = representatives.assign(work_id=representatives["painting_id"].map(work_of))
+    split_of_painting = _split_works(representatives, config)
+    representatives["split"] = representatives["painting_id"].map(split_of_painting)
+
+    duplicate = kept_tiles.duplicated("tile_cluster", keep="first")
+    first_of_cluster = kept_tiles.drop_duplicates("tile_cluster").set_index("tile_cluster")["tile_id"]
+    for row in kept_tiles[duplicate].itertuples():
+        rejections.append(_rejection(row.tile_id, "tile_dedup", "near_duplicate_tile",
+                                     f"kept {first_of_cluster[row.tile_cluster]}"))
+    final = kept_tiles[~duplicate].copy()
+    final["split"] = final["painting_id"].map(split_of_painting)
+    excluded = final["split"].isna()
+    for row in final[excluded].itertuples():
+        rejections.append(_rejection(row.tile_id, "split", "ink_work_shares_training_painting",
+                                     "an ink painting grouped with a training painting would leak"))
+    final = final[~excluded]
+
+    all_paintings = paintings.merge(
+        representatives[["painting_id", "work_id", "split"]], on="painting_id", how="left"
+    )
+    all_paintings["split"] = all_paintings["split"].fillna("")
+    all_paintings["work_id"] = all_paintings["work_id"].fillna("")
+    final_tiles = final[TILE_COLUMNS].sort_values(["split", "tile_id"]).reset_index(drop=True)
+    return all_paintings, final_tiles, rejections_frame(rejections)
+
+
+def _work_groups(painting_ids: list[str], tiles: pd.DataFrame, pairs: np.ndarray) -> dict[str, str]:
+    """Union paintings linked by near-duplicate tiles; a work is named by its smallest painting id."""
+    index = {pid: i for i, pid in enumerate(painting_ids)}
+    tile_painting = tiles["painting_id"].map(index).to_numpy()
+    links = tile_painting[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
+    links = links[links[:, 0] != links[:, 1]] if len(links) else links
+    labels = dedup.cluster_labels(len(painting_ids), links)
+    names: dict[int, str] = {}
+    for pid, label in zip(painting_ids, labels):
+        names[label] = min(names.get(label, pid), pid)
+    return {pid: names[label] for pid, label in zip(painting_ids, labels)}
+
+
+def _split_works(paintings: pd.DataFrame, config: CurationConfig) -> dict[str, str]:
+    """Deterministic, stable split by work.
+
+    Each coloured work goes to test_color when a seeded hash of its id falls under the test fraction, so
+    adding paintings never moves an existing work between splits. Ink paintings are test_ink (they have no
+    ground truth) unless their work also holds a training painting; then they are excluded (None).
+    """
+    split: dict[str, str | None] = {}
+    colored_works = sorted(set(paintings.loc[paintings["kind"] == kind.KIND_COLORED, "work_id"]))
+    work_split = {work: (SPLIT_TEST_COLOR if _unit_hash(config.seed, work) < config.test_color_fraction
+                         else SPLIT_TRAIN) for work in colored_works}
+    # With at least two coloured works and a nonzero fraction, never leave the test set empty.
+    if config.test_color_fraction > 0 and len(colored_works) >= 2 and SPLIT_TEST_COLOR not in work_split.values():
+        work_split[min(colored_works, key=lambda w: _unit_hash(config.seed, w))] = SPLIT_TEST_COLOR
+    for row in paintings.itertuples():
+        if row.kind == kind.KIND_COLORED:
+            split[row.painting_id] = work_split[row.work_id]
+        elif work_split.get(row.work_id) == SPLIT_TRAIN:
+            split[row.painting_id] = None
+        else:
+            split[row.painting_id] = SPLIT_TEST_INK
+    return split
+
+
+def _unit_hash(seed: int, key: str) -> float:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def write_dataset_tables(
+    layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame, rejections: pd.DataFrame
+) -> dict[str, Path]:
+    """Write paintings.parquet, tiles.parquet and rejections.parquet under ``<storage>/dataset/``."""
+    paths = {
+        "paintings": layout.dataset_dir / "paintings.parquet",
+        "tiles": layout.dataset_dir / "tiles.parquet",
+        "rejections": layout.dataset_dir / "rejections.parquet",
+    }
+    write_parquet_atomic(paintings, paths["paintings"])
+    write_parquet_atomic(tiles, paths["tiles"])
+    write_parquet_atomic(rejections[REJECTION_COLUMNS], paths["rejections"])
+    return paths
+
+
+# ------------------------------------------------------------------------------------------- 5. export
+
+PIX2PIX_FOLDER_OF_SPLIT = {SPLIT_TRAIN: "train", SPLIT_TEST_COLOR: "test", SPLIT_TEST_INK: "test_ink"}
+
+
+def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> dict[str, int]:
+    """Write ``A|B`` images (A = grayscale as RGB, B = colour) in pix2pix's aligned layout.
+
+    ``<storage>/dataset/pix2pix_aligned/{train,test,test_ink}/<tile_id>.png``; existing files are reused and
+    files of tiles no longer in the dataset are removed. Returns the count per folder.
+    """
+    counts: dict[str, int] = {}
+    for split, folder in PIX2PIX_FOLDER_OF_SPLIT.items():
+        out_dir = layout.pix2pix_dir / folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows = tiles[tiles["split"] == split]
+        wanted = {f"{tid}.png" for tid in rows["tile_id"]}
+        for stale in out_dir.glob("*.png"):
+            if stale.name not in wanted:
+                stale.unlink()
+        for row in rows.itertuples():
+            target = out_dir / f"{row.tile_id}.png"
+            if target.exists():
+                continue
+            gray = imaging.decode_image(layout.root / row.gray_path)
+            color = imaging.decode_image(layout.root / row.color_path)
+            imaging.save_image(target, np.concatenate([gray, color], axis=1))
+        counts[folder] = len(rows)
+    return counts
+
+
+def curation_config_fingerprint(config: CurationConfig) -> str:
+    """A short hash of the config, recorded in asset metadata so runs with different knobs are told apart."""
+    payload = asdict(config)
+    payload["kind_overrides"] = dict(sorted(config.kind_overrides.items()))
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]

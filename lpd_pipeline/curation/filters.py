@@ -1,0 +1,414 @@
+"""Per-tile quality filters: each has a name, a score (higher = more defective) and a threshold.
+
+A tile is rejected by a filter when ``score > threshold``. Scores are computed from the tile alone with numpy
+and OpenCV; ``score_tile`` shares the intermediate images between filters so all six cost a few milliseconds
+per 256x256 tile. Geometric parameters (kernel sizes, character sizes, bar lengths) are fractions of the tile
+side, so the filters behave the same for any tile size >= 32. Pixel-scale parameters (paper grain, the
+sharpness band) stay in pixels on purpose: they describe the scan, not the tile.
+
+Thresholds were tuned with ``bench/filter_report.py`` on real museum scans and on synthetic defects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding")
+
+MIN_TILE_SIDE = 32
+
+
+@dataclass(frozen=True)
+class FilterThresholds:
+    """Reject a tile when its score for a filter is above that filter's threshold."""
+
+    blank: float = 0.5
+    blur: float = 1.0
+    watermark: float = 0.02
+    seal: float = 0.004
+    inscription: float = 0.04
+    padding: float = 1.5
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: float(value) for name, value in asdict(self).items()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shared intermediate images
+
+
+def _odd(value: float, minimum: int = 3) -> int:
+    size = max(minimum, int(round(value)))
+    return size if size % 2 == 1 else size + 1
+
+
+class _Tile:
+    """Intermediate images computed once per tile and shared by the scorers (lazily, so each ``score_<name>``
+    only pays for what it uses)."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        _validate(rgb)
+        self.rgb = rgb
+        self.h, self.w = rgb.shape[:2]
+        self.side = min(self.h, self.w)
+        self.area = float(self.h * self.w)
+        # BT.601 luma, as the pipeline stores grayscale tiles.
+        self.luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def get(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = getattr(self, f"_make_{key}")()
+        return self._cache[key]
+
+    def _make_luma_u8(self) -> np.ndarray:
+        return np.clip(self.luma + 0.5, 0, 255).astype(np.uint8)
+
+    def _make_smooth(self) -> np.ndarray:
+        # sigma 1.5 px removes paper/silk grain and JPEG noise but keeps brush strokes.
+        return cv2.GaussianBlur(self.luma, (0, 0), 1.5)
+
+    def _make_lab(self) -> np.ndarray:
+        lab = cv2.cvtColor(self.rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab[..., 0] *= 100.0 / 255.0
+        lab[..., 1:] -= 128.0
+        return lab
+
+    def _make_chroma(self) -> np.ndarray:
+        lab = self.get("lab")
+        return np.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+
+
+def _validate(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f"tile must be a numpy array, got {type(rgb).__name__}")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"tile must be uint8 RGB (H, W, 3), got dtype={rgb.dtype} shape={rgb.shape}")
+    if min(rgb.shape[:2]) < MIN_TILE_SIDE:
+        raise ValueError(f"tile side must be >= {MIN_TILE_SIDE} px, got shape={rgb.shape}")
+
+
+def _percentile_u8(values: np.ndarray, q: float) -> float:
+    """Fast percentile of values in [0, 255] via a 256-bin histogram."""
+    hist = np.bincount(np.clip(values, 0, 255).astype(np.uint8).ravel(), minlength=256)
+    cdf = np.cumsum(hist)
+    return float(np.searchsorted(cdf, q / 100.0 * cdf[-1]))
+
+
+def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return count, labels, stats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scorers
+
+
+def _blank(t: _Tile) -> float:
+    smooth = t.get("smooth")
+    # Robust contrast of the grain-free luma: blank paper/silk spans only a few grey levels.
+    contrast = _percentile_u8(smooth, 99.0) - _percentile_u8(smooth, 1.0)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    # Fraction of pixels on a stroke edge (>= 4 grey levels per pixel after de-graining).
+    edge_fraction = float(np.mean(gx * gx + gy * gy > 16.0))
+    texture = max(contrast / 40.0, edge_fraction / 0.06)
+    return float(1.0 - min(texture, 1.0))
+
+
+def _blur(t: _Tile) -> float:
+    luma = t.luma
+    fine = cv2.GaussianBlur(luma, (0, 0), 1.0)
+    coarse = cv2.GaussianBlur(luma, (0, 0), 3.0)
+    # Energy in the finest band (< 1 px detail) relative to the next band (1-3 px): contrast-independent,
+    # and an out-of-focus or upsampled scan has lost the first band while keeping the second.
+    high = float(np.std(luma - fine))
+    mid = float(np.std(fine - coarse))
+    sharpness = high / (mid + 0.5)
+    return float(-math.log10(sharpness + 1e-3))
+
+
+def _seal(t: _Tile) -> float:
+    lab = t.get("lab")
+    a, b, lightness = lab[..., 1], lab[..., 2], lab[..., 0]
+    side = t.side
+    # Vermilion/cinnabar seal paste: strongly red (a* high) with hue angle below ~50 deg. Ochre (hue ~60-70 deg),
+    # brown silk (a* small, b* large) and 青绿 greens/blues fall outside.
+    red = ((a > 20.0) & (b < 1.2 * a) & (b > -0.35 * a) & (lightness > 20.0) & (lightness < 85.0)).astype(np.uint8)
+    red = cv2.morphologyEx(red, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    if not red.any():
+        return 0.0
+    # A seal is a compact stamp: closing joins its carved strokes into one square/oval blob that fills most of
+    # its bounding box. Red foliage, robes and pavilion pillars make scattered or elongated shapes instead.
+    k = _odd(side / 32)
+    closed = cv2.morphologyEx(red, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    count, labels, stats = _components(closed)
+    red_per_label = np.bincount(labels.ravel(), weights=red.ravel().astype(np.float64), minlength=count)
+    seal_pixels = 0.0
+    for i in range(1, count):
+        x, y, w, h, area = stats[i]
+        longest, shortest = max(w, h), min(w, h)
+        touches_edge = x == 0 or y == 0 or x + w == t.w or y + h == t.h
+        if longest < max(6, side / 40) or longest > 0.8 * side:
+            continue
+        if area / (w * h) < 0.5 or (longest > 4 * shortest and not touches_edge):
+            continue
+        if red_per_label[i] / area < 0.25:
+            continue
+        seal_pixels += red_per_label[i]
+    return float(seal_pixels / t.area)
+
+
+def _text_groups(mask: np.ndarray, t: _Tile, vertical: bool, min_members: int) -> float:
+    """Fraction of the tile covered by the bounding boxes of groups of character-sized components laid out in a column (or a row).
+
+    Characters fall apart into several components (strokes, radicals) of 1/60..1/4 of the tile side; a column
+    of text is a chain of them that is long along the writing direction, narrow across it, made mostly of
+    character-sized pieces (not tree or rock strokes) and flanked by clean paper gutters.
+    """
+    side = t.side
+    count, labels, stats = _components(mask)
+    if count <= 1:
+        return 0.0
+    widths, heights, areas = stats[1:, 2], stats[1:, 3], stats[1:, 4]
+    longest = np.maximum(widths, heights)
+    fill = areas / np.maximum(widths * heights, 1)
+    char_like = (longest >= max(3, side / 64)) & (longest <= side / 4) & (fill > 0.08) & (fill < 0.75) & (areas >= 6)
+    if int(char_like.sum()) < min_members:
+        return 0.0
+    keep = np.zeros(count, np.uint8)
+    keep[1:][char_like] = 1
+    chars = keep[labels]
+    along = _odd(side / 12)
+    across = _odd(side / 60, minimum=1)
+    kernel = np.ones((along, across) if vertical else (across, along), np.uint8)
+    group_count, group_labels, group_stats = _components(cv2.dilate(chars, kernel))
+    # Which group each character component fell into, then how many characters each group holds.
+    on = chars.astype(bool)
+    comp_group = np.zeros(count, np.int32)
+    comp_group[labels[on]] = group_labels[on]
+    members = np.bincount(comp_group[1:][char_like], minlength=group_count)
+    ink = mask.astype(np.float32)
+    covered = 0.0
+    for g in range(1, group_count):
+        gx, gy, gw, gh, _ = group_stats[g]
+        length = gh if vertical else gw
+        if members[g] < min_members or length < side / 4:
+            continue
+        box_ink = float(ink[gy : gy + gh, gx : gx + gw].mean())
+        char_ink = float(chars[gy : gy + gh, gx : gx + gw].mean())
+        if char_ink < 0.6 * box_ink:  # the box is mostly big strokes (trees, rocks), not characters
+            continue
+        own = (group_labels[gy : gy + gh, gx : gx + gw] == g) & chars[gy : gy + gh, gx : gx + gw].astype(bool)
+        covered += _text_column_area(own if vertical else own.T, side, min_members)
+    return min(1.0, covered / t.area)
+
+
+def _text_column_area(block: np.ndarray, side: int, min_cells: int) -> float:
+    """Area of the text columns in one vertical block: bands split at blank gutters that hold a chain of
+    consistent glyph cells."""
+    cols_with_ink = np.flatnonzero(block.any(axis=0))
+    if cols_with_ink.size == 0:
+        return 0.0
+    breaks = np.flatnonzero(np.diff(cols_with_ink) > 1)
+    starts = np.concatenate(([cols_with_ink[0]], cols_with_ink[breaks + 1]))
+    ends = np.concatenate((cols_with_ink[breaks], [cols_with_ink[-1]]))
+    area = 0.0
+    for start, end in zip(starts, ends):
+        breadth = end - start + 1
+        if breadth < side / 40 or breadth > side / 3:
+            continue
+        band = block[:, start : end + 1]
+        rows = np.flatnonzero(band.any(axis=1))
+        if rows[-1] - rows[0] + 1 < max(side / 4, 2.0 * breadth):
+            continue
+        if _glyph_cells(band[rows[0] : rows[-1] + 1]) >= min_cells:
+            area += float(breadth * (rows[-1] - rows[0] + 1))
+    return area
+
+
+def _glyph_cells(column: np.ndarray) -> int:
+    """How many glyph cells of one consistent size a vertical column mask splits into.
+
+    Chinese characters occupy square cells of one size, stacked on one axis: cutting the column at the blank
+    rows between characters gives runs close to square, of similar width and centred on the same line. Brush
+    texture chained into a column gives runs of arbitrary shape, size and position instead.
+    """
+    rows_with_ink = column.any(axis=1)
+    if not rows_with_ink.any():
+        return 0
+    # Runs of inked rows; blank gaps up to 1/12 of the column breadth (split radicals) are bridged.
+    breadth = int(column.any(axis=0).sum())
+    ink_rows = np.flatnonzero(rows_with_ink)
+    breaks = np.flatnonzero(np.diff(ink_rows) > max(1, breadth // 12))
+    starts = np.concatenate(([ink_rows[0]], ink_rows[breaks + 1]))
+    ends = np.concatenate((ink_rows[breaks], [ink_rows[-1]]))
+    widths, centres = [], []
+    for start, end in zip(starts, ends):
+        run = column[start : end + 1]
+        cols = np.flatnonzero(run.any(axis=0))
+        height, width = end - start + 1, int(cols[-1] - cols[0] + 1)
+        if width >= 3 and 0.35 * width <= height <= 1.8 * width and 0.08 <= run.mean() <= 0.6:
+            widths.append(width)
+            centres.append(0.5 * (cols[0] + cols[-1]))
+    if len(widths) < 2:
+        return len(widths)
+    widths_arr, centres_arr = np.array(widths, np.float32), np.array(centres, np.float32)
+    typical = float(np.median(widths_arr))
+    consistent = (np.abs(widths_arr - typical) <= 0.35 * typical) & (
+        np.abs(centres_arr - np.median(centres_arr)) <= 0.3 * typical
+    )
+    return int(consistent.sum())
+
+
+def _inscription(t: _Tile) -> float:
+    luma_u8 = t.get("luma_u8")
+    side = t.side
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(side / 10), _odd(side / 10)))
+    blackhat = cv2.morphologyEx(luma_u8, cv2.MORPH_BLACKHAT, kernel)
+    # Dark thin strokes well below the local paper level; the floor ignores faint washes.
+    threshold = max(35.0, 0.45 * _percentile_u8(blackhat, 99.5))
+    ink = blackhat > threshold
+    # Calligraphy is near-neutral ink; coloured strokes (green/blue texture strokes) are not text.
+    ink &= t.get("chroma") < 25.0
+    return _text_groups(ink, t, vertical=True, min_members=3)
+
+
+def _watermark(t: _Tile) -> float:
+    luma_u8 = t.get("luma_u8")
+    side = t.side
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(side / 20), _odd(side / 20)))
+    tophat = cv2.morphologyEx(luma_u8, cv2.MORPH_TOPHAT, kernel)
+    # Overlay text: thin near-neutral strokes brighter than everything around them and brighter than the paper
+    # itself (the bright gaps between ink strokes or characters are only as light as the paper).
+    paper = _percentile_u8(t.get("smooth"), 90.0)
+    bright = (tophat > 20) & (t.get("chroma") < 12.0) & (t.luma > paper + 6.0)
+    rows = _text_groups(bright, t, vertical=False, min_members=4)
+    columns = _text_groups(bright, t, vertical=True, min_members=4)
+    return max(rows, columns)
+
+
+def _padding(t: _Tile) -> float:
+    rgb = t.rgb
+    side = t.side
+    # (a) digitally flat rows/columns (padding, letterbox bars): no variation along the whole line.
+    row_flat = ((rgb.max(axis=1) - rgb.min(axis=1)).max(axis=1) <= 4).mean()
+    col_flat = ((rgb.max(axis=0) - rgb.min(axis=0)).max(axis=1) <= 4).mean()
+    flat_lines = max(float(row_flat), float(col_flat)) / 0.06
+
+    # (b) a straight edge running the whole tile (mount border, card or strip edge): the signed gradient stays
+    # the same along the full line, which brush strokes and natural horizons never do.
+    smooth = t.get("smooth")
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    margin = max(2, side // 32)  # ignore the outermost lines (JPEG/tile-edge artefacts)
+    col_edge = np.abs(gx.mean(axis=0))[margin:-margin]
+    row_edge = np.abs(gy.mean(axis=1))[margin:-margin]
+    # Require the edge to hold along the line: the 20th percentile of |gradient| along the line must be high.
+    def held(edge_profile: np.ndarray, grad: np.ndarray, axis: int) -> float:
+        if edge_profile.size == 0:
+            return 0.0
+        idx = int(np.argmax(edge_profile)) + margin
+        line = np.abs(grad[:, idx] if axis == 0 else grad[idx, :])
+        return float(min(edge_profile.max(), np.percentile(line, 20)))
+
+    straight_edge = max(held(col_edge, gx, 0), held(row_edge, gy, 1)) / 6.0
+
+    # (c) saturated uniform colour blocks (colour-checker patches) and flat grey-scale steps.
+    lab = t.get("lab")
+    saturated_px = t.get("chroma") > 35.0
+    if saturated_px.mean() < 0.01:  # common case (ink paintings): no room for a colour patch, skip the work
+        return float(max(flat_lines, straight_edge))
+    box = _odd(side / 16)
+    mean_l = cv2.blur(lab[..., 0], (box, box))
+    var_l = cv2.blur(lab[..., 0] ** 2, (box, box)) - mean_l**2
+    mean_a = cv2.blur(lab[..., 1], (box, box))
+    var_a = cv2.blur(lab[..., 1] ** 2, (box, box)) - mean_a**2
+    mean_b = cv2.blur(lab[..., 2], (box, box))
+    var_b = cv2.blur(lab[..., 2] ** 2, (box, box)) - mean_b**2
+    uniform = (var_l < 1.0) & (var_a < 1.0) & (var_b < 1.0)
+    saturated = np.sqrt(mean_a**2 + mean_b**2) > 35.0
+    blocks = float((uniform & saturated).mean()) / 0.04
+
+    return float(max(flat_lines, straight_edge, blocks))
+
+
+_SCORERS = {
+    "blank": _blank,
+    "blur": _blur,
+    "watermark": _watermark,
+    "seal": _seal,
+    "inscription": _inscription,
+    "padding": _padding,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def score_blank(rgb: np.ndarray) -> float:
+    """Emptiness in [0, 1]: 1 minus texture, where texture is the larger of the de-grained luma contrast
+    (1st..99th percentile, / 40 grey levels) and the stroke-edge density (/ 6 % of pixels). Blank paper or silk
+    has neither, while even a faint wash with a few strokes has one of them."""
+    return _blank(_Tile(rgb))
+
+
+def score_blur(rgb: np.ndarray) -> float:
+    """-log10 of the finest-band / next-band energy ratio of the luma. Focus loss and upsampling remove detail
+    finer than a pixel first, so the ratio drops independently of contrast. Blank tiles score as blurry too."""
+    return _blur(_Tile(rgb))
+
+
+def score_watermark(rgb: np.ndarray) -> float:
+    """Fraction of the tile covered by overlay text: thin, near-neutral strokes brighter than the paper
+    (white-top-hat), character-sized, chained into a horizontal row or vertical column of glyphs."""
+    return _watermark(_Tile(rgb))
+
+
+def score_seal(rgb: np.ndarray) -> float:
+    """Fraction of the tile in vermilion seal ink (CIELAB a* > 24 with hue angle below ~50 degrees), after a
+    small opening that removes isolated red speckles. Ochre, brown silk and mineral greens are excluded."""
+    return _seal(_Tile(rgb))
+
+
+def score_inscription(rgb: np.ndarray) -> float:
+    """Fraction of the tile covered by calligraphy: dark, neutral, thin strokes (black-hat) broken into
+    character-sized components that chain into narrow vertical columns."""
+    return _inscription(_Tile(rgb))
+
+
+def score_padding(rgb: np.ndarray) -> float:
+    """Largest of three normalised cues (1.0 = clearly padding): digitally flat full rows/columns (/ 6 % of the
+    lines), a straight edge held along the whole tile (mount border, card edge; / 6 grey levels per pixel), and
+    uniform saturated blocks (colour-checker patches; / 4 % of the tile)."""
+    return _padding(_Tile(rgb))
+
+
+def score_tile(rgb: np.ndarray) -> dict[str, float]:
+    """All filter scores for one uint8 RGB tile, keyed by ``FILTER_NAMES`` (intermediates shared)."""
+    tile = _Tile(rgb)
+    return {name: _SCORERS[name](tile) for name in FILTER_NAMES}
+
+
+def rejection_reasons(scores: Mapping[str, float], thresholds: FilterThresholds) -> list[str]:
+    """Names of the filters whose score exceeds its threshold, in ``FILTER_NAMES`` order.
+
+    A missing or NaN score is an error: a tile must never pass a filter by accident.
+    """
+    limits = thresholds.as_dict()
+    reasons = []
+    for name in FILTER_NAMES:
+        if name not in scores:
+            raise KeyError(f"score for filter {name!r} missing (got {sorted(scores)})")
+        value = float(scores[name])
+        if math.isnan(value):
+            raise ValueError(f"score for filter {name!r} is NaN")
+        if value > limits[name]:
+            reasons.append(name)
+    return reasons

@@ -1,0 +1,60 @@
+"""Contact sheets of tiles, so a person can see what was kept and why something was dropped."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from lpd_pipeline import imaging
+
+BACKGROUND = (40, 40, 40)
+
+
+def contact_sheet(
+    images: Sequence[np.ndarray], captions: Sequence[str], *, thumb: int = 128, columns: int = 8
+) -> np.ndarray:
+    """Arrange RGB (or gray) images in a grid of ``thumb``-pixel cells with a caption strip under each."""
+    if len(images) != len(captions):
+        raise ValueError(f"{len(images)} images but {len(captions)} captions")
+    columns = max(1, min(columns, len(images) or 1))
+    rows = max(1, -(-len(images) // columns))
+    caption_height = 16
+    cell_h = thumb + caption_height
+    sheet = np.full((rows * cell_h, columns * thumb, 3), BACKGROUND, dtype=np.uint8)
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        cell = cv2.resize(image, (thumb, thumb), interpolation=cv2.INTER_AREA)
+        top, left = (index // columns) * cell_h, (index % columns) * thumb
+        sheet[top:top + thumb, left:left + thumb] = cell
+        cv2.putText(sheet, caption[:22], (left + 3, top + thumb + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (235, 235, 235), 1, cv2.LINE_AA)
+    return sheet
+
+
+def crop_tiles(tiles: pd.DataFrame, painting_paths: dict[str, str]) -> list[np.ndarray]:
+    """Crop tiles straight from their paintings (works for rejected tiles, which have no files of their own)."""
+    crops: list[np.ndarray] = []
+    decoded: dict[str, np.ndarray] = {}
+    for row in tiles.itertuples():
+        if row.painting_id not in decoded:
+            decoded[row.painting_id] = imaging.decode_image(painting_paths[row.painting_id])
+        rgb = decoded[row.painting_id]
+        crops.append(rgb[row.y:row.y + row.size, row.x:row.x + row.size])
+    return crops
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode preview image")
+    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def markdown_image(rgb: np.ndarray, alt: str) -> str:
+    """A markdown image with the picture inlined, so it shows in the Dagster UI without a file server."""
+    return f"![{alt}]({png_data_uri(rgb)})"

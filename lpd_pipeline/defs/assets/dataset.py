@@ -1,0 +1,247 @@
+"""Dataset assets: raw paintings -> dedup -> tiles and filters -> pairs and split -> pix2pix export.
+
+The work is done by lpd_pipeline.curation.dataset; these assets fetch inputs, call it, and describe the result
+(counts, rejection reasons, preview grids) as asset metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from lpd_pipeline import demo
+from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.curation import dataset as curation
+from lpd_pipeline.curation import filters, previews
+from lpd_pipeline.defs.resources import CurationResource, PaintingSourcesResource, StorageResource
+from lpd_pipeline.settings import StorageLayout
+from lpd_pipeline.sources import local
+from lpd_pipeline.sources.download import Downloader, DownloadPolicy
+from lpd_pipeline.sources.manifest import collect_from_manifest
+from lpd_pipeline.sources.met import MetSource
+
+GROUP = "dataset"
+PREVIEW_TILES = 16
+
+
+def _stage_rejections_path(layout: StorageLayout, stage: str) -> Path:
+    return layout.path("dataset", "rejections", f"{stage}.parquet")
+
+
+def _save_stage_rejections(layout: StorageLayout, stage: str, rejections: pd.DataFrame) -> None:
+    write_parquet_atomic(rejections, _stage_rejections_path(layout, stage))
+
+
+def _reasons_markdown(rejections: pd.DataFrame) -> str:
+    if rejections.empty:
+        return "No rejections."
+    counts = rejections.groupby(["stage", "reason"]).size().sort_values(ascending=False)
+    lines = ["| stage | reason | count |", "| --- | --- | ---: |"]
+    lines += [f"| {stage} | {reason} | {count} |" for (stage, reason), count in counts.items()]
+    examples = rejections.head(10)
+    lines += ["", "First rejected items:", ""]
+    lines += [f"- `{Path(row.item).name}` ({row.reason}): {row.detail[:120]}" for row in examples.itertuples()]
+    return "\n".join(lines)
+
+
+def _progress_logger(context: dg.AssetExecutionContext, what: str):
+    every = 25
+
+    def report(done: int, total: int) -> None:
+        if done == total or done % every == 0:
+            context.log.info(f"{what}: {done}/{total}")
+
+    return report
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+def raw_paintings(
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    painting_sources: PaintingSourcesResource,
+    curation_settings: CurationResource,
+) -> dg.Output[pd.DataFrame]:
+    """Every painting file from the configured sources, decoded once: id (content hash), size, kind, hash.
+
+    Undecodable files (truncated, zero-byte, HTML saved as .jpg, decompression bombs...) and failed
+    downloads are listed in ``dataset/rejections/ingest.parquet``; the run goes on with the good files.
+    """
+    layout = storage.layout()
+    config = curation_settings.to_config()
+    items, failures = [], []
+    if painting_sources.uses_demo:
+        demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir)
+        context.log.info(f"No raw source configured: using the embedded demo paintings in {demo_dir}")
+        found, bad = local.scan_local_folder(demo_dir)
+        items += found
+        failures += bad
+    if painting_sources.raw_dir:
+        found, bad = local.scan_local_folder(Path(painting_sources.raw_dir))
+        items += found
+        failures += bad
+    if painting_sources.url_manifest or painting_sources.met_query:
+        policy = DownloadPolicy(timeout_s=painting_sources.download_timeout_s,
+                                max_bytes=painting_sources.download_max_mb * 1024 * 1024)
+        downloader = Downloader(layout.downloads_dir, policy)
+        if painting_sources.url_manifest:
+            found, bad = collect_from_manifest(Path(painting_sources.url_manifest), downloader)
+            items += found
+            failures += bad
+        if painting_sources.met_query:
+            found, bad = MetSource(downloader).collect(painting_sources.met_query, limit=painting_sources.met_limit)
+            items += found
+            failures += bad
+    previous = layout.path("assets", "raw_paintings.parquet")
+    cache = pd.read_parquet(previous) if previous.exists() else None
+    paintings, rejections = curation.ingest_paintings(
+        items, config, cache=cache, progress=_progress_logger(context, "decoded")
+    )
+    rejections = pd.concat([curation.failures_to_rejections(failures), rejections], ignore_index=True)
+    _save_stage_rejections(layout, "ingest", rejections)
+    for row in rejections.itertuples():
+        context.log.warning(f"rejected {row.item}: {row.reason} {row.detail}")
+    kinds = paintings["kind"].value_counts().to_dict()
+    return dg.Output(paintings, metadata={
+        "paintings": len(paintings),
+        "colored": int(kinds.get("colored", 0)),
+        "ink": int(kinds.get("ink", 0)),
+        "kind_source": dg.MetadataValue.json(paintings["kind_source"].value_counts().to_dict()),
+        "rejected_files": len(rejections),
+        "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections)),
+        "megapixels": float(paintings["pixels"].sum() / 1e6) if len(paintings) else 0.0,
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+def deduplicated_paintings(
+    context: dg.AssetExecutionContext,
+    raw_paintings: pd.DataFrame,
+    storage: StorageResource,
+    curation_settings: CurationResource,
+) -> dg.Output[pd.DataFrame]:
+    """Near-duplicate paintings (resized, recompressed, cropped, grayscale copies) collapsed to one each."""
+    layout = storage.layout()
+    marked, rejections = curation.dedup_paintings(raw_paintings, curation_settings.to_config())
+    _save_stage_rejections(layout, "dedup", rejections)
+    clusters = marked[marked.duplicated("dup_cluster", keep=False)]
+    cluster_lines = ["| cluster | kept | copies |", "| --- | --- | --- |"]
+    for cluster_id, members in clusters.groupby("dup_cluster"):
+        kept = members[members["is_representative"]]["path"].map(lambda p: Path(p).name).tolist()
+        copies = members[~members["is_representative"]]["path"].map(lambda p: Path(p).name).tolist()
+        cluster_lines.append(f"| {cluster_id} | {', '.join(kept)} | {', '.join(copies)} |")
+    return dg.Output(marked, metadata={
+        "paintings_in": len(raw_paintings),
+        "representatives": int(marked["is_representative"].sum()) if len(marked) else 0,
+        "duplicate_clusters": int(clusters["dup_cluster"].nunique()) if len(clusters) else 0,
+        "clusters": dg.MetadataValue.md("\n".join(cluster_lines) if len(clusters) else "No near-duplicates."),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+def painting_tiles(
+    context: dg.AssetExecutionContext,
+    deduplicated_paintings: pd.DataFrame,
+    storage: StorageResource,
+    curation_settings: CurationResource,
+) -> dg.Output[pd.DataFrame]:
+    """Every tile of every kept painting with one score per filter; kept tiles written as colour/gray PNGs."""
+    layout = storage.layout()
+    config = curation_settings.to_config()
+    tiles, rejections = curation.cut_tiles(
+        deduplicated_paintings, layout, config, progress=_progress_logger(context, "tiled")
+    )
+    _save_stage_rejections(layout, "tiles", rejections)
+    kept = tiles[tiles["rejected_by"] == ""]
+    per_filter = {name: int(tiles["rejected_by"].str.split(",").map(lambda r, n=name: n in r).sum())
+                  for name in filters.FILTER_NAMES}
+    paths = dict(zip(deduplicated_paintings["painting_id"], deduplicated_paintings["path"]))
+    metadata = {
+        "tiles": len(tiles),
+        "kept": len(kept),
+        "rejected": len(tiles) - len(kept),
+        "rejected_per_filter": dg.MetadataValue.json(per_filter),
+        "thresholds": dg.MetadataValue.json(config.thresholds.as_dict()),
+    }
+    if len(tiles):
+        metadata["preview_kept"] = dg.MetadataValue.md(_preview(kept.head(PREVIEW_TILES), paths, "kept"))
+        rejected = _worst_per_filter(tiles, config)
+        metadata["preview_rejected"] = dg.MetadataValue.md(_preview(rejected, paths, "rejected"))
+    return dg.Output(tiles, metadata=metadata)
+
+
+def _worst_per_filter(tiles: pd.DataFrame, config: curation.CurationConfig) -> pd.DataFrame:
+    """The highest-scoring rejected tiles of each filter, a few each, captioned with the reason."""
+    picks = []
+    thresholds = config.thresholds.as_dict()
+    for name in filters.FILTER_NAMES:
+        hit = tiles[tiles["rejected_by"].str.split(",").map(lambda r, n=name: n in r)]
+        hit = hit.assign(margin=hit[f"score_{name}"] - thresholds[name], caption_reason=name)
+        picks.append(hit.sort_values("margin", ascending=False).head(3))
+    return pd.concat(picks).head(PREVIEW_TILES) if picks else tiles.head(0)
+
+
+def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str) -> str:
+    if rows.empty:
+        return f"No {label} tiles."
+    crops = previews.crop_tiles(rows, painting_paths)
+    captions = (rows["caption_reason"] if "caption_reason" in rows else rows["tile_id"].str[:8]).tolist()
+    sheet = previews.contact_sheet(crops, captions, thumb=96, columns=8)
+    return previews.markdown_image(sheet, f"{label} tiles")
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+def tile_pairs(
+    context: dg.AssetExecutionContext,
+    deduplicated_paintings: pd.DataFrame,
+    painting_tiles: pd.DataFrame,
+    storage: StorageResource,
+    curation_settings: CurationResource,
+) -> dg.Output[pd.DataFrame]:
+    """The curated dataset: grayscale/colour pairs split by work into train, test_color and test_ink.
+
+    Writes ``dataset/paintings.parquet``, ``dataset/tiles.parquet`` and ``dataset/rejections.parquet``
+    (all stages' rejections together).
+    """
+    layout = storage.layout()
+    config = curation_settings.to_config()
+    paintings, tiles, rejections = curation.assemble_dataset(deduplicated_paintings, painting_tiles, config)
+    _save_stage_rejections(layout, "split", rejections)
+    stage_files = [_stage_rejections_path(layout, s) for s in ("ingest", "dedup", "tiles", "split")]
+    all_rejections = pd.concat([pd.read_parquet(p) for p in stage_files if p.exists()], ignore_index=True)
+    paths = curation.write_dataset_tables(layout, paintings, tiles, all_rejections)
+    counts = tiles["split"].value_counts().to_dict()
+    per_painting = tiles.groupby("painting_id").size()
+    return dg.Output(tiles, metadata={
+        "train_tiles": int(counts.get(curation.SPLIT_TRAIN, 0)),
+        "test_color_tiles": int(counts.get(curation.SPLIT_TEST_COLOR, 0)),
+        "test_ink_tiles": int(counts.get(curation.SPLIT_TEST_INK, 0)),
+        "paintings_per_split": dg.MetadataValue.json(
+            paintings[paintings["split"] != ""]["split"].value_counts().to_dict()),
+        "tiles_per_painting": dg.MetadataValue.md(
+            f"min {int(per_painting.min()) if len(per_painting) else 0}, "
+            f"median {float(per_painting.median()) if len(per_painting) else 0:g}, "
+            f"max {int(per_painting.max()) if len(per_painting) else 0}"),
+        "tiles_table": dg.MetadataValue.path(str(paths["tiles"])),
+        "rejections_table": dg.MetadataValue.path(str(paths["rejections"])),
+        "rejections_total": len(all_rejections),
+        "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(all_rejections)),
+        "curation_config": curation.curation_config_fingerprint(config),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager")
+def pix2pix_aligned_export(tile_pairs: pd.DataFrame, storage: StorageResource) -> dg.Output[pd.DataFrame]:
+    """The pairs in pix2pix's aligned layout (A|B side by side; train/, test/, test_ink/) for other tools."""
+    layout = storage.layout()
+    counts = curation.export_pix2pix_aligned(tile_pairs, layout)
+    table = pd.DataFrame({"folder": list(counts), "images": list(counts.values())})
+    table["path"] = [str(layout.pix2pix_dir / folder) for folder in table["folder"]]
+    return dg.Output(table, metadata={
+        "root": dg.MetadataValue.path(str(layout.pix2pix_dir)),
+        **{f"{folder}_images": int(n) for folder, n in counts.items()},
+    })
+
+
+DATASET_ASSETS = [raw_paintings, deduplicated_paintings, painting_tiles, tile_pairs, pix2pix_aligned_export]

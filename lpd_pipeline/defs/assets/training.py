@@ -1,0 +1,116 @@
+"""Training assets: one pix2pix run per generator backbone, launched as its own process through Dagster Pipes.
+
+The same entrypoint (``python -m lpd_pipeline.train``) runs standalone, under torchrun or on a cluster; here it
+reports progress, losses and checkpoints back as logs and metadata. Materializing again continues from the
+newest checkpoint unless ``restart`` is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from lpd_pipeline.defs.assets.dataset import tile_pairs
+from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.training.report import loss_curve_png
+
+BACKBONES = dg.StaticPartitionsDefinition(["resnet9", "unet256"])
+GPU_POOL = "gpu"
+
+
+class TrainingRunConfig(dg.Config):
+    """Run config of one training (defaults: the paper's schedule). Any other TrainConfig field goes in ``extra``."""
+
+    color_space: str = "rgb"
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    batch_size: int = 1
+    checkpoint_every: int = 5
+    keep_every: int = 0  # 0 keeps every checkpoint (the evaluation scores each of them)
+    ngf: int = 64
+    ndf: int = 64
+    device: str = "auto"
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
+    restart: bool = False
+    max_epochs_this_run: int = 0  # 0: train to the end of the schedule
+    launcher: list[str] = []  # e.g. ["torchrun", "--nproc-per-node", "4"]; default: this Python
+    extra: dict[str, Any] = {}
+
+    def train_config(self, backbone: str, tile_size: int) -> dict[str, Any]:
+        values = self.model_dump(exclude={"restart", "max_epochs_this_run", "launcher", "extra"})
+        values["keep_every"] = values["keep_every"] or None
+        return {**values, **self.extra, "backbone": backbone, "tile_size": tile_size}
+
+
+def run_dir_name(backbone: str, color_space: str) -> str:
+    return backbone if color_space == "rgb" else f"{backbone}-{color_space}"
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch"},
+    partitions_def=BACKBONES,
+    deps=[tile_pairs],
+    pool=GPU_POOL,
+    io_manager_key="parquet_io_manager",
+)
+def trained_generator(
+    context: dg.AssetExecutionContext,
+    config: TrainingRunConfig,
+    storage: StorageResource,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
+) -> dg.Output[pd.DataFrame]:
+    """pix2pix (70×70 PatchGAN, cGAN + λ·L1) for one generator backbone. Value: the checkpoint table."""
+    backbone = context.partition_key
+    layout = storage.layout()
+    tiles_path = layout.dataset_dir / "tiles.parquet"
+    if not tiles_path.exists():
+        raise FileNotFoundError(f"{tiles_path} is missing: materialize tile_pairs (job prepare_dataset) first")
+    sizes = pd.read_parquet(tiles_path, columns=["size"])["size"].unique()
+    if len(sizes) != 1:
+        raise ValueError(f"{tiles_path} mixes tile sizes {sorted(sizes)}; re-run prepare_dataset with one size")
+    run_dir = layout.training_dir(run_dir_name(backbone, config.color_space))
+    launcher = list(config.launcher) or [sys.executable]
+    # `python -m` and `torchrun -m` take the module the same way.
+    command = [*launcher, "-m", "lpd_pipeline.train", "--storage", str(layout.root), "--tiles", str(tiles_path),
+               "--run-dir", str(run_dir), "--backbone", backbone]
+    if config.restart:
+        command.append("--restart")
+    if config.max_epochs_this_run:
+        command += ["--max-epochs-this-run", str(config.max_epochs_this_run)]
+    extras = {"config": config.train_config(backbone, int(sizes[0]))}
+    context.log.info(f"launching: {' '.join(command)}")
+    invocation = pipes_subprocess_client.run(context=context, command=command, extras=extras)
+    reported: dict[str, Any] = {}
+    for result in invocation.get_results():
+        reported.update(result.metadata or {})
+
+    table = _checkpoint_table(run_dir)
+    metadata: dict[str, Any] = {**reported, "checkpoints": len(table)}
+    history = _history(run_dir)
+    if len(history):
+        png = loss_curve_png(history, f"{backbone} ({config.color_space})")
+        metadata["loss_curve"] = dg.MetadataValue.md(
+            f"![loss curve](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
+    return dg.Output(table, metadata=metadata)
+
+
+def _checkpoint_table(run_dir) -> pd.DataFrame:
+    from lpd_pipeline.training.checkpoints import read_checkpoint_table
+
+    return read_checkpoint_table(run_dir)
+
+
+def _history(run_dir) -> pd.DataFrame:
+    from lpd_pipeline.training.checkpoints import read_loss_history
+
+    return read_loss_history(run_dir)
+
+
+TRAINING_ASSETS = [trained_generator]

@@ -1,0 +1,18 @@
+"""Jobs: prepare_dataset (raw paintings -> curated pairs) and train_models (one run per backbone)."""
+
+import dagster as dg
+
+prepare_dataset = dg.define_asset_job(
+    "prepare_dataset",
+    selection=dg.AssetSelection.groups("dataset"),
+    description="Ingest, dedup, tile, filter, pair and split the paintings; export pix2pix's aligned layout.",
+)
+
+
+train_models = dg.define_asset_job(
+    "train_models",
+    selection=dg.AssetSelection.groups("training"),
+    description="Train pix2pix for each generator backbone (one run per partition: resnet9, unet256).",
+)
+
+JOBS = [prepare_dataset, train_models]

@@ -1,0 +1,95 @@
+"""Dagster resources: where data lives, where paintings come from, how they are curated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.curation import filters
+from lpd_pipeline.curation.dataset import CurationConfig
+from lpd_pipeline.settings import StorageLayout, default_storage_root
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The storage root. Default: ``LPD_STORAGE`` or ``./storage``."""
+
+    storage_root: str
+
+    @classmethod
+    def from_env(cls) -> "StorageResource":
+        return cls(storage_root=str(default_storage_root()))
+
+    def layout(self) -> StorageLayout:
+        return StorageLayout(Path(self.storage_root).resolve())
+
+
+class PaintingSourcesResource(dg.ConfigurableResource):
+    """Where raw paintings come from. With nothing set, the embedded demo paintings are generated and used."""
+
+    raw_dir: str = ""  # a local folder, scanned recursively (LPD_RAW_DIR)
+    url_manifest: str = ""  # a CSV of URLs (url, title, artist, date, medium, license, kind)
+    met_query: str = ""  # a Met Museum Open Access search, e.g. "landscape handscroll"
+    met_limit: int = 50
+    download_timeout_s: float = 30.0
+    download_max_mb: int = 100
+
+    @classmethod
+    def from_env(cls) -> "PaintingSourcesResource":
+        return cls(raw_dir=os.environ.get("LPD_RAW_DIR", ""))
+
+    @property
+    def uses_demo(self) -> bool:
+        return not (self.raw_dir or self.url_manifest or self.met_query)
+
+
+class CurationResource(dg.ConfigurableResource):
+    """Curation knobs (see lpd_pipeline.curation.dataset.CurationConfig). Thresholds: filter name -> value."""
+
+    tile_size: int = 256
+    stride: int = 256
+    test_color_fraction: float = 0.1
+    seed: int = 0
+    thresholds: dict[str, float] = {}
+    kind_overrides: dict[str, str] = {}
+
+    def to_config(self) -> CurationConfig:
+        unknown = set(self.thresholds) - set(filters.FILTER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown filter(s) in thresholds: {sorted(unknown)}; known: {filters.FILTER_NAMES}")
+        defaults = filters.FilterThresholds().as_dict()
+        thresholds = filters.FilterThresholds(**{**defaults, **self.thresholds})
+        return CurationConfig(
+            tile_size=self.tile_size, stride=self.stride, test_color_fraction=self.test_color_fraction,
+            seed=self.seed, thresholds=thresholds, kind_overrides=dict(self.kind_overrides),
+        )
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Stores DataFrame assets as Parquet under ``<storage>/assets/`` (tables, never pickled tensors)."""
+
+    storage_root: str
+
+    def _path(self, context) -> Path:
+        layout = StorageLayout(Path(self.storage_root).resolve())
+        parts = list(context.asset_key.path)
+        if context.has_partition_key:
+            parts = [*parts, context.partition_key]
+        parts[-1] = f"{parts[-1]}.parquet"
+        return layout.path("assets", *parts)
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame")
+        path = self._path(context)
+        write_parquet_atomic(obj, path)
+        context.add_output_metadata({"table_path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        path = self._path(context.upstream_output if context.upstream_output else context)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
+        return pd.read_parquet(path)

@@ -1,0 +1,15 @@
+"""Schedules. Off by default: a museum team turns them on in the UI once sources are configured."""
+
+import dagster as dg
+
+from lpd_pipeline.defs.jobs import prepare_dataset
+
+weekly_dataset_refresh = dg.ScheduleDefinition(
+    name="weekly_dataset_refresh",
+    job=prepare_dataset,
+    cron_schedule="0 3 * * 1",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Re-curate every Monday 03:00: picks up new paintings; unchanged ones are reused from cache.",
+)
+
+SCHEDULES = [weekly_dataset_refresh]

@@ -1,0 +1,38 @@
+"""Sensors: start prepare_dataset when the raw painting folder changes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from lpd_pipeline.defs.jobs import prepare_dataset
+from lpd_pipeline.imaging import IMAGE_SUFFIXES
+
+
+def folder_signature(folder: Path) -> str:
+    """A cheap fingerprint of a folder's image files (names, sizes, mtimes); no pixel is read."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dg.sensor(job=prepare_dataset, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED)
+def new_raw_paintings(context: dg.SensorEvaluationContext):
+    """Watches LPD_RAW_DIR; a new, changed or removed painting file triggers a dataset refresh."""
+    raw_dir = os.environ.get("LPD_RAW_DIR", "")
+    if not raw_dir or not Path(raw_dir).is_dir():
+        return dg.SkipReason("LPD_RAW_DIR is not set to an existing folder")
+    signature = folder_signature(Path(raw_dir))
+    if signature == context.cursor:
+        return dg.SkipReason(f"no change in {raw_dir}")
+    context.update_cursor(signature)
+    return dg.RunRequest(run_key=signature)
+
+
+SENSORS = [new_raw_paintings]

@@ -1,0 +1,389 @@
+"""Robust image decoding and saving, used by every stage.
+
+Every decoder path ends in the same contract: ``uint8`` RGB ``(H, W, 3)`` with EXIF orientation applied.
+Bad files raise :class:`ImageDecodeError` with a short machine-readable ``reason`` so callers can record a
+rejection instead of crashing. Pillow's global ``LOAD_TRUNCATED_IMAGES`` is never touched: truncated files
+must be rejected, not silently padded with grey.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from lpd_pipeline.atomic import atomic_path
+
+# Suffixes the ingest sources accept as painting files (lower-case, with the dot).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+
+# Largest width*height decoded by default (about 12,000 x 12,000). Kept below Pillow's own hard limit
+# (2 x Image.MAX_IMAGE_PIXELS) so Pillow never refuses a file this module would accept.
+DEFAULT_MAX_PIXELS = 150_000_000
+
+# The formats decode_image will decode (sniffed from magic bytes, not from the suffix).
+SUPPORTED_TYPES = frozenset({"jpeg", "png", "tiff", "webp", "bmp"})
+
+REASONS = ("zero_byte", "not_an_image", "truncated", "decompression_bomb", "unsupported", "unreadable")
+
+_EXIF_ORIENTATION_TAG = 0x0112
+_HEAD_BYTES = 1024
+# Raising Pillow's global pixel limit (only for callers asking for more than Pillow allows) is serialised.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageDecodeError(ValueError):
+    """A file could not be decoded into an RGB image. ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, detail: str = "") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.detail = detail
+        message = f"{self.path}: {reason}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the attributes when the error crosses a process boundary
+        return (type(self), (self.path, self.reason, self.detail))
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The image format named by the magic bytes at the start of a file, or None if not an image."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic and BigTIFF
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "bmp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def _describe_non_image(head: bytes, suffix: str) -> str:
+    """A human hint for what a non-image file actually is (the classic: an HTML error page saved as .jpg)."""
+    named = f" named {suffix}" if suffix else ""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or any(t in text for t in (b"<html", b"<head", b"<body")):
+        return f"HTML document{named}"
+    if text.startswith((b"<?xml", b"<svg")):
+        return f"XML/SVG document{named}"
+    if text.startswith(b"%pdf"):
+        return f"PDF document{named}"
+    if text.startswith((b"{", b"[")):
+        return f"JSON/text document{named}"
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in decoded):
+        return f"text file{named}"
+    return f"unrecognised content{named} (first bytes {head[:8].hex()})"
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageDecodeError(path, "zero_byte", "file is empty")
+        with open(path, "rb") as handle:
+            return handle.read(_HEAD_BYTES)
+    except ImageDecodeError:
+        raise
+    except OSError as exc:
+        raise ImageDecodeError(path, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_type(path: Path, head: bytes) -> str:
+    kind = sniff_image_type(head)
+    if kind is None:
+        raise ImageDecodeError(path, "not_an_image", _describe_non_image(head, path.suffix.lower()))
+    if kind not in SUPPORTED_TYPES:
+        raise ImageDecodeError(path, "unsupported", f"{kind.upper()} is not a supported painting format")
+    return kind
+
+
+def _bomb_error(path: Path, pixels: int | None, max_pixels: int) -> ImageDecodeError:
+    claimed = f"{pixels:,} pixels" if pixels is not None else "pixel count"
+    return ImageDecodeError(path, "decompression_bomb", f"{claimed} exceeds the limit of {max_pixels:,}")
+
+
+def _open_header(path: Path, max_pixels: int) -> Image.Image:
+    """Open (header only) with Pillow's own bomb guard turned into our error type."""
+    hard_limit = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            # Our own width*height check replaces Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if hard_limit is not None and max_pixels > hard_limit:
+                with _PILLOW_LIMIT_LOCK:
+                    saved = Image.MAX_IMAGE_PIXELS
+                    Image.MAX_IMAGE_PIXELS = None
+                    try:
+                        return Image.open(path)
+                    finally:
+                        Image.MAX_IMAGE_PIXELS = saved
+            return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _bomb_error(path, int(match.group(1)) if match else None, max_pixels) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(path, "unreadable", "image header is corrupt or not understood") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _classify_decode_failure(path, exc) from exc
+
+
+def _classify_decode_failure(path: Path, exc: BaseException) -> ImageDecodeError:
+    text = str(exc)
+    lowered = text.lower()
+    if isinstance(exc, EOFError) or any(k in lowered for k in ("truncated", "premature", "broken", "end of file")):
+        return ImageDecodeError(path, "truncated", text or type(exc).__name__)
+    if "decoder" in lowered and "not available" in lowered:
+        return ImageDecodeError(path, "unsupported", text)
+    return ImageDecodeError(path, "unreadable", f"{type(exc).__name__}: {text}")
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # a broken EXIF block must not cost us the pixels
+        return 1
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an (H, W[, C]) array, matching ``PIL.ImageOps.exif_transpose``."""
+    if orientation == 2:
+        out = array[:, ::-1]
+    elif orientation == 3:
+        out = array[::-1, ::-1]
+    elif orientation == 4:
+        out = array[::-1]
+    elif orientation == 5:
+        out = np.swapaxes(array, 0, 1)
+    elif orientation == 6:
+        out = np.rot90(array, k=-1)
+    elif orientation == 7:
+        out = np.swapaxes(array, 0, 1)[::-1, ::-1]
+    elif orientation == 8:
+        out = np.rot90(array, k=1)
+    else:
+        out = array
+    return np.ascontiguousarray(out)
+
+
+def _composite_on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten straight (non-premultiplied) alpha onto white; inputs in [0, 1], output uint8."""
+    a = alpha[..., None] if color.ndim == 3 else alpha
+    flat = color * a + (1.0 - a)
+    return np.clip(np.rint(flat * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_rgb_channels(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    return array
+
+
+def _scale_float(values: np.ndarray) -> np.ndarray:
+    """Float samples to [0, 1]: data in [0, 1] is taken as-is, [0, 255] and [0, 65535] by their range."""
+    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(values.max()) if values.size else 0.0
+    scale = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    return np.clip(values / scale, 0.0, 1.0)
+
+
+def _pillow_to_rgb(path: Path, image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if mode == "L":
+        return _to_rgb_channels(np.asarray(image, dtype=np.uint8))
+    if mode == "1":
+        return _to_rgb_channels(np.asarray(image.convert("L"), dtype=np.uint8))
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+        if mode == "RGB":
+            return np.asarray(image, dtype=np.uint8)
+    if mode in ("RGBa", "La"):  # premultiplied: un-premultiply via Pillow first
+        image = image.convert("RGBA" if mode == "RGBa" else "LA")
+        mode = image.mode
+    if mode in ("RGBA", "LA"):
+        data = np.asarray(image, dtype=np.float64) / 255.0
+        return _to_rgb_channels(_composite_on_white(data[..., :-1].squeeze(-1) if mode == "LA" else data[..., :3],
+                                                    data[..., -1]))
+    if mode.startswith("I;16"):
+        data = np.asarray(image).astype(np.float64) / 65535.0
+        return _to_rgb_channels(np.clip(np.rint(data * 255.0), 0, 255).astype(np.uint8))
+    if mode == "I":
+        data = np.asarray(image).astype(np.float64)
+        top = 65535.0 if data.size == 0 or data.max() <= 65535 else float(2**32 - 1)
+        return _to_rgb_channels(np.clip(np.rint(data / top * 255.0), 0, 255).astype(np.uint8))
+    if mode == "F":
+        data = _scale_float(np.asarray(image))
+        return _to_rgb_channels(np.rint(data * 255.0).astype(np.uint8))
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        # Pillow already inverts Adobe (APP14) CMYK JPEGs on load, so a plain convert is correct.
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    try:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (ValueError, OSError) as exc:
+        raise ImageDecodeError(path, "unsupported", f"pixel mode {mode!r} cannot be converted to RGB") from exc
+
+
+def _high_bit_depth(kind: str, head: bytes, image: Image.Image) -> bool:
+    """True when the file has 16-bit colour samples that Pillow would truncate to 8 bits."""
+    if image.mode.startswith("I") or image.mode == "F":
+        return False  # Pillow keeps these at full precision
+    if kind == "png" and len(head) >= 26:
+        return head[24] == 16  # IHDR bit depth
+    if kind == "tiff":
+        try:
+            bits = image.tag_v2.get(258)
+        except AttributeError:
+            return False
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return any(b is not None and int(b) > 8 for b in bits)
+    return False
+
+
+def _cv2_high_bit_depth(path: Path) -> np.ndarray:
+    """16-bit colour via OpenCV (Pillow has no 16-bit RGB mode); scaled to 8 bits by rounding v*255/65535."""
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ImageDecodeError(path, "truncated", "OpenCV could not decode the 16-bit image data")
+    if data.dtype == np.uint8:
+        scaled = data.astype(np.float64) / 255.0
+    elif data.dtype == np.uint16:
+        scaled = data.astype(np.float64) / 65535.0
+    elif data.dtype.kind == "f":
+        scaled = _scale_float(data)
+    else:
+        raise ImageDecodeError(path, "unsupported", f"sample type {data.dtype} is not supported")
+    channels = 1 if scaled.ndim == 2 else scaled.shape[2]
+    if channels == 1:
+        return _to_rgb_channels(np.rint(scaled.reshape(scaled.shape[:2]) * 255.0).astype(np.uint8))
+    if channels == 2:
+        return _to_rgb_channels(_composite_on_white(scaled[..., 0], scaled[..., 1]))
+    rgb = scaled[..., 2::-1]  # OpenCV is BGR(A)
+    if channels == 4:
+        return _composite_on_white(rgb, scaled[..., 3])
+    return np.rint(rgb * 255.0).astype(np.uint8)
+
+
+def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode any supported painting file to uint8 RGB ``(H, W, 3)`` with EXIF orientation applied.
+
+    Raises :class:`ImageDecodeError` (reason: zero_byte, not_an_image, truncated, decompression_bomb,
+    unsupported, unreadable). The pixel-count check happens on the header, before any pixels are decoded.
+    """
+    path = Path(path)
+    head = _read_head(path)
+    kind = _check_type(path, head)
+    image = _open_header(path, max_pixels)
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _bomb_error(path, width * height, max_pixels)
+        if width == 0 or height == 0:
+            raise ImageDecodeError(path, "unreadable", f"image has no pixels ({width}x{height})")
+        orientation = _exif_orientation(image)
+        try:
+            if _high_bit_depth(kind, head, image):
+                rgb = _cv2_high_bit_depth(path)
+            else:
+                image.load()
+                rgb = _pillow_to_rgb(path, image)
+        except ImageDecodeError:
+            raise
+        except Image.DecompressionBombError as exc:  # e.g. a TIFF whose later IFD is huge
+            raise _bomb_error(path, None, max_pixels) from exc
+        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+            raise _classify_decode_failure(path, exc) from exc
+    if rgb.shape[:2] != (height, width):
+        raise ImageDecodeError(path, "unreadable", f"decoded {rgb.shape[1]}x{rgb.shape[0]}, header says {width}x{height}")
+    return apply_orientation(rgb, orientation)
+
+
+def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` from the header only, as :func:`decode_image` would return it (EXIF-rotated)."""
+    path = Path(path)
+    head = _read_head(path)
+    _check_type(path, head)
+    with _open_header(path, max_pixels) as image:
+        width, height = image.size
+        if _exif_orientation(image) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
+def luma_bt601(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma ``Y = 0.299 R + 0.587 G + 0.114 B`` rounded half up, exact (integer arithmetic)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"luma_bt601 expects uint8, got {rgb.dtype}")
+    if rgb.ndim == 2:
+        return rgb.copy()
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"luma_bt601 expects (H, W, 3) RGB, got shape {rgb.shape}")
+    wide = rgb.astype(np.uint32)
+    # Integer weights in thousandths make the half-up rounding exact (no float ties).
+    total = 299 * wide[..., 0] + 587 * wide[..., 1] + 114 * wide[..., 2] + 500
+    return (total // 1000).astype(np.uint8)
+
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP", ".bmp": "BMP"}
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95) -> Path:
+    """Write a uint8 RGB ``(H, W, 3)`` or grayscale ``(H, W)`` array atomically; format from the suffix.
+
+    PNG, TIFF, BMP and WebP are lossless; JPEG uses ``quality`` with full-resolution chroma (4:4:4).
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"save_image({path}): expects uint8, got {array.dtype}")
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"save_image({path}): expects (H, W) or (H, W, 3), got shape {array.shape}")
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"save_image({path}): unsupported suffix {path.suffix!r}; use one of {sorted(_SAVE_FORMATS)}")
+    image = Image.fromarray(np.ascontiguousarray(array), mode="L" if array.ndim == 2 else "RGB")
+    options: dict = {}
+    if fmt == "JPEG":
+        options = {"quality": int(quality), "subsampling": 0}
+    elif fmt == "PNG":
+        options = {"compress_level": 6}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_lzw"}
+    elif fmt == "WEBP":
+        options = {"lossless": True}
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **options)
+    return path
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """Stable id of a file: the first 16 hex digits of the SHA-256 of its bytes (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

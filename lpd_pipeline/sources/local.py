@@ -1,0 +1,140 @@
+"""Local folder source: every image file under a root, plus an optional ``metadata.csv`` sidecar in the root.
+
+Sidecar columns: ``file`` (path relative to the root) and optionally title, artist, date, medium, license, kind.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path, PurePosixPath
+
+from lpd_pipeline.imaging import IMAGE_SUFFIXES, sniff_image_type
+from lpd_pipeline.sources.manifest import kind_from_medium, metadata_from_row, open_csv_rows
+from lpd_pipeline.sources.records import RawPainting, SourceFailure
+
+METADATA_FILE = "metadata.csv"
+_STAGE = "local"
+_SUFFIXES = frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s in IMAGE_SUFFIXES)
+
+
+def _is_ours_or_hidden(name: str) -> bool:
+    # atomic.py temp files start with "." (hidden); ".part"/".tmp" cover other tools' partial downloads.
+    lower = name.lower()
+    return name.startswith(".") or lower.endswith((".part", ".tmp", ".crdownload"))
+
+
+def _inside(root: Path, path: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == root or root in resolved.parents
+
+
+def _read_metadata(root: Path, image_rels: set[str]) -> tuple[dict[str, dict], list[SourceFailure]]:
+    """Metadata per relative POSIX path from ``<root>/metadata.csv``. Every problem is a failure, never a crash."""
+    csv_path = root / METADATA_FILE
+    failures: list[SourceFailure] = []
+    if not csv_path.is_file():
+        return {}, failures
+    try:
+        header, raw_rows = open_csv_rows(csv_path)
+    except (ValueError, csv.Error, OSError) as exc:
+        return {}, [SourceFailure(str(csv_path), _STAGE, "bad_metadata_csv", str(exc))]
+    if "file" not in header:
+        detail = f"missing column 'file' (header: {', '.join(header)})"
+        return {}, [SourceFailure(str(csv_path), _STAGE, "bad_metadata_csv", detail)]
+    metadata: dict[str, dict] = {}
+    for line, raw in raw_rows:
+        item = f"{METADATA_FILE}:{line}"
+        if raw.get("__extra__"):
+            failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: more cells than columns"))
+            continue
+        file_cell = (raw.get("file") or "").strip().replace("\\", "/")
+        if not file_cell:
+            if any((value or "").strip() for value in raw.values() if isinstance(value, str)):
+                failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: empty 'file'"))
+            continue
+        rel = PurePosixPath(file_cell)
+        if rel.is_absolute() or ".." in rel.parts:
+            failures.append(
+                SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: {file_cell!r} is not inside the folder")
+            )
+            continue
+        key = rel.as_posix()
+        if key not in image_rels:
+            failures.append(
+                SourceFailure(item, _STAGE, "metadata_file_missing", f"line {line}: no image file {key!r} in {root}")
+            )
+            continue
+        if key in metadata:
+            failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: {key!r} listed twice"))
+            continue
+        try:
+            metadata[key] = metadata_from_row(raw)
+        except ValueError as exc:
+            failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: {exc}"))
+    return metadata, failures
+
+
+def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[SourceFailure]]:
+    """All images under ``root`` (recursive, sorted by relative path) and the problems met on the way.
+
+    Hidden files/folders and partial-download temp files are skipped; symlinked folders are not descended,
+    and a symlinked file is used only when it resolves inside ``root``. Files whose first bytes are not a
+    known image become failures. Raises when ``root`` is not an existing folder.
+    """
+    root_path = Path(root)
+    if not root_path.exists():
+        raise FileNotFoundError(f"image folder not found: {root_path}")
+    if not root_path.is_dir():
+        raise NotADirectoryError(f"image folder is not a directory: {root_path}")
+    root_path = root_path.resolve()
+    failures: list[SourceFailure] = []
+    candidates: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        here = Path(dirpath)
+        for name in filenames:
+            if _is_ours_or_hidden(name) or Path(name).suffix.lower() not in _SUFFIXES:
+                continue
+            path = here / name
+            rel = path.relative_to(root_path).as_posix()
+            if path.is_symlink() and not _inside(root_path, path):
+                failures.append(SourceFailure(rel, _STAGE, "symlink_outside_root", f"{path} -> {path.resolve()}"))
+                continue
+            candidates.append((rel, path))
+    candidates.sort(key=lambda pair: pair[0])
+
+    metadata, meta_failures = _read_metadata(root_path, {rel for rel, _ in candidates})
+    failures.extend(meta_failures)
+    paintings: list[RawPainting] = []
+    for rel, path in candidates:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(32)
+        except OSError as exc:
+            failures.append(SourceFailure(rel, _STAGE, "unreadable", f"{path}: {exc}"))
+            continue
+        if sniff_image_type(head) is None:
+            failures.append(SourceFailure(rel, _STAGE, "not_an_image", f"{path}: content is not a known image format"))
+            continue
+        meta = metadata.get(rel)
+        if meta is None:
+            paintings.append(RawPainting(path=path, source="local", source_ref=rel))
+            continue
+        paintings.append(
+            RawPainting(
+                path=path,
+                source="local",
+                source_ref=rel,
+                title=meta["title"],
+                artist=meta["artist"],
+                date=meta["date"],
+                medium=meta["medium"],
+                license=meta["license"],
+                kind=meta["kind"],
+            )
+        )
+    return paintings, failures
+
+
+__all__ = ["METADATA_FILE", "kind_from_medium", "scan_local_folder"]

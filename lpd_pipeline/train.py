@@ -1,0 +1,222 @@
+"""``python -m lpd_pipeline.train``: train pix2pix on the tiles table; standalone, under torchrun or Dagster Pipes.
+
+Examples::
+
+    python -m lpd_pipeline.train --storage storage --backbone unet256
+    torchrun --nproc-per-node 4 -m lpd_pipeline.train --storage storage --backbone resnet9 --batch-size 4
+    python -m lpd_pipeline.train --config-json run.json --restart
+
+Settings are layered: TrainConfig defaults < ``--config-json`` < Pipes extras ``{"config": {...}}`` (when
+launched by Dagster's PipesSubprocessClient) < explicit command-line flags. Re-running continues from the
+newest checkpoint in the run directory unless ``--restart``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from lpd_pipeline.training.config import (
+    AMP_MODES,
+    BACKBONES,
+    COLOR_SPACE_NAMES,
+    DEVICES,
+    GAN_MODES,
+    NORMS,
+    ConfigError,
+    TrainConfig,
+)
+
+log = logging.getLogger("lpd_pipeline.train")
+PROG = "python -m lpd_pipeline.train"
+CHOICES = {"backbone": BACKBONES, "color_space": COLOR_SPACE_NAMES, "gan_mode": GAN_MODES, "norm": NORMS,
+           "amp": AMP_MODES, "device": DEVICES}
+TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--storage", type=Path, default=None,
+                        help="storage root (default: $LPD_STORAGE or ./storage)")
+    parser.add_argument("--tiles", type=Path, default=None,
+                        help="tiles table (default: <storage>/dataset/tiles.parquet)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="checkpoints and logs (default: <storage>/training/<backbone>[-<color space>])")
+    parser.add_argument("--config-json", type=Path, default=None, help="a TrainConfig as JSON (see TrainConfig)")
+    parser.add_argument("--restart", action="store_true", help="delete this run's checkpoints and start over")
+    parser.add_argument("--max-epochs-this-run", type=int, default=None,
+                        help="stop after this many epochs (a checkpoint is written); rerun to continue")
+    group = parser.add_argument_group("training config (TrainConfig fields; unset flags keep the lower layers)")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.type == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=f"(default {default})")
+        else:
+            group.add_argument(flag, type=TYPES[f.type], choices=CHOICES.get(f.name), default=argparse.SUPPRESS,
+                               help=f"(default {default!r})")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, extras_config: dict[str, Any] | None = None) -> TrainConfig:
+    """Layer defaults < --config-json < Pipes extras < explicit flags into one validated TrainConfig."""
+    values: dict[str, Any] = {}
+    if args.config_json is not None:
+        try:
+            text = Path(args.config_json).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --config-json {args.config_json}: {exc}") from exc
+        try:
+            values.update(TrainConfig.from_json(text).to_dict())
+        except ConfigError as exc:
+            raise ConfigError(f"{args.config_json}: {exc}") from exc
+    if extras_config:
+        values.update(extras_config)
+    for f in fields(TrainConfig):
+        if hasattr(args, f.name):
+            values[f.name] = getattr(args, f.name)
+    return TrainConfig.from_dict(values)
+
+
+def default_run_dir(storage: Path, config: TrainConfig) -> Path:
+    """<storage>/training/<backbone> for rgb, <backbone>-<space> otherwise (runs of different spaces never mix)."""
+    from lpd_pipeline.settings import StorageLayout
+
+    name = config.backbone if config.color_space == "rgb" else f"{config.backbone}-{config.color_space}"
+    return StorageLayout(storage).training_dir(name)
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _open_pipes():
+    """The Dagster Pipes context when launched by a Pipes client (rank 0 only under torchrun), else None."""
+    if not _is_rank_zero():
+        return None
+    try:
+        from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
+    except ImportError:
+        return None
+    return open_dagster_pipes() if is_dagster_pipes_process() else None
+
+
+def _event_message(event: dict[str, Any]) -> str | None:
+    kind = event.get("event")
+    if kind == "epoch_end":
+        return (f"epoch {event['epoch']}/{event['total_epochs']} G_GAN={event['G_GAN']:.4f} "
+                f"G_L1={event['G_L1']:.4f} D_real={event['D_real']:.4f} D_fake={event['D_fake']:.4f} "
+                f"lr={event['lr']:.2e} img/s={event['img_per_s']:.2f} eta_s={event['eta_s']:.0f}")
+    if kind == "checkpoint":
+        return f"checkpoint epoch {event['epoch']} written: {event['path']}"
+    if kind == "run_start":
+        source = f"resuming from {event['resumed_from']}" if event["resumed_from"] else "fresh start"
+        return (f"training epochs {event['start_epoch'] + 1}..{event['end_epoch']} of {event['total_epochs']} "
+                f"on {event['n_tiles']} tiles ({source}, device {event['device']}, world size {event['world_size']})")
+    return None
+
+
+def materialization_metadata(result, config: TrainConfig) -> dict[str, Any]:
+    """Metadata for the Dagster materialization: counts, best/last losses, paths."""
+    from lpd_pipeline.training.checkpoints import read_checkpoint_table
+
+    table = read_checkpoint_table(result.run_dir)
+    meta: dict[str, Any] = {
+        "backbone": config.backbone,
+        "color_space": config.color_space,
+        "epochs_completed": result.epochs_completed,
+        "total_epochs": result.total_epochs,
+        "finished": result.finished,
+        "checkpoint_count": len(result.checkpoints),
+        "run_dir": {"raw_value": str(result.run_dir), "type": "path"},
+        "config": {"raw_value": config.to_dict(), "type": "json"},
+    }
+    if result.checkpoints:
+        meta["last_checkpoint"] = {"raw_value": str(result.checkpoints[-1]), "type": "path"}
+    if result.generator_path:
+        meta["generator_path"] = {"raw_value": str(result.generator_path), "type": "path"}
+    if result.table_path:
+        meta["checkpoint_table"] = {"raw_value": str(result.table_path), "type": "path"}
+    if result.history:
+        last = result.history[-1]
+        for name in ("G_GAN", "G_L1", "D_real", "D_fake"):
+            meta[f"last_{name}"] = float(last[name])
+        best = min(result.history, key=lambda r: r["G_L1"])
+        meta["best_G_L1"] = float(best["G_L1"])
+        meta["best_G_L1_epoch"] = int(best["epoch"])
+        meta["last_img_per_s"] = float(last["img_per_s"])
+        meta["wall_time_s"] = float(last["wall_time_s"])
+    if not table.empty:
+        meta["checkpoint_epochs"] = {"raw_value": [int(e) for e in table["epoch"]], "type": "json"}
+    return meta
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, train, report; returns the process exit status."""
+    from lpd_pipeline.training.checkpoints import CheckpointError
+    from lpd_pipeline.training.data import DataError
+    from lpd_pipeline.training.loop import TrainingError, train
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if not _is_rank_zero():
+        logging.getLogger().setLevel(logging.WARNING)
+
+    with contextlib.ExitStack() as stack:
+        pipes = _open_pipes()
+        if pipes is not None:
+            stack.enter_context(pipes)  # closes the Pipes session, reporting any uncaught exception
+        try:
+            return _run_training(args, pipes, train)
+        except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
+            message = f"{PROG}: error: {exc}"
+            print(message, file=sys.stderr)
+            if pipes is not None:
+                pipes.log.error(message)
+            return 2
+
+
+def _run_training(args: argparse.Namespace, pipes, train) -> int:
+    from lpd_pipeline.settings import default_storage_root
+
+    extras_config = pipes.extras.get("config") if pipes is not None and pipes.extras else None
+    if extras_config is not None and not isinstance(extras_config, dict):
+        raise ConfigError("Pipes extras 'config' must be a JSON object of TrainConfig fields")
+    config = resolve_config(args, extras_config)
+    storage = (args.storage or default_storage_root()).resolve()
+    tiles = (args.tiles or storage / "dataset" / "tiles.parquet").resolve()
+    run_dir = (args.run_dir or default_run_dir(storage, config)).resolve()
+
+    def on_event(event: dict[str, Any]) -> None:
+        message = _event_message(event)
+        if message and pipes is not None:
+            pipes.log.info(message)
+
+    result = train(config, tiles, storage, run_dir, restart=args.restart, on_event=on_event,
+                   max_epochs_this_run=args.max_epochs_this_run)
+    summary = (f"trained {config.backbone}/{config.color_space}: {result.epochs_completed}/{result.total_epochs} "
+               f"epochs, {len(result.checkpoints)} checkpoint(s) in {result.run_dir}")
+    if _is_rank_zero():
+        log.info(summary)
+    if pipes is not None:
+        pipes.log.info(summary)
+        pipes.report_asset_materialization(metadata=materialization_metadata(result, config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

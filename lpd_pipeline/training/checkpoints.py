@@ -1,0 +1,299 @@
+"""Checkpoints: atomic, loadable with ``torch.load(weights_only=True)``, with retention and generator export.
+
+A checkpoint holds everything needed to continue a run exactly: both networks, both optimizers and
+schedulers, the AMP grad scaler, RNG states, the epoch and step counters, the config, the data fingerprint
+and the per-epoch loss history. Every value is a tensor or a plain Python container of primitives, so
+loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.training.config import MODEL_FIELDS, TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+GENERATOR_FORMAT = "lpd-generator-v1"
+CHECKPOINT_NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
+TABLE_COLUMNS = ["epoch", "path", "global_step", "G_GAN", "G_L1", "D_real", "D_fake", "lr", "wall_time_s"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not belong to the current run (message names file and reason)."""
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    return checkpoint_dir(run_dir) / f"epoch_{epoch:04d}.pt"
+
+
+def table_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints.parquet"
+
+
+# ---- RNG state as weights_only-safe values --------------------------------------------------------------
+def capture_rng_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [int(version), [int(v) for v in internal], gauss],
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch_cpu": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            int(numpy_state["pos"]),
+            int(numpy_state["has_gauss"]),
+            float(numpy_state["cached_gaussian"]),
+        )
+    )
+    torch.set_rng_state(state["torch_cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+# ---- atomic save / safe load -----------------------------------------------------------------------------
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_torch_atomic(obj: Any, final_path: str | os.PathLike) -> Path:
+    """torch.save to a temp file beside ``final_path``, fsync, rename over it, fsync the directory."""
+    final_path = Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.stem}.", suffix=".tmp", dir=final_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, final_path)
+        _fsync_dir(final_path.parent)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return final_path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint with ``weights_only=True`` (never executes pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be loaded: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not an lpd training checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of the checkpoint files in ``run_dir``, oldest first (temp files ignored)."""
+    directory = checkpoint_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = CHECKPOINT_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads, with its payload. An unreadable one is skipped with a warning."""
+    for epoch, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as exc:
+            log.warning("skipping unreadable checkpoint: %s", exc)
+    return None
+
+
+def remove_stale_temp_files(run_dir: str | os.PathLike) -> int:
+    """Delete temp files a killed writer left behind; returns how many."""
+    directory = checkpoint_dir(run_dir)
+    removed = 0
+    if directory.is_dir():
+        for path in directory.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# ---- retention -------------------------------------------------------------------------------------------
+def retained_epochs(epochs: list[int], keep_every: int | None, checkpoint_every: int) -> set[int]:
+    """Which checkpoint epochs to keep: every ``keep_every``-th regular checkpoint plus the latest.
+
+    Regular checkpoints fall on multiples of ``checkpoint_every``; with keep_every=k those at multiples of
+    k·checkpoint_every survive. Extra checkpoints (end of a run that stopped between multiples) survive only
+    while they are the latest. ``keep_every`` 0/None keeps everything.
+    """
+    if not epochs:
+        return set()
+    if not keep_every:
+        return set(epochs)
+    period = keep_every * checkpoint_every
+    return {e for e in epochs if e % period == 0} | {max(epochs)}
+
+
+def apply_retention(run_dir: str | os.PathLike, keep_every: int | None, checkpoint_every: int) -> list[Path]:
+    """Delete checkpoints outside the retention set; returns the deleted paths."""
+    present = list_checkpoints(run_dir)
+    keep = retained_epochs([e for e, _ in present], keep_every, checkpoint_every)
+    deleted = []
+    for epoch, path in present:
+        if epoch not in keep:
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+    return deleted
+
+
+def write_checkpoint_table(run_dir: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """checkpoints.parquet: one row per checkpoint file that exists, oldest first."""
+    existing = {e for e, _ in list_checkpoints(run_dir)}
+    frame = pd.DataFrame([r for r in rows if r["epoch"] in existing], columns=TABLE_COLUMNS)
+    frame = frame.sort_values("epoch").drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    return write_parquet_atomic(frame, table_path(run_dir))
+
+
+def read_checkpoint_table(run_dir: str | os.PathLike) -> pd.DataFrame:
+    path = table_path(run_dir)
+    if not path.is_file():
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    return pd.read_parquet(path)
+
+
+# ---- generator export ------------------------------------------------------------------------------------
+@dataclass
+class LoadedGenerator:
+    """An exported generator rebuilt for inference (eval mode) and the config it was trained with."""
+
+    net: torch.nn.Module
+    config: TrainConfig
+    epoch: int
+    data_fingerprint: str
+
+
+def export_generator(
+    checkpoint: str | os.PathLike | dict[str, Any], path: str | os.PathLike, *, dtype: str = "fp16"
+) -> Path:
+    """Write a small generator-only file (weights + what is needed to rebuild the network) for inference."""
+    if dtype not in ("fp16", "fp32"):
+        raise ValueError(f"export dtype must be 'fp16' or 'fp32', got {dtype!r}")
+    payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    target = torch.float16 if dtype == "fp16" else torch.float32
+    weights = {
+        name: (t.to(target) if t.is_floating_point() else t).clone() for name, t in payload["generator"].items()
+    }
+    exported = {
+        "format": GENERATOR_FORMAT,
+        "generator": weights,
+        "config": dict(payload["config"]),
+        "epoch": int(payload["epoch"]),
+        "data_fingerprint": payload["data_fingerprint"],
+        "dtype": dtype,
+    }
+    return save_torch_atomic(exported, path)
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Rebuild an exported generator in fp32 eval mode on ``device`` (weights_only loading)."""
+    from lpd_pipeline.models.colorspace import channels
+    from lpd_pipeline.models.networks import build_generator
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"generator file {path} cannot be loaded: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path} is not an exported lpd generator ({GENERATOR_FORMAT})")
+    config = TrainConfig.from_dict(payload["config"])
+    net = build_model_generator(config, build_generator, channels)
+    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["generator"].items()}
+    net.load_state_dict(weights)
+    net.to(device).eval()
+    return LoadedGenerator(net, config, int(payload["epoch"]), payload["data_fingerprint"])
+
+
+def build_model_generator(config: TrainConfig, build_generator=None, channels=None) -> torch.nn.Module:
+    """The generator described by ``config`` (shared by training and export loading)."""
+    if build_generator is None or channels is None:
+        from lpd_pipeline.models.colorspace import channels
+        from lpd_pipeline.models.networks import build_generator
+    in_ch, out_ch = channels(config.color_space)
+    return build_generator(
+        config.backbone,
+        in_channels=in_ch,
+        out_channels=out_ch,
+        ngf=config.ngf,
+        norm=config.norm,
+        use_dropout=config.use_dropout,
+        image_size=config.tile_size,
+    )
+
+
+def check_compatible(payload: dict[str, Any], path: Path, config: TrainConfig, fingerprint: str) -> list[str]:
+    """Raise CheckpointError when ``payload`` cannot continue this run; return the names of changed math fields."""
+    from lpd_pipeline.training.config import MATH_FIELDS, config_differences
+
+    if payload.get("data_fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on different data (fingerprint {str(payload.get('data_fingerprint'))[:12]}, "
+            f"current tiles {fingerprint[:12]}); pass restart=True / --restart to start a new run"
+        )
+    model_diff = config_differences(payload.get("config", {}), config, MODEL_FIELDS)
+    if model_diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in model_diff.items())
+        raise CheckpointError(
+            f"checkpoint {path} has a different model config ({detail}); pass restart=True / --restart "
+            "or use another run directory"
+        )
+    return sorted(config_differences(payload.get("config", {}), config, MATH_FIELDS))

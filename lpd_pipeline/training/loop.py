@@ -1,0 +1,540 @@
+"""The pix2pix training loop: reference-faithful update, GPU speed switches, DDP, checkpoints, exact resume.
+
+Exact resume rests on three facts: (1) the data order and the flips are pure functions of (seed, epoch,
+rank) — see data.EpochIndexSampler / flip_decision; (2) the global torch RNG (dropout) is reseeded from
+(seed, epoch, rank) at the start of every epoch; (3) a checkpoint at an epoch boundary holds every piece of
+mutable state (weights, BatchNorm buffers, Adam moments, scheduler, grad scaler). A run killed at any
+moment therefore repeats, from its last checkpoint, exactly the computation an uninterrupted run performs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lpd_pipeline.models.colorspace import channels, encode_batch
+from lpd_pipeline.models.networks import GANLoss, build_discriminator, init_weights
+from lpd_pipeline.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    apply_retention,
+    build_model_generator,
+    capture_rng_state,
+    check_compatible,
+    checkpoint_dir,
+    checkpoint_path,
+    export_generator,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint_table,
+    remove_stale_temp_files,
+    restore_rng_state,
+    save_torch_atomic,
+    table_path,
+    write_checkpoint_table,
+)
+from lpd_pipeline.training.config import TrainConfig
+from lpd_pipeline.training.data import (
+    EpochIndexSampler,
+    TilePairDataset,
+    _mix_seed,
+    build_tile_store,
+    make_loader,
+    open_tile_store,
+)
+
+log = logging.getLogger(__name__)
+
+LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+# Test hook: SIGKILL this process after this many optimizer steps of the current run (simulates a crash).
+KILL_AFTER_STEPS_ENV = "LPD_TRAIN_SIGKILL_AFTER_STEPS"
+
+EventHandler = Callable[[dict[str, Any]], None]
+StepHook = Callable[[int, nn.Module, nn.Module], None]
+
+
+class TrainingError(RuntimeError):
+    """The run cannot start or continue (existing checkpoints without resume, bad data, ...)."""
+
+
+# ---- devices and distribution ----------------------------------------------------------------------------
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    created_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self, device: torch.device) -> None:
+        if self.enabled:
+            if device.type == "cuda":
+                dist.barrier(device_ids=[device.index])
+            else:
+                dist.barrier()
+
+
+def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainingError("TrainConfig.device='cuda' but CUDA is not available on this machine")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_distributed(config: TrainConfig) -> tuple[DistContext, torch.device]:
+    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; join the process group (nccl on CUDA, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext(), resolve_device(config)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    device = resolve_device(config, local_rank)
+    created = False
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        created = True
+    return DistContext(rank, world_size, local_rank, created), device
+
+
+def configure_backends(config: TrainConfig, device: torch.device) -> None:
+    """cudnn / determinism switches (process-wide, as torch offers them)."""
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        if config.cudnn_benchmark:
+            log.warning("cudnn_benchmark ignored: deterministic=True requires it off")
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = bool(config.cudnn_benchmark)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = not config.deterministic
+        torch.backends.cudnn.allow_tf32 = not config.deterministic
+
+
+# ---- the model and its update ----------------------------------------------------------------------------
+def _linear_decay_rule(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
+    """The reference's 'linear' lr rule: constant for n_epochs, then linear towards 0 over n_epochs_decay."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+    return factor
+
+
+class Pix2PixModel:
+    """Generator, discriminator, optimizers, schedulers and the pix2pix update of one batch.
+
+    The update is the reference one (Isola et al., junyanz/pytorch-CycleGAN-and-pix2pix ``Pix2PixModel``):
+    D on concat(input, G(input).detach()) vs concat(input, target), loss_D = (fake + real) / 2; then G with
+    D frozen: GAN(D(concat(input, G(input))), real) + λ·L1(G(input), target).
+    Call ``torch.manual_seed`` before constructing it: the weight init draws from the global RNG.
+    """
+
+    def __init__(self, config: TrainConfig, device: torch.device, dist_ctx: DistContext | None = None) -> None:
+        self.config = config
+        self.device = device
+        self.dist = dist_ctx or DistContext()
+        in_ch, out_ch = channels(config.color_space)
+        self.generator = init_weights(build_model_generator(config), config.init_gain)
+        self.discriminator = init_weights(
+            build_discriminator(in_channels=in_ch + out_ch, ndf=config.ndf, n_layers=config.n_layers_d,
+                                norm=config.norm),
+            config.init_gain,
+        )
+        if self.dist.enabled and config.sync_batchnorm:
+            self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
+            self.discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(self.discriminator)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        for net in (self.generator, self.discriminator):
+            net.to(device=device, memory_format=self.memory_format)
+
+        betas = (config.beta1, config.beta2)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        rule = _linear_decay_rule(config.n_epochs, config.n_epochs_decay)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, rule)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, rule)
+
+        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        self.criterion_gan = GANLoss(config.gan_mode).to(device)
+        self.criterion_l1 = nn.L1Loss()
+
+        # What runs forward: DDP-wrapped (gradients all-reduced) and/or compiled. The G step calls the plain
+        # discriminator: its parameters are frozen there, and a DDP forward whose parameters get no
+        # gradient would leave DDP waiting for a reduction that never comes.
+        g_forward: nn.Module = self.generator
+        d_forward: nn.Module = self.discriminator
+        if self.dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            g_forward = nn.parallel.DistributedDataParallel(g_forward, device_ids=ids)
+            d_forward = nn.parallel.DistributedDataParallel(d_forward, device_ids=ids)
+        d_frozen: nn.Module = self.discriminator
+        if config.compile:
+            g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
+            d_frozen = torch.compile(self.discriminator) if self.dist.enabled else d_forward
+        self.g_forward, self.d_forward, self.d_frozen = g_forward, d_forward, d_frozen
+
+    def _set_d_requires_grad(self, flag: bool) -> None:
+        for param in self.discriminator.parameters():
+            param.requires_grad_(flag)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def encode(self, gray_u8: torch.Tensor, color_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 tiles (any device) -> float inputs/targets on the model device, in its memory format."""
+        non_blocking = self.device.type == "cuda"
+        gray_u8 = gray_u8.to(self.device, non_blocking=non_blocking)
+        color_u8 = color_u8.to(self.device, non_blocking=non_blocking)
+        real_a, real_b = encode_batch(gray_u8, color_u8, self.config.color_space)
+        return (real_a.contiguous(memory_format=self.memory_format),
+                real_b.contiguous(memory_format=self.memory_format))
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        """One pix2pix update; returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
+        self.generator.train()
+        self.discriminator.train()
+        with self._autocast():
+            fake_b = self.g_forward(real_a)
+
+        # D: fake pairs -> 0, real pairs -> 1.
+        self._set_d_requires_grad(True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_d_fake = self.criterion_gan(self.d_forward(torch.cat((real_a, fake_b.detach()), 1)), False)
+            loss_d_real = self.criterion_gan(self.d_forward(torch.cat((real_a, real_b), 1)), True)
+            loss_d = (loss_d_fake + loss_d_real) * 0.5
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.optimizer_d)
+
+        # G: fool the frozen D and stay close to the target in L1.
+        self._set_d_requires_grad(False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True)
+            loss_g_l1 = self.criterion_l1(fake_b.float(), real_b.float()) * self.config.lambda_l1
+            loss_g = loss_g_gan + loss_g_l1
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        return torch.stack((loss_g_gan, loss_g_l1, loss_d_real, loss_d_fake)).detach().float()
+
+    def end_epoch(self) -> None:
+        self.scheduler_g.step()
+        self.scheduler_d.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer_g.param_groups[0]["lr"])
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "scheduler_d": self.scheduler_d.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+        }
+
+    def load_state(self, payload: dict[str, Any]) -> None:
+        self.generator.load_state_dict(payload["generator"])
+        self.discriminator.load_state_dict(payload["discriminator"])
+        self.optimizer_g.load_state_dict(payload["optimizer_g"])
+        self.optimizer_d.load_state_dict(payload["optimizer_d"])
+        self.scheduler_g.load_state_dict(payload["scheduler_g"])
+        self.scheduler_d.load_state_dict(payload["scheduler_d"])
+        if payload.get("grad_scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(payload["grad_scaler"])
+
+
+# ---- the run ---------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What one call of ``train`` did and where its outputs are."""
+
+    run_dir: Path
+    epochs_completed: int
+    total_epochs: int
+    finished: bool
+    resumed_from: Path | None
+    checkpoints: list[Path] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    generator_path: Path | None = None
+    table_path: Path | None = None
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        return {k: self.history[-1][k] for k in LOSS_NAMES} if self.history else {}
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _prepare_run_dir(run_dir: Path, *, resume: bool, restart: bool) -> None:
+    """Rank 0 only: wipe a run for restart, or refuse to silently overwrite one when resume is off."""
+    if restart:
+        shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
+        for name in ("checkpoints.parquet", "generator.pt"):
+            (run_dir / name).unlink(missing_ok=True)
+    elif not resume and list_checkpoints(run_dir):
+        raise TrainingError(
+            f"{run_dir} already holds checkpoints; resume from them (resume=True) or start over (restart=True)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(run_dir)
+
+
+def train(
+    config: TrainConfig,
+    tiles_parquet: str | os.PathLike,
+    storage_root: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    restart: bool = False,
+    on_event: EventHandler | None = None,
+    max_epochs_this_run: int | None = None,
+    store_dir: str | os.PathLike | None = None,
+    on_step: StepHook | None = None,
+) -> TrainResult:
+    """Train (or continue training) pix2pix on the ``train`` split of ``tiles_parquet``.
+
+    Continues from the newest checkpoint in ``run_dir`` unless ``restart`` (which deletes the run's
+    checkpoints first). ``on_event`` (rank 0 only) receives dicts: ``run_start``, ``epoch_end`` (losses,
+    lr, img_per_s, eta_s, wall_time_s), ``checkpoint`` (epoch, path) and ``run_end``. ``max_epochs_this_run``
+    stops early (after a checkpoint) so long schedules can be run in slices. ``store_dir`` defaults to
+    ``<storage_root>/training/tile_store/train``, shared by runs on the same tiles. ``on_step(global_step,
+    generator, discriminator)`` is called on every rank after each update (monitoring and tests).
+    Under torchrun (WORLD_SIZE > 1) every rank calls this; rank 0 alone writes files.
+    """
+    config.validate()
+    run_dir = Path(run_dir).resolve()
+    storage_root = Path(storage_root).resolve()
+    store_dir = Path(store_dir) if store_dir is not None else storage_root / "training" / "tile_store" / "train"
+    if max_epochs_this_run is not None and max_epochs_this_run < 1:
+        raise TrainingError(f"max_epochs_this_run must be >= 1, got {max_epochs_this_run}")
+
+    dist_ctx, device = init_distributed(config)
+    emit = on_event if (on_event is not None and dist_ctx.is_main) else (lambda event: None)
+    try:
+        return _train(config, Path(tiles_parquet), storage_root, run_dir, store_dir, dist_ctx, device,
+                      resume=resume, restart=restart, emit=emit, max_epochs_this_run=max_epochs_this_run,
+                      on_step=on_step)
+    finally:
+        if dist_ctx.created_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig,
+    tiles_parquet: Path,
+    storage_root: Path,
+    run_dir: Path,
+    store_dir: Path,
+    dist_ctx: DistContext,
+    device: torch.device,
+    *,
+    resume: bool,
+    restart: bool,
+    emit: EventHandler,
+    max_epochs_this_run: int | None,
+    on_step: StepHook | None,
+) -> TrainResult:
+    configure_backends(config, device)
+    is_main = dist_ctx.is_main
+
+    # Rank 0 prepares the directory and decodes the tiles; the others wait, then open the same store.
+    error: BaseException | None = None
+    store = None
+    if is_main:
+        try:
+            _prepare_run_dir(run_dir, resume=resume, restart=restart)
+            store = build_tile_store(tiles_parquet, storage_root, "train", store_dir)
+        except BaseException as exc:  # re-raised below, after releasing the other ranks
+            error = exc
+    if dist_ctx.enabled:
+        flag = torch.tensor([1 if error else 0], device=device)
+        dist.broadcast(flag, 0)
+        if flag.item():
+            if error is None:
+                raise TrainingError("rank 0 failed to prepare the run (see its log)")
+    if error is not None:
+        raise error
+    if store is None:
+        store = open_tile_store(store_dir)
+    if store.size != config.tile_size:
+        raise TrainingError(
+            f"tiles in {tiles_parquet} are {store.size}px but TrainConfig.tile_size is {config.tile_size}"
+        )
+
+    _seed_everything(config.seed)
+    model = Pix2PixModel(config, device, dist_ctx)
+
+    # Resume: every rank loads the same file (rank 0 wrote it before the previous barrier).
+    start_epoch, global_step, history, wall_time_s, resumed_from = 0, 0, [], 0.0, None
+    found = latest_checkpoint(run_dir) if resume else None
+    if found is not None:
+        path, payload = found
+        changed = check_compatible(payload, path, config, store.fingerprint)
+        if changed:
+            log.warning("resuming %s with changed training settings %s: no longer the same run", path, changed)
+        model.load_state(payload)
+        restore_rng_state(payload["rng"])
+        start_epoch = int(payload["epoch"])
+        global_step = int(payload["global_step"])
+        history = list(payload.get("loss_history", []))
+        wall_time_s = float(payload.get("wall_time_s", 0.0))
+        resumed_from = path
+        if is_main:
+            log.info("resuming from %s (epoch %d, step %d)", path, start_epoch, global_step)
+
+    total_epochs = config.total_epochs
+    end_epoch = total_epochs if max_epochs_this_run is None else min(total_epochs, start_epoch + max_epochs_this_run)
+    dataset = TilePairDataset(store, flip=config.flip, seed=config.seed)
+    sampler = EpochIndexSampler(store.n, seed=config.seed, rank=dist_ctx.rank, world_size=dist_ctx.world_size)
+    loader = make_loader(dataset, sampler, batch_size=config.batch_size, num_workers=config.num_workers,
+                         pin_memory=device.type == "cuda", seed=config.seed)
+    table_rows = read_checkpoint_table(run_dir).to_dict("records") if is_main else []
+    kill_after = int(os.environ.get(KILL_AFTER_STEPS_ENV, "0") or 0)
+    steps_this_run = 0
+    show_bar = is_main and sys.stderr.isatty()
+
+    emit({"event": "run_start", "start_epoch": start_epoch, "end_epoch": end_epoch, "total_epochs": total_epochs,
+          "resumed_from": str(resumed_from) if resumed_from else None, "world_size": dist_ctx.world_size,
+          "device": str(device), "n_tiles": store.n})
+    if is_main:
+        log.info("training %s/%s on %d tiles, epochs %d..%d of %d, device %s, world size %d",
+                 config.backbone, config.color_space, store.n, start_epoch + 1, end_epoch, total_epochs,
+                 device, dist_ctx.world_size)
+
+    run_started = time.perf_counter()
+    for epoch in range(start_epoch, end_epoch):
+        epoch_started = time.perf_counter()
+        torch.manual_seed(_mix_seed(config.seed, epoch, dist_ctx.rank, 0xD0))  # dropout stream of this epoch
+        sampler.set_epoch(epoch)
+        lr = model.lr
+        loss_sums = torch.zeros(len(LOSS_NAMES), device=device, dtype=torch.float64)
+        batches = 0
+        images = 0
+        iterator = loader
+        bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{total_epochs}", leave=False)
+            iterator = bar
+        for gray_u8, color_u8 in iterator:
+            real_a, real_b = model.encode(gray_u8, color_u8)
+            loss_sums += model.train_step(real_a, real_b)
+            batches += 1
+            images += real_a.shape[0]
+            global_step += 1
+            steps_this_run += 1
+            if on_step is not None:
+                on_step(global_step, model.generator, model.discriminator)
+            if kill_after and steps_this_run >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        if bar is not None:
+            bar.close()
+        model.end_epoch()
+
+        counts = torch.tensor([batches, images], device=device, dtype=torch.float64)
+        if dist_ctx.enabled:
+            dist.all_reduce(loss_sums)
+            dist.all_reduce(counts)
+        means = (loss_sums / counts[0].clamp(min=1)).tolist()
+        epoch_time = time.perf_counter() - epoch_started
+        wall_time_s += epoch_time
+        done = epoch + 1
+        mean_epoch_time = (time.perf_counter() - run_started) / (done - start_epoch)
+        record = {"epoch": done, **dict(zip(LOSS_NAMES, means)), "lr": lr,
+                  "img_per_s": float(counts[1].item()) / max(epoch_time, 1e-9),
+                  "epoch_time_s": epoch_time, "wall_time_s": wall_time_s, "global_step": global_step}
+        history.append(record)
+        eta_s = mean_epoch_time * (total_epochs - done)
+        emit({"event": "epoch_end", "total_epochs": total_epochs, "eta_s": eta_s, **record})
+        if is_main:
+            log.info("epoch %d/%d  G_GAN %.4f  G_L1 %.4f  D_real %.4f  D_fake %.4f  lr %.2e  %.2f img/s  ETA %s",
+                     done, total_epochs, *means, lr, record["img_per_s"], _format_eta(eta_s))
+
+        if done % config.checkpoint_every == 0 or done == end_epoch:
+            if is_main:
+                payload = {
+                    "format": CHECKPOINT_FORMAT,
+                    "epoch": done,
+                    "global_step": global_step,
+                    "config": config.to_dict(),
+                    "data_fingerprint": store.fingerprint,
+                    **model.state(),
+                    "rng": capture_rng_state(),
+                    "loss_history": history,
+                    "wall_time_s": wall_time_s,
+                    "world_size": dist_ctx.world_size,
+                    "torch_version": str(torch.__version__),
+                }
+                path = save_torch_atomic(payload, checkpoint_path(run_dir, done))
+                deleted = apply_retention(run_dir, config.keep_every, config.checkpoint_every)
+                table_rows.append({"epoch": done, "path": str(path), "global_step": global_step,
+                                   **dict(zip(LOSS_NAMES, means)), "lr": lr, "wall_time_s": wall_time_s})
+                write_checkpoint_table(run_dir, table_rows)
+                log.info("checkpoint %s written%s", path,
+                         f" ({len(deleted)} old one(s) removed by retention)" if deleted else "")
+                emit({"event": "checkpoint", "epoch": done, "path": str(path),
+                      "deleted": [str(p) for p in deleted]})
+            dist_ctx.barrier(device)
+
+    checkpoints = [p for _, p in list_checkpoints(run_dir)]
+    generator_path = None
+    if is_main and checkpoints:
+        # The newest weights as a small inference file, refreshed at the end of every call.
+        generator_path = export_generator(checkpoints[-1], run_dir / "generator.pt", dtype="fp32")
+    finished = end_epoch >= total_epochs
+    result = TrainResult(run_dir, end_epoch, total_epochs, finished, resumed_from, checkpoints, history,
+                         generator_path, table_path(run_dir) if checkpoints else None)
+    emit({"event": "run_end", "epochs_completed": end_epoch, "total_epochs": total_epochs, "finished": finished,
+          "checkpoints": [str(p) for p in checkpoints],
+          "generator_path": str(generator_path) if generator_path else None})
+    return result

@@ -1,0 +1,127 @@
+"""Exact resume: interrupted (even kill -9) runs continue to bitwise the same state as uninterrupted ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lpd_pipeline.training import checkpoints as ckpt
+from lpd_pipeline.training.loop import KILL_AFTER_STEPS_ENV, TrainingError, train
+from lpd_pipeline_tests.training_fixtures import tiny_config, write_fake_tiles
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_KEYS = ("generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d")
+
+
+def assert_same_state(a, b, where="state"):
+    """Recursive torch.equal over nested checkpoint state (tensors, dicts, lists, scalars)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def final_state(run_dir: Path) -> dict:
+    payload = ckpt.load_checkpoint(ckpt.list_checkpoints(run_dir)[-1][1])
+    return {key: payload[key] for key in (*STATE_KEYS, "epoch", "global_step")}
+
+
+def losses(run_dir: Path) -> list:
+    history = ckpt.load_checkpoint(ckpt.list_checkpoints(run_dir)[-1][1])["loss_history"]
+    return [[h[k] for k in ("G_GAN", "G_L1", "D_real", "D_fake", "lr")] for h in history]
+
+
+@pytest.fixture()
+def tiles(storage_root):
+    return write_fake_tiles(storage_root, n_train=6, n_test=0)
+
+
+def test_resume_in_slices_equals_uninterrupted(storage_root, tmp_path, tiles):
+    # unet256 has dropout (global RNG) and both phases of the lr schedule are crossed.
+    config = tiny_config(backbone="unet256", n_epochs=2, n_epochs_decay=1)
+    train(config, tiles, storage_root, tmp_path / "straight")
+    first = train(config, tiles, storage_root, tmp_path / "sliced", max_epochs_this_run=1)
+    assert first.epochs_completed == 1 and not first.finished
+    second = train(config, tiles, storage_root, tmp_path / "sliced", max_epochs_this_run=1)
+    assert second.resumed_from.name == "epoch_0001.pt" and second.epochs_completed == 2
+    third = train(config, tiles, storage_root, tmp_path / "sliced")
+    assert third.finished and third.epochs_completed == 3
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "sliced"))
+    assert losses(tmp_path / "straight") == losses(tmp_path / "sliced")
+    # Re-materialising a finished run trains nothing more.
+    again = train(config, tiles, storage_root, tmp_path / "sliced")
+    assert again.epochs_completed == 3 and again.history == third.history
+
+
+def run_cli(args, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "lpd_pipeline.train", *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(storage_root, tmp_path, tiles):
+    flags = ["--tiles", str(tiles), "--storage", str(storage_root), "--backbone", "resnet9", "--ngf", "8",
+             "--ndf", "8", "--n-layers-d", "2", "--tile-size", "32", "--n-epochs", "2", "--n-epochs-decay", "1",
+             "--batch-size", "2", "--checkpoint-every", "1", "--device", "cpu", "--num-workers", "0"]
+    killed = tmp_path / "killed"
+    # 3 steps per epoch: dying after step 5 leaves epoch 1's checkpoint and loses 2 steps of epoch 2.
+    crashed = run_cli([*flags, "--run-dir", str(killed)], {KILL_AFTER_STEPS_ENV: "5"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert [e for e, _ in ckpt.list_checkpoints(killed)] == [1]
+
+    resumed = run_cli([*flags, "--run-dir", str(killed)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr and "epoch_0001.pt" in resumed.stderr
+
+    straight = run_cli([*flags, "--run-dir", str(tmp_path / "straight")])
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert_same_state(final_state(tmp_path / "straight"), final_state(killed))
+    assert losses(tmp_path / "straight") == losses(killed)
+
+
+def test_resume_refuses_other_data_or_model(storage_root, tmp_path, tiles):
+    config = tiny_config(n_epochs=1, n_epochs_decay=1)
+    run_dir = tmp_path / "run"
+    train(config, tiles, storage_root, run_dir, max_epochs_this_run=1)
+
+    with pytest.raises(ckpt.CheckpointError, match="different model config.*ngf"):
+        train(config.replace(ngf=16), tiles, storage_root, run_dir)
+
+    tile = next((storage_root / "dataset" / "tiles").glob("*_color.png"))
+    pixels = np.asarray(Image.open(tile)).copy()
+    pixels[1, 1] ^= 0xFF
+    Image.fromarray(pixels).save(tile)
+    with pytest.raises(ckpt.CheckpointError, match="different data"):
+        train(config, tiles, storage_root, run_dir)
+    with pytest.raises(TrainingError, match="already holds checkpoints"):
+        train(config, tiles, storage_root, run_dir, resume=False)
+    fresh = train(config, tiles, storage_root, run_dir, restart=True)
+    assert fresh.resumed_from is None and fresh.finished
+
+
+def test_unreadable_latest_checkpoint_falls_back_and_temp_files_are_ignored(storage_root, tmp_path, tiles):
+    config = tiny_config(n_epochs=2, n_epochs_decay=1)
+    run_dir = tmp_path / "run"
+    train(config, tiles, storage_root, run_dir, max_epochs_this_run=2)
+    latest = ckpt.checkpoint_path(run_dir, 2)
+    latest.write_bytes(latest.read_bytes()[:100])  # a torn file (only possible with a non-atomic writer)
+    (ckpt.checkpoint_dir(run_dir) / ".epoch_0003.abc.tmp").write_bytes(b"partial")
+    result = train(config, tiles, storage_root, run_dir)
+    assert result.resumed_from.name == "epoch_0001.pt" and result.finished
+    assert not list(ckpt.checkpoint_dir(run_dir).glob(".*.tmp"))
