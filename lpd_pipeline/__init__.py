@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # Lazy so that plain-Python users and training subprocesses never pay for importing Dagster.
-    if name == "defs":
+    # Not named "defs": that name is the lpd_pipeline.defs subpackage, which would shadow it once imported.
+    if name == "dagster_definitions":
         from lpd_pipeline.definitions import defs
 
         return defs
@@ -18,4 +19,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(list(globals()) + ["defs"])
+    return sorted(list(globals()) + ["dagster_definitions"])

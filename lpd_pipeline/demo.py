@@ -115,7 +115,7 @@ def _palette(style: str, rng: np.random.Generator) -> _Palette:
             ground=jitter((0.80, 0.68, 0.46)), opaque_wash=True,
             top=jitter((0.18, 0.48, 0.42)), foot=jitter((0.62, 0.50, 0.30)), accent=(0.14, 0.27, 0.52),
             foliage=((0.16, 0.42, 0.30), (0.20, 0.34, 0.52), (0.66, 0.36, 0.20)),
-            water=(0.50, 0.62, 0.60), wash_strength=0.85, ink_strength=0.8,
+            water=(0.50, 0.62, 0.60), wash_strength=0.92, ink_strength=0.8,
         )
     if style == "ochre":
         return _Palette(
@@ -246,7 +246,8 @@ def render_landscape(height: int, width: int, rng: np.random.Generator, style: s
         if colored:
             t = np.clip(rel, 0, 1)[..., None] ** 0.9
             color = np.asarray(pal.top, np.float32) * (1 - t) + np.asarray(pal.foot, np.float32) * t
-            alpha = mask * pal.wash_strength * atmos * np.clip(0.85 + 0.25 * tex, 0.4, 1.0)
+            # Pigment fades less with distance than ink does: distant peaks stay visibly green/blue.
+            alpha = mask * pal.wash_strength * (0.6 + 0.4 * depth) * np.clip(0.85 + 0.25 * tex, 0.4, 1.0)
             _apply_pigment(band, alpha, color, pal.opaque_wash)
             # Accent patches near the tops (azurite in blue-green, indigo in light-colour paintings).
             accent = mask * np.clip((tex - 0.6) * 1.5, 0, 0.8) * (rel < 0.6) * atmos
@@ -255,7 +256,7 @@ def render_landscape(height: int, width: int, rng: np.random.Generator, style: s
         wash = mask * atmos * np.clip(0.12 + 0.28 * (1 - rel) + 0.12 * tex, 0, 0.6)
         if colored:
             wash *= 0.35 if pal.opaque_wash else 0.6
-        strokes = _mountain_strokes(r1 - r0, width, r0, rng, ridge, prof, foot, depth, unit)
+        strokes = _mountain_strokes(r1 - r0, width, r0, rng, ridge, prof, depth, unit)
         strokes *= mist * atmos
         _apply_ink(band, wash + strokes, pal.ink_strength)
         coverage[r0:r1] = np.maximum(coverage[r0:r1], mask)
@@ -267,8 +268,15 @@ def render_landscape(height: int, width: int, rng: np.random.Generator, style: s
     return (np.clip(img, 0, 1) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _runs(xs: np.ndarray) -> list[np.ndarray]:
+    """Split sorted column indices into runs of consecutive columns (a stroke must not jump a gap)."""
+    if len(xs) == 0:
+        return []
+    return np.split(xs, np.nonzero(np.diff(xs) > 1)[0] + 1)
+
+
 def _mountain_strokes(band_h: int, width: int, r0: int, rng: np.random.Generator, ridge: np.ndarray,
-                      prof: np.ndarray, foot: float, depth: float, unit: float) -> np.ndarray:
+                      prof: np.ndarray, depth: float, unit: float) -> np.ndarray:
     """Ink density of one mountain's outline, fold lines, texture strokes (cun) and moss dots."""
     canvas = np.zeros((band_h, width), np.float32)
     th = lambda v: max(1, int(round(v * unit)))  # noqa: E731
@@ -293,10 +301,10 @@ def _mountain_strokes(band_h: int, width: int, r0: int, rng: np.random.Generator
     for _ in range(int(rng.integers(3, 8))):
         a = int(rng.integers(0, max(1, width - 8)))
         xs = np.arange(a, min(width, a + int(rng.uniform(0.05, 0.25) * width)))
-        keep = prof[xs] > 10
-        if keep.sum() >= 4:
-            ys = ridge[xs] + rng.uniform(0.1, 0.5) * prof[xs]
-            folds.append(np.stack([xs[keep], ys[keep]], axis=1) + shift)
+        ys = ridge[xs] + rng.uniform(0.1, 0.5) * prof[xs]
+        for run in _runs(xs[prof[xs] > 10]):
+            if len(run) >= 4:
+                folds.append(np.stack([run, ys[run - a]], axis=1) + shift)
     _polylines(canvas, folds, 0.55, th(1.5))
     # Ridge outline in chunks of varying thickness (a brush, not a pen).
     xs_ridge = np.nonzero(prof > 1)[0]
@@ -304,10 +312,9 @@ def _mountain_strokes(band_h: int, width: int, r0: int, rng: np.random.Generator
         chunk = max(6, int(30 * unit))
         for start in range(int(xs_ridge[0]), int(xs_ridge[-1]), chunk):
             seg = np.arange(start, min(start + chunk + 1, int(xs_ridge[-1]) + 1))
-            seg = seg[prof[seg] > 1]
-            if len(seg) > 1:
-                _polylines(canvas, [np.stack([seg, ridge[seg]], axis=1) + shift], rng.uniform(0.5, 0.9),
-                           th(rng.uniform(1.0, 3.2) * (0.6 + 0.6 * depth)))
+            value, width_px = rng.uniform(0.5, 0.9), th(rng.uniform(1.0, 3.2) * (0.6 + 0.6 * depth))
+            runs = [np.stack([r, ridge[r]], axis=1) + shift for r in _runs(seg[prof[seg] > 1]) if len(r) > 1]
+            _polylines(canvas, runs, value, width_px)
         # Moss dots along the ridge.
         n_dots = min(len(xs_ridge), int(len(xs_ridge) / max(4.0, 12 * unit) * rng.uniform(0.3, 1.0)))
         for x in rng.choice(xs_ridge, size=n_dots, replace=False):

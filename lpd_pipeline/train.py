@@ -100,14 +100,17 @@ def _is_rank_zero() -> bool:
 
 
 def _open_pipes():
-    """The Dagster Pipes context when launched by a Pipes client (rank 0 only under torchrun), else None."""
+    """The Dagster Pipes context when launched by a Pipes client (rank 0 only under torchrun), else None.
+
+    dagster_pipes (the light protocol library, not dagster) is imported only in that case.
+    """
     if not _is_rank_zero():
         return None
-    try:
-        from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
-    except ImportError:
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
         return None
-    return open_dagster_pipes() if is_dagster_pipes_process() else None
+    return open_dagster_pipes()
 
 
 def _event_message(event: dict[str, Any]) -> str | None:

@@ -169,11 +169,13 @@ def test_blank_margin_is_bare_ground_and_inscription_is_dense_ink(small_set):
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     x0, y0, x1, y1 = blank["defect_box"]
     assert (x1 - x0) * (y1 - y0) >= 0.25 * gray.size
-    margin = gray[y0:y1, x0:x1]
-    assert np.percentile(margin, 1) > np.median(margin) - 20  # no ink strokes in the blank part
+    # Strokes are fine detail: the high-pass residual finds them; the blank part only has fibre texture.
+    detail = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), sigmaX=4.0))
+    margin = detail[y0:y1, x0:x1]
     rest = np.ones(gray.shape, bool)
     rest[y0:y1, x0:x1] = False
-    assert gray[rest].std() > 2 * margin.std()
+    assert np.percentile(margin, 99.9) < 20
+    assert np.percentile(detail[rest], 99.9) > 3 * np.percentile(margin, 99.9)
 
     ins = table[table["defect"] == "inscription"].iloc[0]
     gray = cv2.cvtColor(_read_rgb(out / ins["file"]), cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -195,7 +197,8 @@ def test_near_duplicates_match_their_sources(small_set):
             h, w = copy.shape[:2]
             assert 0.85 * source.shape[0] < h < source.shape[0] and 0.85 * source.shape[1] < w < source.shape[1]
             match = cv2.matchTemplate(source, copy, cv2.TM_SQDIFF)
-            assert match.min() == 0  # lossless PNG crop of the decoded source
+            _, _, (x, y), _ = cv2.minMaxLoc(match)
+            assert np.array_equal(source[y:y + h, x:x + w], copy)  # lossless PNG crop of the decoded source
         else:
             raw = cv2.imread(str(out / row.file), cv2.IMREAD_UNCHANGED)
             assert raw.ndim == 2  # stored as a single-channel image

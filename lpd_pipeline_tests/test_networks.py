@@ -278,3 +278,18 @@ def test_autocast_bfloat16_forward_and_backward(backbone):
     assert loss.dtype == torch.float32
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in gen.parameters())
+
+
+def test_unet_skip_carries_the_activated_input_like_the_reference():
+    """The reference's in-place LeakyReLU makes each skip connection carry LeakyReLU(x), not x."""
+    import torch.nn.functional as F
+
+    from lpd_pipeline.models.networks import UnetSkipBlock
+
+    net = build_generator("unet256", ngf=8, image_size=32).eval()
+    inner_blocks = [m for m in net.modules() if isinstance(m, UnetSkipBlock) and not m.outermost]
+    block = inner_blocks[0]
+    x = torch.randn(1, block.model[0].in_channels, 16, 16)
+    with torch.no_grad():
+        out = block(x)
+    torch.testing.assert_close(out[:, : x.shape[1]], F.leaky_relu(x, 0.2))

@@ -85,7 +85,8 @@ def failures_to_rejections(failures: Iterable[SourceFailure]) -> pd.DataFrame:
 
 PAINTING_COLUMNS = [
     "painting_id", "source", "source_ref", "path", "width", "height", "pixels", "title", "artist", "date",
-    "medium", "license", "kind", "kind_source", "colorfulness", "phash", "file_size", "file_mtime_ns",
+    "medium", "license", "kind", "kind_source", "colorfulness", "phash", "phash_windows", "file_size",
+    "file_mtime_ns",
 ]
 
 
@@ -147,6 +148,7 @@ def _describe_painting(item: RawPainting, stat: os.stat_result, config: Curation
     rgb = imaging.decode_image(item.path, max_pixels=config.max_pixels)
     height, width = rgb.shape[:2]
     _, colorfulness = kind.classify_kind(rgb, config.kind_rule)
+    windows = dedup.crop_variant_hashes(rgb)
     return {
         "painting_id": imaging.content_hash(item.path),
         "source": item.source,
@@ -156,7 +158,9 @@ def _describe_painting(item: RawPainting, stat: os.stat_result, config: Curation
         "height": height,
         "pixels": width * height,
         "colorfulness": float(colorfulness),
-        "phash": _as_int64(dedup.perceptual_hash(rgb)),
+        "phash": _as_int64(int(windows[0])),
+        # Window 0 is the full-image hash; the others are crop windows, so cropped copies still match.
+        "phash_windows": windows.view(np.int64).tolist(),
         "file_size": stat.st_size,
         "file_mtime_ns": stat.st_mtime_ns,
     }
@@ -207,11 +211,14 @@ def dedup_paintings(paintings: pd.DataFrame, config: CurationConfig) -> tuple[pd
         marked = paintings.assign(dup_cluster=pd.Series(dtype="int64"), is_representative=pd.Series(dtype=bool))
         return marked, rejections_frame()
     ranked = paintings.assign(is_colored=(paintings["kind"] == kind.KIND_COLORED).astype(int))
-    ranked = ranked.assign(phash_u64=_as_uint64(ranked["phash"]))
+    ranked = ranked.assign(
+        phash_u64=_as_uint64(ranked["phash"]),
+        windows_u64=[np.asarray(w, dtype=np.int64).view(np.uint64) for w in ranked["phash_windows"]],
+    )
     marked = dedup.choose_representatives(
         ranked, hash_col="phash_u64", max_distance=config.painting_max_distance,
-        priority_cols=("is_colored", "pixels"), id_col="painting_id",
-    ).drop(columns=["is_colored", "phash_u64"])
+        priority_cols=("is_colored", "pixels"), id_col="painting_id", variant_hash_col="windows_u64",
+    ).drop(columns=["is_colored", "phash_u64", "windows_u64"])
     representatives = marked[marked["is_representative"]].set_index("dup_cluster")["painting_id"]
     rejections = [
         _rejection(row.path, "dedup", "near_duplicate", f"kept {representatives[row.dup_cluster]}")

@@ -1,6 +1,5 @@
 """Asset checks on the curated dataset: no leak across splits, aligned pairs, grayscale = BT.601 luma."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

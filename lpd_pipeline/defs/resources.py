@@ -1,6 +1,5 @@
 """Dagster resources: where data lives, where paintings come from, how they are curated."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Sensors: start prepare_dataset when the raw painting folder changes."""
 
-from __future__ import annotations
 
 import hashlib
 import os

@@ -169,24 +169,28 @@ class UnetSkipBlock(nn.Module):
             up_conv = nn.ConvTranspose2d(
                 inner_channels, outer_channels, kernel_size=4, stride=2, padding=1, bias=use_bias
             )
-            down = [nn.LeakyReLU(0.2), down_conv]
+            down = [down_conv]
             up = [nn.ReLU(), up_conv, norm_layer(outer_channels)]
         else:
             up_conv = nn.ConvTranspose2d(
                 inner_channels * 2, outer_channels, kernel_size=4, stride=2, padding=1, bias=use_bias
             )
-            down = [nn.LeakyReLU(0.2), down_conv, norm_layer(inner_channels)]
+            down = [down_conv, norm_layer(inner_channels)]
             up = [nn.ReLU(), up_conv, norm_layer(outer_channels)]
             if use_dropout:
                 up.append(nn.Dropout(0.5))
 
         middle = [submodule] if submodule is not None else []
+        # Inner levels start with LeakyReLU. The reference applies it in place, so its skip connection
+        # carries the *activated* input; we keep that math, explicitly.
+        self.down_activation = nn.Identity() if outermost else nn.LeakyReLU(0.2)
         self.model = nn.Sequential(*down, *middle, *up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activated = self.down_activation(x)
         if self.outermost:
-            return self.model(x)
-        return torch.cat([x, self.model(x)], dim=1)
+            return self.model(activated)
+        return torch.cat([activated, self.model(activated)], dim=1)
 
 
 class UnetGenerator(nn.Module):

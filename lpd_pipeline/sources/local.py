@@ -9,7 +9,7 @@ import csv
 import os
 from pathlib import Path, PurePosixPath
 
-from lpd_pipeline.imaging import IMAGE_SUFFIXES, sniff_image_type
+from lpd_pipeline.imaging import IMAGE_SUFFIXES
 from lpd_pipeline.sources.manifest import kind_from_medium, metadata_from_row, open_csv_rows
 from lpd_pipeline.sources.records import RawPainting, SourceFailure
 
@@ -79,8 +79,8 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
     """All images under ``root`` (recursive, sorted by relative path) and the problems met on the way.
 
     Hidden files/folders and partial-download temp files are skipped; symlinked folders are not descended,
-    and a symlinked file is used only when it resolves inside ``root``. Files whose first bytes are not a
-    known image become failures. Raises when ``root`` is not an existing folder.
+    and a symlinked file is used only when it resolves inside ``root``. Bad or unreadable image files are
+    left to the decoder, which names the reason. Raises when ``root`` is not an existing folder.
     """
     root_path = Path(root)
     if not root_path.exists():
@@ -107,16 +107,9 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
     metadata, meta_failures = _read_metadata(root_path, {rel for rel, _ in candidates})
     failures.extend(meta_failures)
     paintings: list[RawPainting] = []
+    # Content is not checked here: decoding (lpd_pipeline.imaging.decode_image) is the one place that tells
+    # zero-byte, truncated, HTML-named-.jpg and other bad files apart, with a precise reason.
     for rel, path in candidates:
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(32)
-        except OSError as exc:
-            failures.append(SourceFailure(rel, _STAGE, "unreadable", f"{path}: {exc}"))
-            continue
-        if sniff_image_type(head) is None:
-            failures.append(SourceFailure(rel, _STAGE, "not_an_image", f"{path}: content is not a known image format"))
-            continue
         meta = metadata.get(rel)
         if meta is None:
             paintings.append(RawPainting(path=path, source="local", source_ref=rel))

@@ -203,6 +203,20 @@ def write_checkpoint_table(run_dir: str | os.PathLike, rows: list[dict[str, Any]
     return write_parquet_atomic(frame, table_path(run_dir))
 
 
+def history_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "history.parquet"
+
+
+def write_loss_history(run_dir: str | os.PathLike, history: list[dict[str, Any]]) -> Path:
+    """history.parquet: one row per finished epoch (losses, lr, img/s, times), for curves and monitoring."""
+    return write_parquet_atomic(pd.DataFrame(history), history_path(run_dir))
+
+
+def read_loss_history(run_dir: str | os.PathLike) -> pd.DataFrame:
+    path = history_path(run_dir)
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["epoch"])
+
+
 def read_checkpoint_table(run_dir: str | os.PathLike) -> pd.DataFrame:
     path = table_path(run_dir)
     if not path.is_file():

@@ -199,7 +199,7 @@ def open_tile_store(store_dir: str | os.PathLike) -> TileStore:
     return TileStore(store_dir, index["split"], tuple(index["tile_ids"]), int(size), index["fingerprint"])
 
 
-def _mix_seed(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (splitmix-style), so nearby (seed, epoch, index) give unrelated streams."""
     value = 0x9E3779B97F4A7C15
     for part in parts:
@@ -211,7 +211,7 @@ def _mix_seed(*parts: int) -> int:
 
 def flip_decision(seed: int, epoch: int, index: int) -> bool:
     """Whether tile ``index`` is mirrored in ``epoch``: a pure function, so resume and DDP agree."""
-    generator = torch.Generator().manual_seed(_mix_seed(seed, epoch, index))
+    generator = torch.Generator().manual_seed(mix_seed(seed, epoch, index))
     return bool(torch.randint(0, 2, (1,), generator=generator).item())
 
 

@@ -9,6 +9,7 @@ moment therefore repeats, from its last checkpoint, exactly the computation an u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -43,12 +44,13 @@ from lpd_pipeline.training.checkpoints import (
     save_torch_atomic,
     table_path,
     write_checkpoint_table,
+    write_loss_history,
 )
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.data import (
     EpochIndexSampler,
     TilePairDataset,
-    _mix_seed,
+    mix_seed,
     build_tile_store,
     make_loader,
     open_tile_store,
@@ -203,8 +205,22 @@ class Pix2PixModel:
             param.requires_grad_(flag)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()  # no per-call autocast bookkeeping on the fp32 path
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_mode(self) -> None:
+        """Put both networks in training mode (once per epoch: it walks every module)."""
+        self.generator.train()
+        self.discriminator.train()
+
+    def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+        else:
+            loss.backward()
+            optimizer.step()
 
     def encode(self, gray_u8: torch.Tensor, color_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 tiles (any device) -> float inputs/targets on the model device, in its memory format."""
@@ -216,9 +232,7 @@ class Pix2PixModel:
                 real_b.contiguous(memory_format=self.memory_format))
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
-        """One pix2pix update; returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
-        self.generator.train()
-        self.discriminator.train()
+        """One pix2pix update (networks in train mode, see train_mode); returns detached [G_GAN, G_L1, D_real, D_fake]."""
         with self._autocast():
             fake_b = self.g_forward(real_a)
 
@@ -229,8 +243,7 @@ class Pix2PixModel:
             loss_d_fake = self.criterion_gan(self.d_forward(torch.cat((real_a, fake_b.detach()), 1)), False)
             loss_d_real = self.criterion_gan(self.d_forward(torch.cat((real_a, real_b), 1)), True)
             loss_d = (loss_d_fake + loss_d_real) * 0.5
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.optimizer_d)
+        self._backward_step(loss_d, self.optimizer_d)
 
         # G: fool the frozen D and stay close to the target in L1.
         self._set_d_requires_grad(False)
@@ -239,9 +252,9 @@ class Pix2PixModel:
             loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True)
             loss_g_l1 = self.criterion_l1(fake_b.float(), real_b.float()) * self.config.lambda_l1
             loss_g = loss_g_gan + loss_g_l1
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.optimizer_g)
-        self.scaler.update()
+        self._backward_step(loss_g, self.optimizer_g)
+        if self.scaler.is_enabled():
+            self.scaler.update()
         return torch.stack((loss_g_gan, loss_g_l1, loss_d_real, loss_d_fake)).detach().float()
 
     def end_epoch(self) -> None:
@@ -317,7 +330,7 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, restart: bool) -> None:
     """Rank 0 only: wipe a run for restart, or refuse to silently overwrite one when resume is off."""
     if restart:
         shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
-        for name in ("checkpoints.parquet", "generator.pt"):
+        for name in ("checkpoints.parquet", "history.parquet", "generator.pt"):
             (run_dir / name).unlink(missing_ok=True)
     elif not resume and list_checkpoints(run_dir):
         raise TrainingError(
@@ -453,8 +466,9 @@ def _train(
     run_started = time.perf_counter()
     for epoch in range(start_epoch, end_epoch):
         epoch_started = time.perf_counter()
-        torch.manual_seed(_mix_seed(config.seed, epoch, dist_ctx.rank, 0xD0))  # dropout stream of this epoch
+        torch.manual_seed(mix_seed(config.seed, epoch, dist_ctx.rank, 0xD0))  # dropout stream of this epoch
         sampler.set_epoch(epoch)
+        model.train_mode()
         lr = model.lr
         loss_sums = torch.zeros(len(LOSS_NAMES), device=device, dtype=torch.float64)
         batches = 0
@@ -497,6 +511,7 @@ def _train(
         eta_s = mean_epoch_time * (total_epochs - done)
         emit({"event": "epoch_end", "total_epochs": total_epochs, "eta_s": eta_s, **record})
         if is_main:
+            write_loss_history(run_dir, history)
             log.info("epoch %d/%d  G_GAN %.4f  G_L1 %.4f  D_real %.4f  D_fake %.4f  lr %.2e  %.2f img/s  ETA %s",
                      done, total_epochs, *means, lr, record["img_per_s"], _format_eta(eta_s))
 

@@ -4,7 +4,6 @@ The work is done by lpd_pipeline.curation.dataset; these assets fetch inputs, ca
 (counts, rejection reasons, preview grids) as asset metadata.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 

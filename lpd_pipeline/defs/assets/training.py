@@ -5,7 +5,6 @@ reports progress, losses and checkpoints back as logs and metadata. Materializin
 newest checkpoint unless ``restart`` is set.
 """
 
-from __future__ import annotations
 
 import base64
 import sys

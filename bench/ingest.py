@@ -1,0 +1,86 @@
+"""Ingest throughput: decode -> hash -> tile -> filter -> write, beside decode-only on the same files.
+
+    .venv/bin/python bench/ingest.py [--shared ../shared/paintings] [--demo-scale 1.0] [--repeat 1]
+
+Prints one table: paintings/s and megapixels/s for decode-only (the floor) and for the full ingest
+(lpd_pipeline.curation.dataset stages ingest_paintings + dedup_paintings + cut_tiles, single process, cold
+cache), their ratio (goal: full ingest within 3x of decode-only), then dedup time for 10k and 100k hashes
+beside a brute-force baseline (goal: 100k under 5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ helpers
+
+from lpd_pipeline import demo, imaging  # noqa: E402
+from lpd_pipeline.curation import dataset as curation  # noqa: E402
+from lpd_pipeline.settings import StorageLayout  # noqa: E402
+from lpd_pipeline.sources.local import scan_local_folder  # noqa: E402
+
+
+def time_decode_only(paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        imaging.decode_image(path)
+    return time.perf_counter() - start
+
+
+def time_full_ingest(folder: Path, workdir: Path) -> tuple[float, dict]:
+    layout = StorageLayout(workdir)
+    config = curation.CurationConfig()
+    start = time.perf_counter()
+    items, _ = scan_local_folder(folder)
+    paintings, _ = curation.ingest_paintings(items, config)
+    marked, _ = curation.dedup_paintings(paintings, config)
+    tiles, _ = curation.cut_tiles(marked, layout, config)
+    elapsed = time.perf_counter() - start
+    return elapsed, {"tiles": len(tiles), "kept": int((tiles["rejected_by"] == "").sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "paintings",
+                        help="real paintings folder (used when present, besides the demo set)")
+    parser.add_argument("--demo-scale", type=float, default=1.0)
+    parser.add_argument("--no-dedup", action="store_true", help="skip the dedup benchmark")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        demo_dir = Path(tmp) / "demo"
+        demo.generate_demo_paintings(demo_dir, scale=args.demo_scale)
+        datasets = [("demo", demo_dir)]
+        if args.shared.is_dir():
+            datasets.append(("shared", args.shared))
+        for name, folder in datasets:
+            items, _ = scan_local_folder(folder)
+            paths = [Path(item.path) for item in items]
+            megapixels = sum(w * h for w, h in (imaging.image_size(p) for p in paths)) / 1e6
+            decode_s = time_decode_only(paths)
+            full_s, counts = time_full_ingest(folder, Path(tmp) / f"storage_{name}")
+            rows.append((name, len(paths), megapixels, decode_s, full_s, counts))
+
+    print(f"{'data':<8} {'stage':<28} {'paintings':>9} {'MP':>8} {'seconds':>8} {'paint/s':>8} {'MP/s':>7} "
+          f"{'x floor':>7}")
+    for name, n, mp, decode_s, full_s, counts in rows:
+        print(f"{name:<8} {'decode only (floor)':<28} {n:>9} {mp:>8.1f} {decode_s:>8.2f} {n / decode_s:>8.1f} "
+              f"{mp / decode_s:>7.1f} {1.0:>7.2f}")
+        print(f"{name:<8} {'decode>hash>tile>filter>write':<28} {n:>9} {mp:>8.1f} {full_s:>8.2f} "
+              f"{n / full_s:>8.1f} {mp / full_s:>7.1f} {full_s / decode_s:>7.2f}   "
+              f"({counts['tiles']} tiles, {counts['kept']} kept)")
+
+    if not args.no_dedup:
+        from dedup_bench import print_table, run_dedup_benchmark
+
+        print()
+        print_table(run_dedup_benchmark())
+
+
+if __name__ == "__main__":
+    main()

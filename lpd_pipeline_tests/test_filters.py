@@ -1,0 +1,349 @@
+"""Tile filters: API contract, synthetic defects (positive and negative per filter), real museum tiles."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lpd_pipeline.curation.filters import (
+    FILTER_NAMES,
+    FilterThresholds,
+    rejection_reasons,
+    score_blank,
+    score_blur,
+    score_inscription,
+    score_padding,
+    score_seal,
+    score_tile,
+    score_watermark,
+)
+
+THRESHOLDS = FilterThresholds()
+
+
+# ---------------------------------------------------------------------------------------------- synthetic tiles
+
+
+def paper(size: int, seed: int = 0, colour=(232, 222, 200)) -> np.ndarray:
+    """Bare paper: a flat tint with grain."""
+    rng = np.random.default_rng(seed)
+    base = np.empty((size, size, 3), np.float32)
+    base[:] = colour
+    base += rng.normal(0, 3.0, (size, size, 1))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def landscape(size: int, seed: int = 0) -> np.ndarray:
+    """A landscape-like tile: layered ink-wash hills, texture strokes and foliage dots on paper."""
+    rng = np.random.default_rng(seed)
+    img = paper(size, seed)
+    for m in range(3):
+        xs = np.linspace(0, size, 9)
+        ys = size * (0.35 + 0.2 * m) + rng.normal(0, size * 0.08, xs.size)
+        poly = np.array([[0, size]] + [[x, y] for x, y in zip(xs, ys)] + [[size, size]], np.int32)
+        layer = img.copy()
+        tone = 170 - 40 * m
+        cv2.fillPoly(layer, [poly], (tone, tone - 5, tone - 15))
+        img = cv2.addWeighted(img, 0.45, layer, 0.55, 0)
+    for _ in range(int(size * 0.6)):
+        x, y = rng.integers(0, size, 2)
+        dx, dy = rng.normal(0, size / 25, 2)
+        g = int(rng.integers(30, 110))
+        cv2.line(img, (int(x), int(y)), (int(x + dx), int(y + dy)), (g, g, g - 5), int(rng.integers(1, 3)),
+                 cv2.LINE_AA)
+    for _ in range(int(size * 0.5)):
+        x, y = rng.integers(0, size, 2)
+        g = int(rng.integers(20, 80))
+        cv2.circle(img, (int(x), int(y)), int(rng.integers(1, 4)), (g, g + 5, g), -1, cv2.LINE_AA)
+    return img
+
+
+def with_seal(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A vermilion square stamp with carved (paper-coloured) strokes, 18% of the tile side."""
+    rng = np.random.default_rng(seed)
+    out = img.copy()
+    s = img.shape[0]
+    w = int(s * 0.18)
+    x0, y0 = int(s * 0.7), int(s * 0.1)
+    cv2.rectangle(out, (x0, y0), (x0 + w, y0 + w), (190, 45, 35), -1)
+    for _ in range(8):
+        p = rng.integers(3, w - 3, 4)
+        cv2.line(out, (x0 + int(p[0]), y0 + int(p[1])), (x0 + int(p[2]), y0 + int(p[3])), (235, 220, 205),
+                 max(1, w // 20))
+    return out
+
+
+def with_inscription(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Four vertical columns of six pseudo-characters (random dark strokes in square cells)."""
+    rng = np.random.default_rng(seed)
+    out = img.copy()
+    s = img.shape[0]
+    c = max(6, s // 12)
+    for col in range(4):
+        x0 = int(s * 0.08) + col * int(c * 1.9)
+        for row in range(6):
+            y0 = int(s * 0.08) + row * int(c * 1.3)
+            for _ in range(5):
+                p = rng.integers(0, c, 4)
+                cv2.line(out, (x0 + int(p[0]), y0 + int(p[1])), (x0 + int(p[2]), y0 + int(p[3])), (25, 25, 25),
+                         max(1, s // 120), cv2.LINE_AA)
+    return out
+
+
+def with_watermark(img: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Rows of a semi-transparent white site address."""
+    s = img.shape[0]
+    layer = np.zeros(img.shape[:2], np.uint8)
+    for y in range(int(s * 0.3), s, int(s * 0.35)):
+        cv2.putText(layer, "www.paintings-online.com", (int(s * 0.02), y), cv2.FONT_HERSHEY_SIMPLEX,
+                    s / 256 * 0.6, 255, max(1, s // 200), cv2.LINE_AA)
+    a = layer[..., None].astype(np.float32) / 255 * alpha
+    return (img * (1 - a) + 255 * a).astype(np.uint8)
+
+
+def with_bar(img: np.ndarray, fraction: float = 0.2, colour=(0, 0, 0)) -> np.ndarray:
+    out = img.copy()
+    out[img.shape[0] - int(img.shape[0] * fraction):] = colour
+    return out
+
+
+def with_colour_checker(img: np.ndarray) -> np.ndarray:
+    """Two rows of flat colour-checker patches in the lower half."""
+    out = img.copy()
+    s = img.shape[0]
+    c = s // 8
+    colours = [(115, 82, 68), (194, 150, 130), (98, 122, 157), (87, 108, 67), (133, 128, 177), (103, 189, 170),
+               (214, 126, 44), (80, 91, 166), (193, 90, 99), (94, 60, 108), (157, 188, 64), (224, 163, 46)]
+    for i, col in enumerate(colours):
+        r, q = divmod(i, 6)
+        out[s // 2 + r * c: s // 2 + (r + 1) * c - 2, q * c: (q + 1) * c - 2] = col
+    return out
+
+
+def blurred(img: np.ndarray, sigma: float = 2.5) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+# ---------------------------------------------------------------------------------------------- API contract
+
+
+def test_names_thresholds_and_score_keys_agree():
+    assert FILTER_NAMES == ("blank", "blur", "watermark", "seal", "inscription", "padding")
+    assert tuple(THRESHOLDS.as_dict()) == FILTER_NAMES
+    scores = score_tile(landscape(64))
+    assert tuple(scores) == FILTER_NAMES
+    assert all(isinstance(v, float) and math.isfinite(v) for v in scores.values())
+
+
+def test_individual_scorers_match_score_tile():
+    tile = with_seal(landscape(128, 3))
+    scores = score_tile(tile)
+    singles = {"blank": score_blank, "blur": score_blur, "watermark": score_watermark, "seal": score_seal,
+               "inscription": score_inscription, "padding": score_padding}
+    for name, fn in singles.items():
+        assert fn(tile) == pytest.approx(scores[name]), name
+
+
+def test_rejection_reasons_uses_strict_greater_and_filter_order():
+    thresholds = FilterThresholds(blank=0.5, blur=0.5, watermark=0.5, seal=0.5, inscription=0.5, padding=0.5)
+    scores = {"padding": 0.9, "blank": 0.6, "blur": 0.5, "watermark": 0.0, "seal": 0.51, "inscription": 0.1}
+    assert rejection_reasons(scores, thresholds) == ["blank", "seal", "padding"]
+
+
+def test_rejection_reasons_refuses_missing_or_nan_scores():
+    scores = {name: 0.0 for name in FILTER_NAMES}
+    del scores["seal"]
+    with pytest.raises(KeyError, match="seal"):
+        rejection_reasons(scores, THRESHOLDS)
+    scores["seal"] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        rejection_reasons(scores, THRESHOLDS)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((64, 64), np.uint8), "uint8 RGB"),
+        (np.zeros((64, 64, 4), np.uint8), "uint8 RGB"),
+        (np.zeros((16, 64, 3), np.uint8), ">= 32"),
+    ],
+)
+def test_bad_tiles_raise_clear_errors(bad, message):
+    with pytest.raises(ValueError, match=message):
+        score_tile(bad)
+    with pytest.raises(TypeError):
+        score_tile([[0, 0, 0]])
+
+
+def test_thresholds_are_frozen():
+    with pytest.raises(Exception):
+        THRESHOLDS.seal = 1.0  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------- synthetic defects
+
+SIZES = (64, 256)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("seed", (0, 1))
+def test_clean_landscape_tile_passes_every_filter(size, seed):
+    assert rejection_reasons(score_tile(landscape(size, seed)), THRESHOLDS) == []
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_blank_paper_rejected_only_as_blank_or_blur(size):
+    reasons = rejection_reasons(score_tile(paper(size, 4)), THRESHOLDS)
+    assert "blank" in reasons
+    assert set(reasons) <= {"blank", "blur"}
+    assert score_blank(landscape(size)) <= THRESHOLDS.blank
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_blur(size):
+    sharp = landscape(size, 2)
+    assert score_blur(sharp) <= THRESHOLDS.blur
+    assert score_blur(blurred(sharp)) > THRESHOLDS.blur
+    # More blur means a higher score (monotone, contrast-independent measure).
+    assert score_blur(blurred(sharp, 4.0)) > score_blur(blurred(sharp, 1.5)) > score_blur(sharp)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_seal(size):
+    base = landscape(size, 1)
+    assert score_seal(base) <= THRESHOLDS.seal
+    assert "seal" in rejection_reasons(score_tile(with_seal(base)), THRESHOLDS)
+
+
+def test_ochre_and_brown_silk_are_not_seals():
+    ochre = paper(128, 5, colour=(196, 140, 70))  # 浅绛 ochre wash: hue ~60 deg
+    silk = paper(128, 6, colour=(150, 118, 80))  # aged brown silk
+    for tile in (ochre, silk):
+        textured = cv2.addWeighted(tile, 0.6, landscape(128, 7), 0.4, 0)
+        assert score_seal(textured) <= THRESHOLDS.seal
+    # The same tiles with a real vermilion stamp are caught.
+    assert score_seal(with_seal(silk)) > THRESHOLDS.seal
+
+
+def test_scattered_red_foliage_is_not_a_seal():
+    rng = np.random.default_rng(8)
+    tile = landscape(256, 8)
+    for _ in range(120):  # autumn leaves: many small red dots spread over the trees
+        x, y = rng.integers(0, 256, 2)
+        cv2.circle(tile, (int(x), int(y)), int(rng.integers(1, 3)), (185, 50, 40), -1)
+    assert score_seal(tile) <= THRESHOLDS.seal
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_inscription(size):
+    assert score_inscription(landscape(size, 3)) <= THRESHOLDS.inscription
+    assert score_inscription(paper(size, 3)) <= THRESHOLDS.inscription
+    assert "inscription" in rejection_reasons(score_tile(with_inscription(paper(size, 3))), THRESHOLDS)
+
+
+def test_scattered_strokes_are_not_an_inscription():
+    rng = np.random.default_rng(9)
+    tile = paper(256, 9)
+    for _ in range(120):  # the same strokes as the pseudo-characters, but not arranged in columns of cells
+        x, y = rng.integers(0, 256, 2)
+        dx, dy = rng.integers(-20, 20, 2)
+        cv2.line(tile, (int(x), int(y)), (int(x + dx), int(y + dy)), (25, 25, 25), 2, cv2.LINE_AA)
+    assert score_inscription(tile) <= THRESHOLDS.inscription
+
+
+@pytest.mark.parametrize("size, make_base", [(256, paper), (384, landscape), (384, paper)])
+def test_watermark(size, make_base):
+    base = make_base(size, 1)
+    assert score_watermark(base) <= THRESHOLDS.watermark
+    assert "watermark" in rejection_reasons(score_tile(with_watermark(base)), THRESHOLDS)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (128, 128, 128)])
+def test_padding_bar(size, colour):
+    base = landscape(size, 4)
+    assert score_padding(base) <= THRESHOLDS.padding
+    assert "padding" in rejection_reasons(score_tile(with_bar(base, 0.2, colour)), THRESHOLDS)
+
+
+def test_padding_mount_edge_and_colour_checker():
+    # (checker patches need >= ~16 px to be seen, so this runs at 256 px only)
+    base = landscape(256, 5)
+    mount = base.copy()
+    mount[:, 200:] = paper(256, 5, colour=(70, 62, 50))[:, 200:]  # dark mount silk beside a straight edge
+    assert score_padding(mount) > THRESHOLDS.padding
+    assert score_padding(with_colour_checker(base)) > THRESHOLDS.padding
+
+
+# ---------------------------------------------------------------------------------------------- demo paintings
+
+
+def test_demo_planted_defects_are_caught():
+    """The demo module's own defect planters (default styling), scored on the 256 px tile grid."""
+    demo = pytest.importorskip("lpd_pipeline.demo")
+    base = demo.render_landscape(512, 512, np.random.default_rng(0), "ink_paper")
+    origins = [(x, y) for y in (0, 256) for x in (0, 256)]
+
+    def reasons_where(img, box, inside):
+        x0, y0, x1, y1 = box
+        out = []
+        for x, y in origins:
+            contained = x <= x0 and y <= y0 and x1 <= x + 256 and y1 <= y + 256
+            overlaps = x < x1 and x0 < x + 256 and y < y1 and y0 < y + 256
+            if (contained if inside else overlaps):
+                out.append(rejection_reasons(score_tile(np.ascontiguousarray(img[y:y + 256, x:x + 256])), THRESHOLDS))
+        return out
+
+    for x, y in origins:
+        assert rejection_reasons(score_tile(np.ascontiguousarray(base[y:y + 256, x:x + 256])), THRESHOLDS) == []
+    sealed, box = demo.add_seal(base, np.random.default_rng(1), position=(300, 330))
+    seal_tiles = reasons_where(sealed, box, inside=True)
+    assert seal_tiles and all("seal" in r for r in seal_tiles)
+    barred, box = demo.add_padding_bar(base, np.random.default_rng(2), side="bottom", fraction=0.15)
+    bar_tiles = reasons_where(barred, box, inside=False)
+    assert len(bar_tiles) == 2 and all("padding" in r for r in bar_tiles)
+    written, box = demo.add_inscription(base, np.random.default_rng(3))
+    assert any("inscription" in r for r in reasons_where(written, box, inside=False))
+
+
+# ---------------------------------------------------------------------------------------------- real museum tiles
+
+# Tiles checked by eye on the contact sheets of bench/filter_report.py: (file, x, y, filter that must reject).
+REAL_DEFECTS = [
+    ("colored/otang47__Landscape-Painting-Classification__paintings_Song_Paintings_115.jpg", 512, 0, "seal"),
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_met_357.jpg", 256, 0, "seal"),
+    ("colored/otang47__Landscape-Painting-Classification__paintings_Ming_Paintings_11.jpg", 512, 0, "inscription"),
+    ("ink/otang47__Landscape-Painting-Classification__paintings_Ming_Paintings_194.jpg", 512, 0, "inscription"),
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_harvard_52.jpg", 0, 0, "blank"),
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_met_149.jpg", 0, 256, "padding"),  # black scan bar
+]
+# Clean landscape tiles (willows, bamboo, peaks, a misty hill) that no filter may reject.
+REAL_CLEAN = [
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_met_62.jpg", 0, 256),
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_met_343.jpg", 0, 256),
+    ("ink/AvatarGanymede__ChinesePaintingStyle__data_trainB_harvard_79.jpg", 0, 0),
+    ("ink/otang47__Landscape-Painting-Classification__paintings_Ming_Paintings_136.jpg", 512, 0),
+]
+
+
+def _real_tile(root: Path, name: str, x: int, y: int, size: int = 256) -> np.ndarray:
+    path = root / name
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        pytest.skip(f"{path} not readable")
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[y: y + size, x: x + size])
+
+
+@pytest.mark.parametrize("name, x, y, expected", REAL_DEFECTS)
+def test_real_defect_tiles_rejected(shared_paintings, name, x, y, expected):
+    assert expected in rejection_reasons(score_tile(_real_tile(shared_paintings, name, x, y)), THRESHOLDS)
+
+
+@pytest.mark.parametrize("name, x, y", REAL_CLEAN)
+def test_real_clean_tiles_kept(shared_paintings, name, x, y):
+    assert rejection_reasons(score_tile(_real_tile(shared_paintings, name, x, y)), THRESHOLDS) == []
