@@ -1,6 +1,7 @@
 # Fresh-machine entry points. Each target creates/updates the virtual environment it needs.
 #   make demo   run the main job (prepare_dataset) on the embedded demo paintings
 #   make test   run the test suite
+#   make train-demo  a small CPU training (U-Net-256, 2 epochs, 16 channels) on the demo dataset
 #   make ui     open the Dagster UI (http://127.0.0.1:3000)
 #   make bench  run the benchmarks
 
@@ -28,6 +29,10 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m lpd_pipeline -j prepare_dataset
+
+train-demo: demo
+	$(BIN)/dagster job execute -m lpd_pipeline -j train_models -c config/train_demo.yaml \
+		--tags '{"dagster/partition": "unet256"}'
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=15

@@ -106,8 +106,15 @@ def _open_pipes():
     """
     if not _is_rank_zero():
         return None
-    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
+    # Pipes clients announce themselves through this variable; without it, run standalone (a cluster node
+    # need not have dagster_pipes installed at all).
+    if not os.environ.get("DAGSTER_PIPES_CONTEXT"):
+        return None
+    try:
+        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+    except ImportError as exc:
+        raise RuntimeError("launched by a Dagster Pipes client but dagster_pipes is not installed: "
+                           "pip install dagster-pipes") from exc
     if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
         return None
     return open_dagster_pipes()

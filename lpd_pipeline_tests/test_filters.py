@@ -347,3 +347,87 @@ def test_real_defect_tiles_rejected(shared_paintings, name, x, y, expected):
 @pytest.mark.parametrize("name, x, y", REAL_CLEAN)
 def test_real_clean_tiles_kept(shared_paintings, name, x, y):
     assert rejection_reasons(score_tile(_real_tile(shared_paintings, name, x, y)), THRESHOLDS) == []
+
+
+# ---------------------------------------------------------------------------------------------- watermark & seal
+
+
+@pytest.fixture(scope="module")
+def demo_watermark_painting(tmp_path_factory):
+    """The demo set's watermarked painting (default faint, rotated, repeated site mark) and its defect box."""
+    demo = pytest.importorskip("lpd_pipeline.demo")
+    out = tmp_path_factory.mktemp("demo_watermark")
+    truth = demo.generate_demo_paintings(out, n_colored=8, n_ink=3, scale=0.5)
+    row = truth[truth["defect"] == "watermark"].iloc[0]
+    bgr = cv2.imread(str(out / row["file"]), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), tuple(int(v) for v in row["defect_box"])
+
+
+def test_demo_watermark_painting_tiles_rejected(demo_watermark_painting):
+    from lpd_pipeline.curation.tiling import tile_origins
+
+    img, (x0, y0, x1, y1) = demo_watermark_painting
+    box = img[y0:y1, x0:x1]
+    origins = tile_origins(box.shape[0], box.shape[1], 128, 128)
+    assert len(origins) >= 4
+    rejected = [
+        "watermark" in rejection_reasons(score_tile(np.ascontiguousarray(box[y:y + 128, x:x + 128])), THRESHOLDS)
+        for x, y in origins
+    ]
+    assert sum(rejected) > len(rejected) / 2, rejected
+
+
+def test_demo_watermark_absent_means_no_watermark_rejection():
+    # The same painting style and size without the overlay: the text detector must not fire on the painting.
+    demo = pytest.importorskip("lpd_pipeline.demo")
+    for seed, style in ((0, "ochre"), (1, "blue_green"), (2, "ink_paper")):
+        img = demo.render_landscape(384, 384, np.random.default_rng(seed), style)
+        for y in (0, 128, 256):
+            for x in (0, 128, 256):
+                assert score_watermark(np.ascontiguousarray(img[y:y + 128, x:x + 128])) <= THRESHOLDS.watermark
+
+
+def _red_tree_crown(tile: np.ndarray, rng: np.random.Generator, cx: int, cy: int, radius: int) -> None:
+    """An autumn tree: ink branches and a dense crown of red leaf dabs (clustered, ragged, ink among the red)."""
+    for _ in range(6):
+        angle = rng.uniform(0, 2 * math.pi)
+        cv2.line(tile, (cx, cy + radius), (int(cx + radius * math.cos(angle)), int(cy + radius * math.sin(angle))),
+                 (40, 35, 30), 2, cv2.LINE_AA)
+    for _ in range(70):
+        r, angle = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+        colour = (int(rng.integers(170, 200)), int(rng.integers(40, 70)), int(rng.integers(30, 50)))
+        cv2.circle(tile, (int(cx + r * math.cos(angle)), int(cy + r * math.sin(angle))), int(rng.integers(1, 4)),
+                   colour, -1)
+
+
+def test_dense_red_foliage_is_not_a_seal():
+    rng = np.random.default_rng(11)
+    tile = landscape(256, 11)
+    for cx, cy in ((60, 80), (150, 70), (200, 160), (90, 190)):
+        _red_tree_crown(tile, rng, cx, cy, 22)
+    assert score_seal(tile) <= THRESHOLDS.seal
+
+
+def test_red_robe_on_brown_silk_is_not_a_seal():
+    # A figure in a dull red robe outlined in ink on aged silk: red, compact, but neither vivid against the
+    # silk nor free of ink.
+    silk = cv2.addWeighted(paper(256, 12, colour=(140, 105, 70)), 0.7, landscape(256, 12), 0.3, 0)
+    robe = np.array([[110, 90], [140, 88], [150, 150], [158, 200], [100, 204], [104, 150]], np.int32)
+    cv2.fillPoly(silk, [robe], (150, 62, 45))
+    cv2.polylines(silk, [robe], True, (35, 28, 22), 2, cv2.LINE_AA)
+    cv2.line(silk, (125, 100), (120, 195), (35, 28, 22), 1, cv2.LINE_AA)  # a fold
+    assert score_seal(silk) <= THRESHOLDS.seal
+
+
+@pytest.mark.parametrize("cut", ("left", "top", "corner"))
+def test_partial_seal_at_tile_edge_is_caught(cut):
+    """A stamp cut by the tile border (the rest lies in the neighbouring tile) still counts."""
+    demo = pytest.importorskip("lpd_pipeline.demo")
+    painting = demo.render_landscape(512, 512, np.random.default_rng(5), "ink_paper")
+    sealed, (sx0, sy0, sx1, sy1) = demo.add_seal(painting, np.random.default_rng(6), size=56, position=(220, 220))
+    # Tile origin so that about 60 % of the seal's width and/or height lies inside the tile.
+    x = sx0 + int(0.4 * (sx1 - sx0)) if cut in ("left", "corner") else sx0 - 60
+    y = sy0 + int(0.4 * (sy1 - sy0)) if cut in ("top", "corner") else sy0 - 60
+    tile = np.ascontiguousarray(sealed[y:y + 256, x:x + 256])
+    assert "seal" in rejection_reasons(score_tile(tile), THRESHOLDS)
+    assert score_seal(np.ascontiguousarray(painting[y:y + 256, x:x + 256])) <= THRESHOLDS.seal

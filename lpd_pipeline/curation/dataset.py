@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +61,8 @@ class CurationConfig:
     test_color_fraction: float = 0.1
     seed: int = 0
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    # Processes for decoding and tile scoring (0: one per CPU core). Small batches stay in-process.
+    workers: int = 0
     # file name, relative source path or painting id -> "colored" | "ink"
     kind_overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,22 +111,32 @@ def ingest_paintings(
     rows: list[dict] = []
     rejections: list[dict] = []
     seen_ids: dict[str, str] = {}
-    for number, item in enumerate(items, start=1):
-        if progress:
-            progress(number, len(items))
+    described: dict[int, dict] = {}
+    to_describe: list[tuple[int, RawPainting]] = []
+    for index, item in enumerate(items):
         path = Path(item.path)
         try:
             stat = path.stat()
         except OSError as error:
-            rejections.append(_rejection(path, "decode", "unreadable", str(error)))
+            described[index] = {"error": ("unreadable", str(error))}
             continue
         row = cached.get((str(path), stat.st_size, stat.st_mtime_ns))
         if row is None:
-            try:
-                row = _describe_painting(item, stat, config)
-            except imaging.ImageDecodeError as error:
-                rejections.append(_rejection(path, "decode", error.reason, error.detail))
-                continue
+            to_describe.append((index, item))
+        else:
+            described[index] = row
+    jobs = [(item, config) for _, item in to_describe]
+    for number, ((index, _), result) in enumerate(
+            zip(to_describe, _parallel_map(_describe_painting_job, jobs, config.workers)), start=1):
+        if progress:
+            progress(number, len(to_describe))
+        described[index] = result
+    for index, item in enumerate(items):
+        path = Path(item.path)
+        row = described[index]
+        if "error" in row:
+            rejections.append(_rejection(path, "decode", *row["error"]))
+            continue
         row = {**row, **_metadata(item)}
         row["kind"], row["kind_source"] = _decide_kind(item, row, config)
         duplicate_of = seen_ids.get(row["painting_id"])
@@ -142,6 +157,17 @@ def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
         (row["path"], int(row["file_size"]), int(row["file_mtime_ns"])): row
         for row in cache[PAINTING_COLUMNS].to_dict("records")
     }
+
+
+def _describe_painting_job(job: tuple[RawPainting, CurationConfig]) -> dict:
+    """Runs in a worker process: errors come back as values (exceptions with custom fields don't pickle)."""
+    item, config = job
+    try:
+        return _describe_painting(item, Path(item.path).stat(), config)
+    except imaging.ImageDecodeError as error:
+        return {"error": (error.reason, error.detail)}
+    except OSError as error:
+        return {"error": ("unreadable", str(error))}
 
 
 def _describe_painting(item: RawPainting, stat: os.stat_result, config: CurationConfig) -> dict:
@@ -198,6 +224,37 @@ def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> d
     return {"item": str(item), "stage": stage, "reason": reason, "detail": detail}
 
 
+# Below this many items a process pool costs more (start-up, imports) than it saves.
+MIN_ITEMS_FOR_POOL = 16
+
+
+def _parallel_map(function: Callable, jobs: list, workers: int) -> Iterable:
+    """``map(function, jobs)`` in order, over a spawn-based process pool when it pays off.
+
+    Spawn, not fork: the caller may be a multi-threaded Dagster process, and forking threads can deadlock.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(jobs) < MIN_ITEMS_FOR_POOL:
+        return map(function, jobs)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                               initializer=_init_worker)
+    return _drain(pool, pool.map(function, jobs, chunksize=2))
+
+
+def _drain(pool: ProcessPoolExecutor, results: Iterable) -> Iterable:
+    with pool:
+        yield from results
+
+
+def _init_worker() -> None:
+    # One OpenCV thread per process: the pool already uses every core, and OpenCV's own threads on
+    # 256-pixel tiles cost more in synchronisation than they gain.
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 # ---------------------------------------------------------------------------------------------- 2. dedup
 
 
@@ -249,15 +306,15 @@ def cut_tiles(
     kept_paintings = paintings[paintings["is_representative"]] if "is_representative" in paintings else paintings
     frames = []
     rejections = []
-    total = len(kept_paintings)
-    for number, painting in enumerate(kept_paintings.itertuples(index=False), start=1):
+    records = [SimpleNamespace(**row) for row in kept_paintings.to_dict("records")]
+    jobs = [(painting, layout, config) for painting in records]
+    results = _parallel_map(_tiles_of_painting_job, jobs, config.workers)
+    for number, (painting, frame) in enumerate(zip(records, results), start=1):
         if progress:
-            progress(number, total)
-        try:
-            frame = _tiles_of_painting(painting, layout, config)
-        except imaging.ImageDecodeError as error:
+            progress(number, len(records))
+        if isinstance(frame, tuple):
             # The file changed or vanished since ingest: report it and go on with the others.
-            rejections.append(_rejection(painting.path, "tiles", error.reason, error.detail))
+            rejections.append(_rejection(painting.path, "tiles", *frame))
             continue
         if frame.empty:
             rejections.append(_rejection(
@@ -276,6 +333,14 @@ def _empty_tiles() -> pd.DataFrame:
     columns = ["tile_id", "painting_id", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
                "rejected_by"]
     return pd.DataFrame(columns=columns)
+
+
+def _tiles_of_painting_job(job) -> pd.DataFrame | tuple[str, str]:
+    painting, layout, config = job
+    try:
+        return _tiles_of_painting(painting, layout, config)
+    except imaging.ImageDecodeError as error:
+        return (error.reason, error.detail)
 
 
 def _tiles_of_painting(painting, layout: StorageLayout, config: CurationConfig) -> pd.DataFrame:

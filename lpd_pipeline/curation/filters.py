@@ -24,6 +24,15 @@ import numpy as np
 FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding")
 
 MIN_TILE_SIDE = 32
+# Watermark line tests (tuned with bench/filter_report.py): bright detail within a few px of ink darker than
+# its surroundings by INK_DEPTH grey levels is paper between strokes; a text line's letters cover
+# LETTER_COVERAGE of its length or number LETTER_DENSITY per letter height; at most MAX_INK_IN_LINE of its box
+# is such ink.
+INK_DEPTH = 45
+LETTER_COVERAGE = 0.93
+LETTER_DENSITY = 0.8
+MAX_INK_IN_LINE = 0.02
+_EXP: dict = {}
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,7 @@ def _seal(t: _Tile) -> float:
         blob_l = lightness[y : y + h, x : x + w]
         red_l, other_l = blob_l[blob & is_red], blob_l[blob & ~is_red]
         if other_l.size:
-            if float((other_l < red_l.mean() - 15.0).mean()) > 0.06:
+            if float((other_l < red_l.mean() - 15.0).mean()) > 0.09:
                 continue
             if other_l.mean() < red_l.mean() + 2.0 and density < 0.7:
                 continue
@@ -191,7 +200,7 @@ def _seal(t: _Tile) -> float:
         # red test and barely differs from the silk around it.
         red_a = float(a[y : y + h, x : x + w][blob & is_red].mean())
         ring_a = float(np.median(a[y0:y1, x0:x1][ring]))
-        if red_a < 24.0 or red_a - ring_a < 12.0:
+        if red_a - ring_a < 10.0:
             continue
         seal_pixels += red_per_label[i]
     return float(seal_pixels / t.area)
@@ -321,30 +330,41 @@ def _inscription(t: _Tile) -> float:
     return _text_columns(ink, t, min_members=3)
 
 
-def _watermark(t: _Tile) -> float:
+def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
+    """Candidate overlay text lines in a tile: ``(angle_deg, offset_px, length_px, breadth_px)`` each."""
     side = t.side
     # uint8 throughout: grey-level morphology on 8-bit images is several times faster than on float.
     smooth = cv2.GaussianBlur(t.get("luma_u8"), (0, 0), 0.8)  # keeps 1-2 px glyph strokes, drops grain
     k = _odd(side / 24)
-    opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, disk)
     tophat = cv2.subtract(smooth, opened)
     # A semi-transparent white overlay lifts each pixel part of the way to white: by alpha * (255 - base),
     # alpha well below 1, and it washes the ground's colour out. Bright paper gaps between ink strokes rise
     # nearly all the way from the ink to the paper level (apparent alpha near 1) and keep the paper's colour.
     headroom = cv2.subtract(np.full_like(opened, 255), opened).astype(np.float32)
-    # Washed out: saturation (chroma per lightness) below the neighbourhood's, or near-neutral anyway.
     chroma = t.get("chroma")
     saturation = chroma / (t.get("lab")[..., 0] + 10.0)
     ground_saturation = cv2.blur(saturation, (2 * k + 1, 2 * k + 1))
     lifted = (tophat.astype(np.float32) < 0.7 * headroom) & ((chroma < 12.0) | (saturation < 0.9 * ground_saturation))
+    # Paper showing between dark brush strokes (calligraphy, texture strokes) is the commonest bright thin
+    # detail; an overlay's own drop shadow is far fainter than ink. Drop bright detail next to strong ink.
+    closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, disk)
+    ink = (cv2.subtract(closed, smooth) > INK_DEPTH).astype(np.uint8)
+    near = _odd(side / 64, minimum=3)
+    if _EXP.get('near', 1):
+        lifted &= cv2.dilate(ink, np.ones((near, near), np.uint8)) == 0
     # Hysteresis: faint anti-aliased letter edges join the letter's core instead of breaking it into specks.
     # Thresholds above the tile's own fine texture (silk weave, paper fibres), which is bright thin detail too.
     grain = _percentile_u8(tophat, 75.0)
     strong_level, weak_level = max(6.0, 3.0 * grain), max(3.0, 1.5 * grain)
     weak = (tophat > weak_level) & lifted
+    if _EXP.get("pix"):
+        g0 = cv2.medianBlur(smooth, _odd(side / _EXP.get("pw", 8)))
+        weak &= cv2.subtract(smooth, g0).astype(np.float32) >= _EXP["pix"] * tophat
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return 0.0
+        return []
     strong = np.bincount(labels[(tophat > strong_level) & weak], minlength=count) >= 3
     strong[0] = False
     widths, heights, areas = stats[1:, 2], stats[1:, 3], stats[1:, 4]
@@ -353,28 +373,41 @@ def _watermark(t: _Tile) -> float:
     glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / 4) & (areas >= 6)
     glyph_like &= fill < 0.75
     if int(glyph_like.sum()) < 4:
-        return 0.0
+        return []
     # Letters of one word sit about half a letter apart in any direction (site marks are often rotated):
     # join them isotropically at the scale of the typical letter and keep groups shaped like a line of text.
     letter = float(np.median(longest[glyph_like]))
+    # Ground test: an overlay lifts its strokes above the local ground level (the median over a few letters),
+    # while paper or wash showing between brush strokes only reaches that level: it is bright relative to
+    # the dark strokes around it (the opening), not to the ground.
+    ground = cv2.medianBlur(smooth, _odd(min(_EXP.get("mw", 4.0) * letter, side / 2)))
+    lift = cv2.subtract(smooth, ground).astype(np.float32)
+    on_any = labels > 0
+    lift_sum = np.bincount(labels[on_any], weights=lift[on_any], minlength=count)
+    tophat_sum = np.bincount(labels[on_any], weights=tophat[on_any].astype(np.float32), minlength=count)
+    lift_ratio = lift_sum / np.maximum(tophat_sum, 1e-3)
+    if _EXP.get("member"):
+        glyph_like &= lift_ratio[1:] >= _EXP["member"]
+        if int(glyph_like.sum()) < 4:
+            return []
     keep = np.zeros(count, np.uint8)
     keep[1:][glyph_like] = 1
     glyphs = keep[labels]
-    j = _odd(0.45 * letter)
+    j = _odd(0.3 * letter)
     group_count, group_labels, group_stats = _components(cv2.dilate(glyphs, np.ones((j, j), np.uint8)))
     on = glyphs.astype(bool)
     comp_group = np.zeros(count, np.int32)
     comp_group[labels[on]] = group_labels[on]
     comp_group[0] = 0
     comp_group[1:][~glyph_like] = 0
-    covered = 0.0
+    lines = []
     for g in range(1, group_count):
         member_ids = np.flatnonzero(comp_group == g)
         if member_ids.size < 4:
             continue
         gx, gy, gw, gh, _ = group_stats[g]
         ys, xs = np.nonzero(group_labels[gy : gy + gh, gx : gx + gw] == g)
-        (_, _), (rw, rh), rect_angle = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+        (cx, cy), (rw, rh), rect_angle = cv2.minAreaRect(np.column_stack([xs + gx, ys + gy]).astype(np.float32))
         length, breadth = max(rw, rh), min(rw, rh)
         if length < max(side / 5, 3.0 * letter) or length < 2.0 * breadth:
             continue
@@ -405,8 +438,30 @@ def _watermark(t: _Tile) -> float:
         offsets = centroids[member_ids] @ normal
         if float(np.std(offsets)) > 0.5 * typical:
             continue
-        covered += float(length * breadth)
-    return min(1.0, covered / t.area)
+        line_angle = math.degrees(math.atan2(along[1], along[0])) % 180.0
+        # Print sets letters edge to edge: at least ~0.8 letters per letter height along the line. Paper
+        # between texture strokes leaves sparser slivers, and the ink it sits among shows inside the line's box.
+        # Print sets letters edge to edge: their extents along the line cover most of its length, or (where
+        # letters split into strokes) many of them follow each other at less than a letter height. Paper
+        # between texture strokes leaves sparser slivers, and the ink it sits among shows inside the line's box.
+        starts_along = centroids[member_ids] @ along - 0.5 * along_arr
+        lo = float(starts_along.min())
+        covered_along = np.zeros(int(length) + 2, bool)
+        for s0, span in zip(starts_along - lo, along_arr):
+            covered_along[int(s0) : int(s0 + span) + 1] = True
+        if covered_along.mean() < _EXP.get("cov", LETTER_COVERAGE) and member_ids.size * typical < _EXP.get("dens", LETTER_DENSITY) * length:
+            continue
+        if float(ink[gy : gy + gh, gx : gx + gw].mean()) > _EXP.get("maxink", MAX_INK_IN_LINE):
+            continue
+        if float(np.median(lift_ratio[member_ids])) < _EXP.get("line", 0.0):
+            continue
+        lines.append((line_angle, float(np.array([cx, cy]) @ normal), float(length), float(breadth)))
+    return lines
+
+
+def _watermark(t: _Tile) -> float:
+    lines = _watermark_lines(t)
+    return min(1.0, sum(l * b for _, _, l, b in lines) / t.area)
 
 
 def _padding(t: _Tile) -> float:
@@ -485,7 +540,8 @@ def score_blur(rgb: np.ndarray) -> float:
 def score_watermark(rgb: np.ndarray) -> float:
     """Fraction of the tile covered by overlay text (site marks): thin strokes brighter than the brightest
     broad area around them and washed-out in colour, letter-sized, chained into straight lines of any angle
-    whose letters share one height and one baseline. Faint (alpha < ~0.3) overlays on busy texture can be
+    whose letters share one height and one baseline, sit edge to edge, and have no strong ink beside them
+    (paper between brush strokes is the commonest look-alike). Faint (alpha < ~0.3) overlays on busy texture can be
     missed; the line-shape tests keep brush texture and paper gaps between strokes from firing."""
     return _watermark(_Tile(rgb))
 

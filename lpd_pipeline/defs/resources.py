@@ -72,23 +72,24 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     storage_root: str
 
-    def _path(self, context) -> Path:
+    def _path(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
         layout = StorageLayout(Path(self.storage_root).resolve())
-        parts = list(context.asset_key.path)
-        if context.has_partition_key:
-            parts = [*parts, context.partition_key]
+        parts = list(asset_key.path)
+        if partition_key is not None:
+            parts = [*parts, partition_key]
         parts[-1] = f"{parts[-1]}.parquet"
         return layout.path("assets", *parts)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame")
-        path = self._path(context)
+        path = self._path(context.asset_key, context.partition_key if context.has_partition_key else None)
         write_parquet_atomic(obj, path)
         context.add_output_metadata({"table_path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        path = self._path(context.upstream_output if context.upstream_output else context)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        path = self._path(context.asset_key, partition)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
         return pd.read_parquet(path)

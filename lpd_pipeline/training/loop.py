@@ -174,8 +174,11 @@ class Pix2PixModel:
             net.to(device=device, memory_format=self.memory_format)
 
         betas = (config.beta1, config.beta2)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
-        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        # Fused Adam: one kernel per step instead of a Python loop over parameters; same math.
+        fused = device.type in ("cpu", "cuda")
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, fused=fused)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas,
+                                            fused=fused)
         rule = _linear_decay_rule(config.n_epochs, config.n_epochs_decay)
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, rule)
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, rule)
