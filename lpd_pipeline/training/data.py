@@ -18,9 +18,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from lpd_pipeline import imaging
 from lpd_pipeline.atomic import atomic_path, write_text_atomic
 from lpd_pipeline.settings import safe_join
 
@@ -118,14 +118,15 @@ def _tile_file(storage_root: str | os.PathLike, rel: str) -> Path:
 
 
 def _decode_tile(path: Path, mode: str, size: int) -> np.ndarray:
+    """A tile as (size, size, 3) RGB or (size, size) gray, through the project's one decoder."""
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert(mode), dtype=np.uint8)
-    except Exception as exc:
-        raise DataError(f"tile file {path} cannot be decoded: {exc}") from exc
-    if array.shape[:2] != (size, size):
-        raise DataError(f"tile file {path} is {array.shape[1]}x{array.shape[0]}, the table says {size}x{size}")
-    return array
+        rgb = imaging.decode_image(path)
+    except imaging.ImageDecodeError as exc:
+        raise DataError(f"tile file {path} cannot be decoded: {exc.reason} {exc.detail}") from exc
+    if rgb.shape[:2] != (size, size):
+        raise DataError(f"tile file {path} is {rgb.shape[1]}x{rgb.shape[0]}, the table says {size}x{size}")
+    # Gray tiles decode to three equal channels; a colour file given as gray is reduced by BT.601 luma.
+    return rgb if mode == "RGB" else imaging.luma_bt601(rgb)
 
 
 def _read_index(store_dir: Path) -> dict | None:
