@@ -31,7 +31,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from lpd_pipeline.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
+from lpd_pipeline.files import write_bytes_atomic, write_text_atomic  # noqa: E402
 from lpd_pipeline.curation.filters import (  # noqa: E402
     FILTER_NAMES,
     FilterThresholds,

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from lpd_pipeline.atomic import write_bytes_atomic, write_text_atomic
+from lpd_pipeline.files import write_bytes_atomic, write_text_atomic
 
 STYLES = ("blue_green", "ochre", "ink_paper", "ink_silk")
 COLORED_STYLES = ("blue_green", "ochre")

@@ -8,7 +8,6 @@ must be rejected, not silently padded with grey.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from lpd_pipeline.atomic import atomic_path
+from lpd_pipeline.files import atomic_path, sha256_file
 
 # Suffixes the ingest sources accept as painting files (lower-case, with the dot).
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -383,8 +382,4 @@ def save_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95)
 
 def content_hash(path: str | os.PathLike) -> str:
     """Stable id of a file: the first 16 hex digits of the SHA-256 of its bytes (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_file(path)[:16]

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lpd_pipeline import imaging
-from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation.tiling import tile_origins
 from lpd_pipeline.settings import StorageLayout

@@ -370,7 +370,7 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
     widths, heights, areas = stats[1:, 2], stats[1:, 3], stats[1:, 4]
     longest = np.maximum(widths, heights)
     fill = areas / np.maximum(widths * heights, 1)
-    glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / 4) & (areas >= 6)
+    glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / _EXP.get('lmax', 4)) & (areas >= 6)
     glyph_like &= fill < 0.75
     if int(glyph_like.sum()) < 4:
         return []
@@ -433,7 +433,7 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
             continue
         if breadth > 3.5 * typical:
             continue
-        if float(np.median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
+        if float(np.median((across_arr / along_arr) if _EXP.get('asp') else (np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr)))) > 2.5:
             continue
         offsets = centroids[member_ids] @ normal
         if float(np.std(offsets)) > 0.5 * typical:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation import filters
 from lpd_pipeline.curation.dataset import CurationConfig
 from lpd_pipeline.settings import StorageLayout, default_storage_root

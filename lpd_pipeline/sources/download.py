@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from lpd_pipeline.atomic import atomic_path, write_text_atomic
+from lpd_pipeline.files import atomic_path, sha256_file, write_text_atomic
 from lpd_pipeline.imaging import sniff_image_type
 from lpd_pipeline.settings import PathEscapeError, safe_join
 from lpd_pipeline.sources.records import SourceFailure
@@ -144,14 +144,6 @@ def safe_stem(text: str, max_len: int = 48) -> str:
 def url_key(url: str) -> str:
     """Stable 16-hex-digit key of a URL; every file downloaded from ``url`` starts with it."""
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -282,7 +274,7 @@ class Downloader:
                 path = None
             if path is not None:
                 if path.is_file() and path.stat().st_size == entry.get("bytes"):
-                    if not self.policy.verify_cached_sha256 or _sha256_of(path) == entry.get("sha256"):
+                    if not self.policy.verify_cached_sha256 or sha256_file(path) == entry.get("sha256"):
                         return DownloadResult(
                             url, path, "cached", bytes=int(entry["bytes"]), sha256=str(entry.get("sha256", "")),
                             image_type=str(entry.get("type", "")),
@@ -299,7 +291,7 @@ class Downloader:
                 image_type = sniff_image_type(handle.read(_SNIFF_BYTES))
             if image_type is None or image_type not in self.policy.allowed_types:
                 continue
-            size, sha256 = candidate.stat().st_size, _sha256_of(candidate)
+            size, sha256 = candidate.stat().st_size, sha256_file(candidate)
             self._record(url, candidate, size, sha256, image_type)
             return DownloadResult(url, candidate, "cached", bytes=size, sha256=sha256, image_type=image_type)
         return None

@@ -19,7 +19,7 @@ _SUFFIXES = frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s 
 
 
 def _is_ours_or_hidden(name: str) -> bool:
-    # atomic.py temp files start with "." (hidden); ".part"/".tmp" cover other tools' partial downloads.
+    # lpd_pipeline.files temp files start with "." (hidden); ".part"/".tmp" cover other tools' partial downloads.
     lower = name.lower()
     return name.startswith(".") or lower.endswith((".part", ".tmp", ".crdownload"))
 

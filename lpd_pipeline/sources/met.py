@@ -11,7 +11,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from lpd_pipeline.atomic import write_text_atomic
+from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.settings import safe_join
 from lpd_pipeline.sources.download import Downloader, DownloadError
 from lpd_pipeline.sources.manifest import kind_from_medium

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.training.config import MODEL_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)

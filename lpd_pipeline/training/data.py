@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lpd_pipeline import imaging
-from lpd_pipeline.atomic import atomic_path, write_text_atomic
+from lpd_pipeline.files import atomic_path, sha256_file, write_text_atomic
 from lpd_pipeline.settings import safe_join
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,6 @@ class TileStore:
         return np.memmap(self.gray_path, dtype=np.uint8, mode="r", shape=(self.n, self.size, self.size))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_split_tiles(tiles_parquet: str | os.PathLike, split: str) -> pd.DataFrame:
     """The rows of ``split`` from tiles.parquet, sorted by tile_id (a stable order independent of row order)."""
     tiles_parquet = Path(tiles_parquet)
@@ -105,7 +97,7 @@ def data_fingerprint(rows: pd.DataFrame, storage_root: str | os.PathLike) -> str
         digest.update(f"{row.tile_id}\t{int(row.size)}".encode())
         for rel in (row.color_path, row.gray_path):
             path = _tile_file(storage_root, rel)
-            digest.update(f"\t{path.stat().st_size}:{_sha256_file(path)}".encode())
+            digest.update(f"\t{path.stat().st_size}:{sha256_file(path)}".encode())
         digest.update(b"\n")
     return digest.hexdigest()
 

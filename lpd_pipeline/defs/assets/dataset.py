@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from lpd_pipeline import demo
-from lpd_pipeline.atomic import write_parquet_atomic
+from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation import dataset as curation
 from lpd_pipeline.curation import filters, previews
 from lpd_pipeline.defs.resources import CurationResource, PaintingSourcesResource, StorageResource

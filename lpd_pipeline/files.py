@@ -1,8 +1,9 @@
-"""Write files so that a crash never leaves a half-written result: write to a temp name, then rename."""
+"""File helpers: atomic writes (a crash never leaves a half-written result: temp name, then rename) and hashing."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -50,3 +51,12 @@ def write_parquet_atomic(frame, final_path: str | os.PathLike) -> Path:
     with atomic_path(final_path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(final_path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, streamed in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
