@@ -32,7 +32,11 @@ INK_DEPTH = 45
 LETTER_COVERAGE = 0.93
 LETTER_DENSITY = 0.8
 MAX_INK_IN_LINE = 0.02
-_EXP: dict = {}
+# Ground test: a letter's mean lift above the local ground (median over ~GROUND_WINDOW letters) is at least
+# MIN_GROUND_LIFT of its lift above the local dark envelope (the top-hat). Overlay strokes score ~0.4-1.3;
+# paper or wash showing between brush strokes sits at the ground level and scores ~0-0.2.
+GROUND_WINDOW = 4.0
+MIN_GROUND_LIFT = 0.3
 
 
 @dataclass(frozen=True)
@@ -352,16 +356,12 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
     closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, disk)
     ink = (cv2.subtract(closed, smooth) > INK_DEPTH).astype(np.uint8)
     near = _odd(side / 64, minimum=3)
-    if _EXP.get('near', 1):
-        lifted &= cv2.dilate(ink, np.ones((near, near), np.uint8)) == 0
+    lifted &= cv2.dilate(ink, np.ones((near, near), np.uint8)) == 0
     # Hysteresis: faint anti-aliased letter edges join the letter's core instead of breaking it into specks.
     # Thresholds above the tile's own fine texture (silk weave, paper fibres), which is bright thin detail too.
     grain = _percentile_u8(tophat, 75.0)
     strong_level, weak_level = max(6.0, 3.0 * grain), max(3.0, 1.5 * grain)
     weak = (tophat > weak_level) & lifted
-    if _EXP.get("pix"):
-        g0 = cv2.medianBlur(smooth, _odd(side / _EXP.get("pw", 8)))
-        weak &= cv2.subtract(smooth, g0).astype(np.float32) >= _EXP["pix"] * tophat
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     if count <= 1:
         return []
@@ -370,26 +370,30 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
     widths, heights, areas = stats[1:, 2], stats[1:, 3], stats[1:, 4]
     longest = np.maximum(widths, heights)
     fill = areas / np.maximum(widths * heights, 1)
-    glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / _EXP.get('lmax', 4)) & (areas >= 6)
+    glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / 4) & (areas >= 6)
     glyph_like &= fill < 0.75
+    if int(glyph_like.sum()) < 4:
+        return []
+    # An overlay lifts its strokes above the ground they cover, so they are brighter than the local median
+    # (the ground: a window of a few letters holds mostly ground even inside a line of text). Paper or wash
+    # showing between hatching strokes is bright only next to the dark strokes around it (the top-hat) and
+    # reaches no higher than the ground level itself, so its lift above the median is near zero.
+    letter = float(np.median(longest[glyph_like]))
+    # The ground varies on the scale of the window, so the median is taken at half resolution (4x cheaper).
+    half = cv2.resize(smooth, (max(1, t.w // 2), max(1, t.h // 2)), interpolation=cv2.INTER_AREA)
+    ground = cv2.resize(cv2.medianBlur(half, _odd(min(GROUND_WINDOW * letter, side / 2) / 2)), (t.w, t.h),
+                        interpolation=cv2.INTER_LINEAR)
+    ground_lift = cv2.subtract(smooth, ground).astype(np.float32)
+    in_component = labels > 0
+    lift_sum = np.bincount(labels[in_component], weights=ground_lift[in_component], minlength=count)
+    tophat_in = tophat[in_component].astype(np.float32)
+    tophat_sum = np.bincount(labels[in_component], weights=tophat_in, minlength=count)
+    glyph_like &= lift_sum[1:] >= MIN_GROUND_LIFT * tophat_sum[1:]
     if int(glyph_like.sum()) < 4:
         return []
     # Letters of one word sit about half a letter apart in any direction (site marks are often rotated):
     # join them isotropically at the scale of the typical letter and keep groups shaped like a line of text.
     letter = float(np.median(longest[glyph_like]))
-    # Ground test: an overlay lifts its strokes above the local ground level (the median over a few letters),
-    # while paper or wash showing between brush strokes only reaches that level: it is bright relative to
-    # the dark strokes around it (the opening), not to the ground.
-    ground = cv2.medianBlur(smooth, _odd(min(_EXP.get("mw", 4.0) * letter, side / 2)))
-    lift = cv2.subtract(smooth, ground).astype(np.float32)
-    on_any = labels > 0
-    lift_sum = np.bincount(labels[on_any], weights=lift[on_any], minlength=count)
-    tophat_sum = np.bincount(labels[on_any], weights=tophat[on_any].astype(np.float32), minlength=count)
-    lift_ratio = lift_sum / np.maximum(tophat_sum, 1e-3)
-    if _EXP.get("member"):
-        glyph_like &= lift_ratio[1:] >= _EXP["member"]
-        if int(glyph_like.sum()) < 4:
-            return []
     keep = np.zeros(count, np.uint8)
     keep[1:][glyph_like] = 1
     glyphs = keep[labels]
@@ -433,14 +437,12 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
             continue
         if breadth > 3.5 * typical:
             continue
-        if float(np.median((across_arr / along_arr) if _EXP.get('asp') else (np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr)))) > 2.5:
+        if float(np.median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
             continue
         offsets = centroids[member_ids] @ normal
         if float(np.std(offsets)) > 0.5 * typical:
             continue
         line_angle = math.degrees(math.atan2(along[1], along[0])) % 180.0
-        # Print sets letters edge to edge: at least ~0.8 letters per letter height along the line. Paper
-        # between texture strokes leaves sparser slivers, and the ink it sits among shows inside the line's box.
         # Print sets letters edge to edge: their extents along the line cover most of its length, or (where
         # letters split into strokes) many of them follow each other at less than a letter height. Paper
         # between texture strokes leaves sparser slivers, and the ink it sits among shows inside the line's box.
@@ -449,11 +451,9 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
         covered_along = np.zeros(int(length) + 2, bool)
         for s0, span in zip(starts_along - lo, along_arr):
             covered_along[int(s0) : int(s0 + span) + 1] = True
-        if covered_along.mean() < _EXP.get("cov", LETTER_COVERAGE) and member_ids.size * typical < _EXP.get("dens", LETTER_DENSITY) * length:
+        if covered_along.mean() < LETTER_COVERAGE and member_ids.size * typical < LETTER_DENSITY * length:
             continue
-        if float(ink[gy : gy + gh, gx : gx + gw].mean()) > _EXP.get("maxink", MAX_INK_IN_LINE):
-            continue
-        if float(np.median(lift_ratio[member_ids])) < _EXP.get("line", 0.0):
+        if float(ink[gy : gy + gh, gx : gx + gw].mean()) > MAX_INK_IN_LINE:
             continue
         lines.append((line_angle, float(np.array([cx, cy]) @ normal), float(length), float(breadth)))
     return lines
@@ -539,10 +539,12 @@ def score_blur(rgb: np.ndarray) -> float:
 
 def score_watermark(rgb: np.ndarray) -> float:
     """Fraction of the tile covered by overlay text (site marks): thin strokes brighter than the brightest
-    broad area around them and washed-out in colour, letter-sized, chained into straight lines of any angle
-    whose letters share one height and one baseline, sit edge to edge, and have no strong ink beside them
-    (paper between brush strokes is the commonest look-alike). Faint (alpha < ~0.3) overlays on busy texture can be
-    missed; the line-shape tests keep brush texture and paper gaps between strokes from firing."""
+    broad area around them and than the local ground level (median), washed-out in colour, letter-sized,
+    chained into straight lines of any angle whose letters share one height and one baseline, sit edge to
+    edge, and have no strong ink beside them (paper between brush strokes is the commonest look-alike).
+    Faint (alpha < ~0.3) overlays on busy texture, and hairline (1-2 px) lettering small against the tile
+    over dense brushwork or woven paper, can be missed; the line-shape and ground tests keep brush texture
+    and paper gaps between strokes from firing."""
     return _watermark(_Tile(rgb))
 
 
