@@ -393,8 +393,8 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
 def _write_missing_pairs(
     painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
 ) -> None:
-    missing = [row for row in kept.itertuples() if not (layout.root / row.color_path).exists()
-               or not (layout.root / row.gray_path).exists()]
+    missing = [row for row in kept.itertuples() if not (layout.path(row.color_path)).exists()
+               or not (layout.path(row.gray_path)).exists()]
     if not missing:
         return
     if rgb is None:
@@ -403,8 +403,8 @@ def _write_missing_pairs(
     for row in missing:
         tile = np.ascontiguousarray(rgb[row.y:row.y + size, row.x:row.x + size])
         # Gray first, colour last: a pair counts as present only when its colour file exists.
-        imaging.save_image(layout.root / row.gray_path, imaging.luma_bt601(tile))
-        imaging.save_image(layout.root / row.color_path, tile)
+        imaging.save_image(layout.path(row.gray_path), imaging.luma_bt601(tile))
+        imaging.save_image(layout.path(row.color_path), tile)
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
@@ -536,8 +536,8 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> dict[s
             target = out_dir / f"{row.tile_id}.png"
             if target.exists():
                 continue
-            gray = imaging.decode_image(layout.root / row.gray_path)
-            color = imaging.decode_image(layout.root / row.color_path)
+            gray = imaging.decode_image(layout.path(row.gray_path))
+            color = imaging.decode_image(layout.path(row.color_path))
             imaging.save_image(target, np.concatenate([gray, color], axis=1))
         counts[folder] = len(rows)
     return counts

@@ -9,6 +9,7 @@ import pandas as pd
 
 from lpd_pipeline import imaging
 from lpd_pipeline.curation import dedup
+from lpd_pipeline.settings import PathEscapeError, safe_join
 
 
 def split_leaks(paintings: pd.DataFrame, tiles: pd.DataFrame, tile_max_distance: int) -> list[str]:
@@ -39,11 +40,11 @@ def pair_problems(tiles: pd.DataFrame, storage_root: Path, *, check_luma: bool =
     """Missing files, size mismatches, and grayscale tiles that are not the BT.601 luma of their colour tile."""
     problems: list[str] = []
     for row in tiles.itertuples():
-        color_file, gray_file = Path(storage_root) / row.color_path, Path(storage_root) / row.gray_path
         try:
+            color_file, gray_file = safe_join(storage_root, row.color_path), safe_join(storage_root, row.gray_path)
             color = imaging.decode_image(color_file)
             gray = imaging.decode_image(gray_file)
-        except imaging.ImageDecodeError as error:
+        except (imaging.ImageDecodeError, PathEscapeError) as error:
             problems.append(f"{row.tile_id}: {error}")
             continue
         expected = (row.size, row.size)
