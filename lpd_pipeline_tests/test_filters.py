@@ -465,3 +465,62 @@ def test_partial_seal_at_tile_edge_is_caught(cut):
     tile = np.ascontiguousarray(sealed[y:y + 256, x:x + 256])
     assert "seal" in rejection_reasons(score_tile(tile), THRESHOLDS)
     assert score_seal(np.ascontiguousarray(painting[y:y + 256, x:x + 256])) <= THRESHOLDS.seal
+
+
+# ---------------------------------------------------------------------------------------------- seal vs ochre wash
+
+
+@pytest.fixture(scope="module")
+def demo_half_scale(tmp_path_factory):
+    """The default demo set at half scale (the size the 128-px tiles are cut from): images and truth table."""
+    demo = pytest.importorskip("lpd_pipeline.demo")
+    out = tmp_path_factory.mktemp("demo_half")
+    truth = demo.generate_demo_paintings(out, scale=0.5)
+    images = {row.file: cv2.cvtColor(cv2.imread(str(out / row.file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+              for row in truth.itertuples() if row.defect in ("", "seal")}
+    return truth, images
+
+
+def test_demo_clean_paintings_have_no_seal_tiles(demo_half_scale):
+    """Ochre (qianjiang) washes are red-orange, compact and alone, like a stamp; only their soft edge differs."""
+    from lpd_pipeline.curation.tiling import tile_origins
+
+    truth, images = demo_half_scale
+    clean = truth[truth["defect"] == ""]
+    assert set(clean["style"]) >= {"ochre", "blue_green"}
+    flagged = []
+    for row in clean.itertuples():
+        img = images[row.file]
+        for x, y in tile_origins(img.shape[0], img.shape[1], 128, 128):
+            if score_seal(np.ascontiguousarray(img[y:y + 128, x:x + 128])) > THRESHOLDS.seal:
+                flagged.append((row.file, row.style, x, y))
+    assert flagged == []
+
+
+def test_demo_seal_tiles_rejected(demo_half_scale):
+    from lpd_pipeline.curation.tiling import tile_origins
+
+    truth, images = demo_half_scale
+    row = truth[truth["defect"] == "seal"].iloc[0]
+    img = images[row["file"]]
+    x0, y0, x1, y1 = (int(v) for v in row["defect_box"])
+    hits = [(x, y) for x, y in tile_origins(img.shape[0], img.shape[1], 128, 128)
+            if x < x1 and x + 128 > x0 and y < y1 and y + 128 > y0]
+    assert hits
+    for x, y in hits:
+        assert "seal" in rejection_reasons(score_tile(np.ascontiguousarray(img[y:y + 128, x:x + 128])), THRESHOLDS)
+
+
+@pytest.mark.parametrize("size", (128, 256))
+def test_soft_edged_ochre_wash_is_not_a_seal_but_a_sharp_stamp_is(size):
+    """Same colour, place and shape; only the edge differs: a wash fades out, a stamp is printed."""
+    s = size / 256
+    base = landscape(size, 21)
+    shape = np.zeros((size, size), np.float32)
+    cv2.ellipse(shape, (int(170 * s), int(70 * s)), (int(30 * s), int(24 * s)), 0, 0, 360, 1.0, -1)
+    vermilion = np.array([200, 60, 40], np.float32)
+    for soft, expect_seal in ((True, False), (False, True)):
+        alpha = cv2.GaussianBlur(shape, (0, 0), 8 * s) if soft else shape
+        alpha = (0.85 * alpha / alpha.max())[..., None]
+        tile = np.clip(base * (1 - alpha) + vermilion * alpha, 0, 255).astype(np.uint8)
+        assert (score_seal(tile) > THRESHOLDS.seal) == expect_seal, (soft, score_seal(tile))

@@ -15,27 +15,31 @@ import pandas as pd
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
 BACKBONES = dg.StaticPartitionsDefinition(["resnet9", "unet256"])
 GPU_POOL = "gpu"
 
 
+_PAPER = TrainConfig()  # the one source of the defaults below
+
+
 class TrainingRunConfig(dg.Config):
     """Run config of one training (defaults: the paper's schedule). Any other TrainConfig field goes in ``extra``."""
 
-    color_space: str = "rgb"
-    n_epochs: int = 100
-    n_epochs_decay: int = 100
-    batch_size: int = 1
-    checkpoint_every: int = 5
+    color_space: str = _PAPER.color_space
+    n_epochs: int = _PAPER.n_epochs
+    n_epochs_decay: int = _PAPER.n_epochs_decay
+    batch_size: int = _PAPER.batch_size
+    checkpoint_every: int = _PAPER.checkpoint_every
     keep_every: int = 0  # 0 keeps every checkpoint (the evaluation scores each of them)
-    ngf: int = 64
-    ndf: int = 64
-    device: str = "auto"
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
+    ngf: int = _PAPER.ngf
+    ndf: int = _PAPER.ndf
+    device: str = _PAPER.device
+    amp: str = _PAPER.amp
+    channels_last: bool = _PAPER.channels_last
+    compile: bool = _PAPER.compile
     restart: bool = False
     max_epochs_this_run: int = 0  # 0: train to the end of the schedule
     launcher: list[str] = []  # e.g. ["torchrun", "--nproc-per-node", "4"]; default: this Python
