@@ -216,9 +216,9 @@ def _seal(t: _Tile) -> float:
         if grad_a is None:
             grad_a = cv2.magnitude(cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3))
         near = cv2.dilate(blob.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        edge = (cv2.morphologyEx(red[y : y + h, x : x + w], cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & near
-        edge_grad = grad_a[y : y + h, x : x + w][edge]
-        if edge_grad.size == 0 or float(np.percentile(edge_grad, 75)) / 8.0 < SEAL_MIN_EDGE_SHARPNESS * (red_a - ring_a):
+        red_edge = cv2.morphologyEx(red[y : y + h, x : x + w], cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        edge_grad = grad_a[y : y + h, x : x + w][red_edge & near] / 8.0  # Sobel 3x3 -> a* units per px
+        if edge_grad.size == 0 or float(np.percentile(edge_grad, 75)) < SEAL_MIN_EDGE_SHARPNESS * (red_a - ring_a):
             continue
         seal_pixels += red_per_label[i]
     return float(seal_pixels / t.area)
@@ -565,8 +565,9 @@ def score_watermark(rgb: np.ndarray) -> float:
 def score_seal(rgb: np.ndarray) -> float:
     """Fraction of the tile covered by seal stamps: vermilion pixels (CIELAB a* > 16, hue angle below ~52 deg;
     ochre, brown silk and mineral greens excluded) inside blobs shaped like a stamp (compact, convex, filling
-    their box, alone, with only paper, not ink, showing between the red). Red foliage and robes share the
-    pigment, so the shape tests carry the discrimination."""
+    their box, alone, with only paper, not ink, showing between the red) and edged by a sharp a* step. Red foliage
+    and robes share the pigment, so the shape tests carry the discrimination; the edge test rejects soft-edged
+    ochre washes."""
     return _seal(_Tile(rgb))
 
 
