@@ -6,8 +6,8 @@ Examples::
     torchrun --nproc-per-node 4 -m lpd_pipeline.train --storage storage --backbone resnet9 --batch-size 4
     python -m lpd_pipeline.train --config-json run.json --restart
 
-Settings are layered: TrainConfig defaults < ``--config-json`` < Pipes extras ``{"config": {...}}`` (when
-launched by Dagster's PipesSubprocessClient) < explicit command-line flags. Re-running continues from the
+Settings are layered: TrainConfig defaults < ``--config-json`` < explicit command-line flags. Settings travel on
+the command line (not in Pipes extras) so that every torchrun rank, not only the one talking to Dagster, sees them. Re-running continues from the
 newest checkpoint in the run directory unless ``--restart``.
 """
 
@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(args: argparse.Namespace, extras_config: dict[str, Any] | None = None) -> TrainConfig:
-    """Layer defaults < --config-json < Pipes extras < explicit flags into one validated TrainConfig."""
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Layer defaults < --config-json < explicit flags into one validated TrainConfig."""
     values: dict[str, Any] = {}
     if args.config_json is not None:
         try:
@@ -79,8 +79,6 @@ def resolve_config(args: argparse.Namespace, extras_config: dict[str, Any] | Non
             values.update(TrainConfig.from_json(text).to_dict())
         except ConfigError as exc:
             raise ConfigError(f"{args.config_json}: {exc}") from exc
-    if extras_config:
-        values.update(extras_config)
     for f in fields(TrainConfig):
         if hasattr(args, f.name):
             values[f.name] = getattr(args, f.name)
@@ -199,10 +197,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _run_training(args: argparse.Namespace, pipes, train) -> int:
     from lpd_pipeline.settings import default_storage_root
 
-    extras_config = pipes.extras.get("config") if pipes is not None and pipes.extras else None
-    if extras_config is not None and not isinstance(extras_config, dict):
-        raise ConfigError("Pipes extras 'config' must be a JSON object of TrainConfig fields")
-    config = resolve_config(args, extras_config)
+    config = resolve_config(args)
     storage = (args.storage or default_storage_root()).resolve()
     tiles = (args.tiles or storage / "dataset" / "tiles.parquet").resolve()
     run_dir = (args.run_dir or default_run_dir(storage, config)).resolve()

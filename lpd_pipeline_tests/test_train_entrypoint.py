@@ -31,9 +31,9 @@ def test_every_config_field_has_a_flag_and_layers_apply_in_order(tmp_path):
     layer = tmp_path / "run.json"
     layer.write_text(TrainConfig(backbone="resnet9", ngf=16, lr=1e-3).to_json())
     args = parser.parse_args(["--config-json", str(layer), "--ngf", "32", "--no-flip", "--keep-every", "2"])
-    config = entry.resolve_config(args, extras_config={"ngf": 24, "seed": 7})
-    # defaults < json < Pipes extras < explicit flags
-    assert (config.backbone, config.lr, config.seed, config.ngf) == ("resnet9", 1e-3, 7, 32)
+    config = entry.resolve_config(args)
+    # defaults < json < explicit flags
+    assert (config.backbone, config.lr, config.seed, config.ngf) == ("resnet9", 1e-3, 0, 32)
     assert config.flip is False and config.keep_every == 2 and config.n_epochs == 100
 
 
@@ -70,16 +70,18 @@ def test_bad_input_exits_2_with_a_message_naming_the_problem(storage_root, tmp_p
 def test_launched_by_dagster_pipes_reports_logs_and_a_materialization(storage_root, tmp_path):
     write_fake_tiles(storage_root, n_train=2, n_test=0)
     run_dir = tmp_path / "pipes_run"
+    # The small-model settings arrive in a --config-json file, as the Dagster asset passes its run config.
+    settings = tmp_path / "settings.json"
+    settings.write_text(TrainConfig(backbone="unet256", ngf=8, ndf=8, n_layers_d=2, tile_size=32, batch_size=2,
+                                    checkpoint_every=1).to_json())
     command = [sys.executable, "-m", "lpd_pipeline.train", "--storage", str(storage_root), "--run-dir",
-               str(run_dir), "--backbone", "unet256", "--n-epochs", "1", "--n-epochs-decay", "1", "--device", "cpu"]
-    # The small-model settings arrive through Pipes extras, as a Dagster asset would pass its config.
-    extras = {"config": {"ngf": 8, "ndf": 8, "n_layers_d": 2, "tile_size": 32, "batch_size": 2,
-                         "checkpoint_every": 1}}
+               str(run_dir), "--config-json", str(settings), "--n-epochs", "1", "--n-epochs-decay", "1",
+               "--device", "cpu"]
 
     @dagster.asset
     def pix2pix_unet(context: dagster.AssetExecutionContext, pipes_subprocess_client: dagster.PipesSubprocessClient):
         env = {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-        return pipes_subprocess_client.run(command=command, context=context, extras=extras, env=env,
+        return pipes_subprocess_client.run(command=command, context=context, env=env,
                                            cwd=str(REPO_ROOT)).get_materialize_result()
 
     instance = dagster.DagsterInstance.ephemeral()

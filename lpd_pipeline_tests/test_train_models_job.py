@@ -73,3 +73,19 @@ def test_missing_dataset_fails_with_a_clear_message(storage_root):
     assert not result.success
     error = result.get_step_failure_events()[0].event_specific_data.error
     assert "materialize tile_pairs" in error.cause.message
+
+
+def test_torchrun_launcher_trains_with_two_cpu_processes(storage_root):
+    """The same asset launched under torchrun (DDP, gloo on CPU): rank 0 reports through Pipes and checkpoints."""
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    write_fake_tiles(storage_root, n_train=4, n_test=1, size=32)
+    launcher = [str(torchrun), "--standalone", "--nproc-per-node", "2"]
+    result = _run(_definitions(storage_root), "resnet9", launcher=launcher, n_epochs_decay=0)
+    assert result.success
+    table = result.output_for_node("trained_generator")
+    assert list(table["epoch"]) == [1]
+    payload = ckpt.load_checkpoint(table["path"].iloc[0])
+    assert payload["world_size"] == 2

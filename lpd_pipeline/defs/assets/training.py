@@ -15,6 +15,7 @@ import pandas as pd
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
@@ -87,9 +88,12 @@ def trained_generator(
         command.append("--restart")
     if config.max_epochs_this_run:
         command += ["--max-epochs-this-run", str(config.max_epochs_this_run)]
-    extras = {"config": config.train_config(backbone, int(sizes[0]))}
+    # Settings go in a file on the command line, so every torchrun rank reads the same ones.
+    settings = TrainConfig.from_dict(config.train_config(backbone, int(sizes[0])))
+    settings_path = write_text_atomic(run_dir / "dagster_run_config.json", settings.to_json())
+    command += ["--config-json", str(settings_path)]
     context.log.info(f"launching: {' '.join(command)}")
-    invocation = pipes_subprocess_client.run(context=context, command=command, extras=extras)
+    invocation = pipes_subprocess_client.run(context=context, command=command)
     reported: dict[str, Any] = {}
     for result in invocation.get_results():
         reported.update(result.metadata or {})
