@@ -1,6 +1,6 @@
 """Agreement of the coloured/ink rule with the human labels of ../shared/paintings.
 
-    .venv/bin/python bench/kind_agreement.py [--shared DIR] [--sweep] [--list-errors]
+    .venv/bin/python bench/kind_agreement.py [--shared DIR] [--sweep] [--two-fold] [--list-errors]
 
 Prints per-group counts and accuracy, the confusion matrix, and beside it the mean-HSV-saturation baseline
 (with its threshold chosen *on this same data*, so the baseline figure is optimistic).
@@ -93,6 +93,24 @@ def measure(paintings: Path, rule: KindRule) -> dict:
             "grid_fractions": np.array(grid_fractions)}
 
 
+FRACTION_GRID = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06)
+
+
+def two_fold_check(grid_fractions: np.ndarray, chroma_grid: np.ndarray,
+                   is_colored: np.ndarray) -> list[tuple[str, tuple[float, float], float]]:
+    """Tune on even rows and test on odd rows, then the reverse: a guard against reading in-sample gains
+    as real ones. Returns (fold name, (chroma, fraction) chosen, held-out accuracy) per fold."""
+    rows = np.arange(len(is_colored))
+    folds = []
+    for name, tune_rows, test_rows in (("even->odd", rows[::2], rows[1::2]), ("odd->even", rows[1::2], rows[::2])):
+        _, ci, fraction = max(
+            (float(((grid_fractions[tune_rows, ci] > f) == is_colored[tune_rows]).mean()), ci, f)
+            for ci in range(len(chroma_grid)) for f in FRACTION_GRID)
+        held_out = float(((grid_fractions[test_rows, ci] > fraction) == is_colored[test_rows]).mean())
+        folds.append((name, (float(chroma_grid[ci]), fraction), held_out))
+    return folds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=default_shared(), help="folder holding paintings/")
@@ -100,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=KindRule.fraction_threshold)
     parser.add_argument("--sweep", action="store_true", help="also print accuracy over a threshold grid")
     parser.add_argument("--list-errors", action="store_true", help="print the disagreeing files")
+    parser.add_argument("--two-fold", action="store_true",
+                        help="tune (chroma, fraction) on even rows, test on odd rows, and vice versa")
     args = parser.parse_args(argv)
     paintings = args.shared / "paintings"
     if not (paintings / "MANIFEST.tsv").is_file():
@@ -127,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.sweep:
         print("\naccuracy over chroma (rows) x fraction (columns) thresholds")
-        fraction_grid = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06]
+        fraction_grid = FRACTION_GRID
         print("  chroma " + " ".join(f"{f:>6g}" for f in fraction_grid))
         for i, chroma in enumerate(data["chroma_grid"]):
             cells = [float(((data["grid_fractions"][:, i] > f) == is_colored).mean()) for f in fraction_grid]
             print(f"  {chroma:6g} " + " ".join(f"{c:6.3f}" for c in cells))
+    if args.two_fold:
+        print("\n2-fold check: grid-tuned on one half of the rows, accuracy on the other half")
+        for name, tune, test in two_fold_check(data["grid_fractions"], data["chroma_grid"], is_colored):
+            print(f"  {name}: tuned chroma > {tune[0]:g}, fraction > {tune[1]:g} -> held-out {test:.3f}")
     if args.list_errors:
         print("\ndisagreements (label, predicted, colorfulness, file)")
         for label, guess, frac, name in zip(labels, predicted, data["fractions"], data["files"]):

@@ -7,6 +7,11 @@ axis as the dominant a*b* direction of the image, measure each pixel's distance 
 image by the fraction of pixels that are clearly off it.
 
 Tuned on the 580 labelled paintings in ``../shared/paintings`` (see ``bench/kind_agreement.py``).
+Measured there: agreement 509/580 = 0.878 (coloured 72/130, ink 437/450); a 2-fold split check (tune on even
+rows, test on odd, and back) gives 0.883 / 0.869 held out. Known miss: pale blue-green washes whose a*b*
+offset (~4-7) is no larger than silk-grain noise. Blurring a*b*, signed (green-side / beyond-neutral) axes,
+an L-dependent expected-tint model and per-image noise normalisation were all tried and did not beat 0.884
+in-sample or 0.876 held out, so the simple rule stays.
 """
 
 from __future__ import annotations
