@@ -22,21 +22,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from lpd_pipeline.training.config import (
-    AMP_MODES,
-    BACKBONES,
-    COLOR_SPACE_NAMES,
-    DEVICES,
-    GAN_MODES,
-    NORMS,
-    ConfigError,
-    TrainConfig,
-)
+from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
+from lpd_pipeline.training.config import AMP_MODES, DEVICES, ConfigError, TrainConfig
 
 log = logging.getLogger("lpd_pipeline.train")
 PROG = "python -m lpd_pipeline.train"
-CHOICES = {"backbone": BACKBONES, "color_space": COLOR_SPACE_NAMES, "gan_mode": GAN_MODES, "norm": NORMS,
-           "amp": AMP_MODES, "device": DEVICES}
+CHOICES = {"backbone": GENERATOR_BACKBONES, "color_space": COLOR_SPACES, "gan_mode": GAN_MODES,
+           "norm": NORM_LAYERS, "amp": AMP_MODES, "device": DEVICES}
 TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lpd_pipeline.models import (
+from lpd_pipeline.models.colorspace import (
     AB_SCALE,
     COLOR_SPACES,
     L_SCALE,

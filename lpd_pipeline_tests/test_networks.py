@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lpd_pipeline.models import (
+from lpd_pipeline.models.networks import (
     GENERATOR_BACKBONES,
     GANLoss,
     build_discriminator,

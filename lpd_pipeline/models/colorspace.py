@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-COLOR_SPACES = ("rgb", "lab")
+from lpd_pipeline.models.options import COLOR_SPACES
 
 # Normalisation of Lab channels to roughly [-1, 1]: L in [0, 100]; a*, b* of sRGB colours stay within
 # about [-108, 95] / [-128, 94], and 110 keeps nearly all of them without clipping while using the range.

@@ -21,9 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-GENERATOR_BACKBONES = ("resnet9", "unet256")
-NORM_LAYERS = ("batch", "instance", "none")
-GAN_MODES = ("vanilla", "lsgan")
+from lpd_pipeline.models.options import GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
 
 NormFactory = Callable[[int], nn.Module]
 

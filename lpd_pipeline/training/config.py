@@ -6,10 +6,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-BACKBONES = ("resnet9", "unet256")
-COLOR_SPACE_NAMES = ("rgb", "lab")
-GAN_MODES = ("vanilla", "lsgan")
-NORMS = ("batch", "instance", "none")
+from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
+
 AMP_MODES = ("off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -121,10 +119,10 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
 
-        choice("backbone", BACKBONES)
-        choice("color_space", COLOR_SPACE_NAMES)
+        choice("backbone", GENERATOR_BACKBONES)
+        choice("color_space", COLOR_SPACES)
         choice("gan_mode", GAN_MODES)
-        choice("norm", NORMS)
+        choice("norm", NORM_LAYERS)
         choice("amp", AMP_MODES)
         choice("device", DEVICES)
         for name in ("ngf", "ndf", "n_layers_d", "batch_size", "checkpoint_every"):

@@ -16,10 +16,11 @@ import pandas as pd
 from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.files import write_text_atomic
+from lpd_pipeline.models.options import GENERATOR_BACKBONES
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
-BACKBONES = dg.StaticPartitionsDefinition(["resnet9", "unet256"])
+BACKBONES = dg.StaticPartitionsDefinition(list(GENERATOR_BACKBONES))
 GPU_POOL = "gpu"
 
 
