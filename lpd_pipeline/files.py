@@ -14,10 +14,12 @@ os.umask(_UMASK)  # read once at import (os.umask can only be read by setting it
 
 
 @contextlib.contextmanager
-def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(final_path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``final_path``; on success rename it over ``final_path``, else delete it.
 
     The temp file keeps the final suffix so libraries that pick a format from the extension still work.
+    ``durable``: fsync the file before the rename and the folder after it, so the result survives a power
+    loss, not only a killed process (checkpoints want this; cheap derived files do not pay for it).
     """
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,10 +32,22 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_UMASK)
     try:
         yield tmp_path
+        if durable:
+            _fsync(tmp_path)
         os.replace(tmp_path, final_path)
+        if durable:
+            _fsync(final_path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(final_path: str | os.PathLike, data: bytes) -> Path:

@@ -129,6 +129,7 @@ def test_unreadable_latest_checkpoint_falls_back_and_temp_files_are_ignored(stor
     latest = ckpt.checkpoint_path(run_dir, 2)
     latest.write_bytes(latest.read_bytes()[:100])  # a torn file (only possible with a non-atomic writer)
     (ckpt.checkpoint_dir(run_dir) / ".epoch_0003.abc.tmp").write_bytes(b"partial")
+    (ckpt.checkpoint_dir(run_dir) / ".epoch_0003.k2j3.tmp.pt").write_bytes(b"partial")  # atomic_path's naming
     result = train(config, tiles, storage_root, run_dir)
     assert result.resumed_from.name == "epoch_0001.pt" and result.finished
-    assert not list(ckpt.checkpoint_dir(run_dir).glob(".*.tmp"))
+    assert not list(ckpt.checkpoint_dir(run_dir).glob(".*.tmp*"))

@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lpd_pipeline.files import write_parquet_atomic
+from lpd_pipeline.files import atomic_path, write_parquet_atomic
+from lpd_pipeline.models.colorspace import channels
+from lpd_pipeline.models.networks import build_generator
 from lpd_pipeline.training.config import MODEL_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -88,35 +89,11 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 # ---- atomic save / safe load -----------------------------------------------------------------------------
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_torch_atomic(obj: Any, final_path: str | os.PathLike) -> Path:
-    """torch.save to a temp file beside ``final_path``, fsync, rename over it, fsync the directory."""
-    final_path = Path(final_path)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.stem}.", suffix=".tmp", dir=final_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, final_path)
-        _fsync_dir(final_path.parent)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return final_path
+    """torch.save through a durable atomic write (fsynced temp file renamed over ``final_path``)."""
+    with atomic_path(final_path, durable=True) as tmp:
+        torch.save(obj, tmp)
+    return Path(final_path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -161,7 +138,7 @@ def remove_stale_temp_files(run_dir: str | os.PathLike) -> int:
     directory = checkpoint_dir(run_dir)
     removed = 0
     if directory.is_dir():
-        for path in directory.glob(".*.tmp"):
+        for path in directory.glob(".*.tmp*"):  # lpd_pipeline.files temp names: .<stem>.<random>.tmp<suffix>
             path.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -259,9 +236,6 @@ def export_generator(
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
     """Rebuild an exported generator in fp32 eval mode on ``device`` (weights_only loading)."""
-    from lpd_pipeline.models.colorspace import channels
-    from lpd_pipeline.models.networks import build_generator
-
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -270,18 +244,15 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
         raise CheckpointError(f"{path} is not an exported lpd generator ({GENERATOR_FORMAT})")
     config = TrainConfig.from_dict(payload["config"])
-    net = build_model_generator(config, build_generator, channels)
+    net = build_model_generator(config)
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["generator"].items()}
     net.load_state_dict(weights)
     net.to(device).eval()
     return LoadedGenerator(net, config, int(payload["epoch"]), payload["data_fingerprint"])
 
 
-def build_model_generator(config: TrainConfig, build_generator=None, channels=None) -> torch.nn.Module:
+def build_model_generator(config: TrainConfig) -> torch.nn.Module:
     """The generator described by ``config`` (shared by training and export loading)."""
-    if build_generator is None or channels is None:
-        from lpd_pipeline.models.colorspace import channels
-        from lpd_pipeline.models.networks import build_generator
     in_ch, out_ch = channels(config.color_space)
     return build_generator(
         config.backbone,
