@@ -206,18 +206,12 @@ def _decide_kind(item: RawPainting, row: Mapping, config: CurationConfig) -> tup
             return config.kind_overrides[key], "override"
     if item.kind in (kind.KIND_COLORED, kind.KIND_INK):
         return item.kind, "metadata"
-    rule = config.kind_rule
-    is_colored = row["colorfulness"] > rule.fraction_threshold
-    return (kind.KIND_COLORED if is_colored else kind.KIND_INK), "image_rule"
+    return kind.kind_of_score(row["colorfulness"], config.kind_rule), "image_rule"
 
 
 def _as_int64(value: int) -> int:
     """Parquet has no uint64-friendly path through pandas everywhere; store the same 64 bits as int64."""
     return int(np.array(value, dtype=np.uint64).view(np.int64))
-
-
-def _as_uint64(values: pd.Series) -> np.ndarray:
-    return values.to_numpy(dtype=np.int64).view(np.uint64)
 
 
 def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> dict:
@@ -268,14 +262,10 @@ def dedup_paintings(paintings: pd.DataFrame, config: CurationConfig) -> tuple[pd
         marked = paintings.assign(dup_cluster=pd.Series(dtype="int64"), is_representative=pd.Series(dtype=bool))
         return marked, rejections_frame()
     ranked = paintings.assign(is_colored=(paintings["kind"] == kind.KIND_COLORED).astype(int))
-    ranked = ranked.assign(
-        phash_u64=_as_uint64(ranked["phash"]),
-        windows_u64=[np.asarray(w, dtype=np.int64).view(np.uint64) for w in ranked["phash_windows"]],
-    )
     marked = dedup.choose_representatives(
-        ranked, hash_col="phash_u64", max_distance=config.painting_max_distance,
-        priority_cols=("is_colored", "pixels"), id_col="painting_id", variant_hash_col="windows_u64",
-    ).drop(columns=["is_colored", "phash_u64", "windows_u64"])
+        ranked, hash_col="phash", max_distance=config.painting_max_distance,
+        priority_cols=("is_colored", "pixels"), id_col="painting_id", variant_hash_col="phash_windows",
+    ).drop(columns=["is_colored"])
     representatives = marked[marked["is_representative"]].set_index("dup_cluster")["painting_id"]
     rejections = [
         _rejection(row.path, "dedup", "near_duplicate", f"kept {representatives[row.dup_cluster]}")
@@ -423,7 +413,7 @@ def assemble_dataset(
     representatives = paintings[paintings["is_representative"]].reset_index(drop=True)
     rejections: list[dict] = []
 
-    hashes = _as_uint64(kept_tiles["phash"]) if len(kept_tiles) else np.zeros(0, dtype=np.uint64)
+    hashes = kept_tiles["phash"].to_numpy(dtype=np.int64)  # dedup reads int64 as the same 64 bits
     pairs = dedup.near_duplicate_pairs(hashes, config.tile_max_distance)
     tile_cluster = dedup.cluster_labels(len(kept_tiles), pairs)
     kept_tiles = kept_tiles.assign(tile_cluster=tile_cluster)

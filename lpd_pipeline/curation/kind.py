@@ -93,4 +93,9 @@ def colorfulness_score(rgb: np.ndarray, chroma_threshold: float = KindRule.chrom
 def classify_kind(rgb: np.ndarray, rule: KindRule = KindRule()) -> tuple[str, float]:
     """``(kind, colorfulness)`` for one painting, kind being :data:`KIND_COLORED` or :data:`KIND_INK`."""
     score = colorfulness_score(rgb, rule.chroma_threshold)
-    return (KIND_COLORED if score > rule.fraction_threshold else KIND_INK), score
+    return kind_of_score(score, rule), score
+
+
+def kind_of_score(score: float, rule: KindRule = KindRule()) -> str:
+    """The kind a colourfulness score means under ``rule`` (also for scores cached from earlier runs)."""
+    return KIND_COLORED if score > rule.fraction_threshold else KIND_INK

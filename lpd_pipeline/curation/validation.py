@@ -26,7 +26,7 @@ def split_leaks(paintings: pd.DataFrame, tiles: pd.DataFrame, tile_max_distance:
     if "is_representative" in paintings:
         leaked = paintings[~paintings["is_representative"] & (paintings["split"] != "")]
         problems += [f"near-duplicate copy {pid} was given a split" for pid in leaked["painting_id"]]
-    hashes = tiles["phash"].to_numpy(dtype=np.int64).view(np.uint64)
+    hashes = tiles["phash"].to_numpy(dtype=np.int64)  # dedup reads int64 as the same 64 bits
     pairs = dedup.near_duplicate_pairs(hashes, tile_max_distance)
     splits = tiles["split"].to_numpy()
     for i, j in pairs:
