@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lpd_pipeline import imaging
 from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline.training.config import ConfigError, TrainConfig
 from lpd_pipeline.training.data import (
@@ -20,7 +21,7 @@ from lpd_pipeline.training.data import (
     flip_decision,
 )
 from lpd_pipeline.training.loop import _linear_decay_rule, train
-from lpd_pipeline_tests.training_fixtures import luma, tiny_config, write_fake_tiles
+from lpd_pipeline_tests.training_fixtures import tiny_config, write_fake_tiles
 
 
 # ---- config ----------------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ def test_flips_are_reproducible_and_keep_pairs_aligned(storage_root, tmp_path):
             gray, color = dataset[(epoch, i)]
             expected = store.color()[i][:, ::-1] if flip_decision(3, epoch, i) else store.color()[i]
             assert np.array_equal(color.numpy(), expected)
-            assert np.array_equal(gray.numpy(), luma(color.numpy()))  # gray stays the luma of its colour
+            assert np.array_equal(gray.numpy(), imaging.luma_bt601(color.numpy()))  # gray stays the luma of its colour
     unflipped = TilePairDataset(store, flip=False, seed=3)
     assert all(np.array_equal(unflipped[(e, i)][1].numpy(), store.color()[i]) for e in range(3) for i in range(6))
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from lpd_pipeline import imaging
 from lpd_pipeline.training.config import TrainConfig
 
 
@@ -16,11 +17,6 @@ def smooth_tile(rng: np.random.Generator, size: int) -> np.ndarray:
     coarse = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.float32)
     image = Image.fromarray(coarse.astype(np.uint8), "RGB").resize((size, size), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
-
-
-def luma(color: np.ndarray) -> np.ndarray:
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float64)
-    return np.clip(np.rint(color.astype(np.float64) @ weights), 0, 255).astype(np.uint8)
 
 
 def write_fake_tiles(
@@ -42,8 +38,8 @@ def write_fake_tiles(
         tile_id = f"p{i // 4:02d}_t{i:03d}"
         color_rel = f"dataset/tiles/{tile_id}_color.png"
         gray_rel = f"dataset/tiles/{tile_id}_gray.png"
-        Image.fromarray(color, "RGB").save(storage_root / color_rel)
-        Image.fromarray(luma(color), "L").save(storage_root / gray_rel)
+        imaging.save_image(storage_root / color_rel, color)
+        imaging.save_image(storage_root / gray_rel, imaging.luma_bt601(color))
         rows.append({"tile_id": tile_id, "painting_id": f"p{i // 4:02d}", "split": split, "x": 0, "y": 0,
                      "size": size, "color_path": color_rel, "gray_path": gray_rel})
     path = storage_root / "dataset" / "tiles.parquet"
