@@ -67,29 +67,31 @@ class CurationResource(dg.ConfigurableResource):
         )
 
 
+def asset_table_path(storage_root: str | Path, asset_key: dg.AssetKey, partition_key: str | None = None) -> Path:
+    """Where ParquetIOManager keeps an asset's table: ``<storage>/assets/<key>[/<partition>].parquet``."""
+    parts = list(asset_key.path)
+    if partition_key is not None:
+        parts = [*parts, partition_key]
+    parts[-1] = f"{parts[-1]}.parquet"
+    return StorageLayout(Path(storage_root).resolve()).path("assets", *parts)
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores DataFrame assets as Parquet under ``<storage>/assets/`` (tables, never pickled tensors)."""
 
     storage_root: str
 
-    def _path(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
-        layout = StorageLayout(Path(self.storage_root).resolve())
-        parts = list(asset_key.path)
-        if partition_key is not None:
-            parts = [*parts, partition_key]
-        parts[-1] = f"{parts[-1]}.parquet"
-        return layout.path("assets", *parts)
-
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame")
-        path = self._path(context.asset_key, context.partition_key if context.has_partition_key else None)
+        partition = context.partition_key if context.has_partition_key else None
+        path = asset_table_path(self.storage_root, context.asset_key, partition)
         write_parquet_atomic(obj, path)
         context.add_output_metadata({"table_path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        path = self._path(context.asset_key, partition)
+        path = asset_table_path(self.storage_root, context.asset_key, partition)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
         return pd.read_parquet(path)

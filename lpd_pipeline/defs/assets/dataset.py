@@ -13,8 +13,13 @@ import pandas as pd
 from lpd_pipeline import demo
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation import dataset as curation
-from lpd_pipeline.curation import filters, previews
-from lpd_pipeline.defs.resources import CurationResource, PaintingSourcesResource, StorageResource
+from lpd_pipeline.curation import dedup, filters, previews
+from lpd_pipeline.defs.resources import (
+    CurationResource,
+    PaintingSourcesResource,
+    StorageResource,
+    asset_table_path,
+)
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources import local
 from lpd_pipeline.sources.download import Downloader, DownloadPolicy
@@ -69,30 +74,26 @@ def raw_paintings(
     """
     layout = storage.layout()
     config = curation_settings.to_config()
-    items, failures = [], []
+    collected = []  # (paintings, failures) per source
     if painting_sources.uses_demo:
         demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir)
         context.log.info(f"No raw source configured: using the embedded demo paintings in {demo_dir}")
-        found, bad = local.scan_local_folder(demo_dir)
-        items += found
-        failures += bad
+        collected.append(local.scan_local_folder(demo_dir))
     if painting_sources.raw_dir:
-        found, bad = local.scan_local_folder(Path(painting_sources.raw_dir))
-        items += found
-        failures += bad
+        collected.append(local.scan_local_folder(Path(painting_sources.raw_dir)))
     if painting_sources.url_manifest or painting_sources.met_query:
         policy = DownloadPolicy(timeout_s=painting_sources.download_timeout_s,
                                 max_bytes=painting_sources.download_max_mb * 1024 * 1024)
         downloader = Downloader(layout.downloads_dir, policy)
         if painting_sources.url_manifest:
-            found, bad = collect_from_manifest(Path(painting_sources.url_manifest), downloader)
-            items += found
-            failures += bad
+            collected.append(collect_from_manifest(Path(painting_sources.url_manifest), downloader))
         if painting_sources.met_query:
-            found, bad = MetSource(downloader).collect(painting_sources.met_query, limit=painting_sources.met_limit)
-            items += found
-            failures += bad
-    previous = layout.path("assets", "raw_paintings.parquet")
+            collected.append(MetSource(downloader).collect(painting_sources.met_query,
+                                                           limit=painting_sources.met_limit))
+    items = [item for found, _ in collected for item in found]
+    failures = [failure for _, failures_of_source in collected for failure in failures_of_source]
+    # This asset's previous value is the decode cache: unchanged files are not decoded again.
+    previous = asset_table_path(layout.root, context.asset_key)
     cache = pd.read_parquet(previous) if previous.exists() else None
     paintings, rejections = curation.ingest_paintings(
         items, config, cache=cache, progress=_progress_logger(context, "decoded")
@@ -124,17 +125,16 @@ def deduplicated_paintings(
     layout = storage.layout()
     marked, rejections = curation.dedup_paintings(raw_paintings, curation_settings.to_config())
     _save_stage_rejections(layout, "dedup", rejections)
-    clusters = marked[marked.duplicated("dup_cluster", keep=False)]
+    report = dedup.cluster_report(marked, id_col="painting_id") if len(marked) else pd.DataFrame()
+    name_of = {pid: Path(path).name for pid, path in zip(marked["painting_id"], marked["path"])}
     cluster_lines = ["| cluster | kept | copies |", "| --- | --- | --- |"]
-    for cluster_id, members in clusters.groupby("dup_cluster"):
-        kept = members[members["is_representative"]]["path"].map(lambda p: Path(p).name).tolist()
-        copies = members[~members["is_representative"]]["path"].map(lambda p: Path(p).name).tolist()
-        cluster_lines.append(f"| {cluster_id} | {', '.join(kept)} | {', '.join(copies)} |")
+    cluster_lines += [f"| {row.dup_cluster} | {name_of[row.representative]} | "
+                      f"{', '.join(name_of[pid] for pid in row.duplicates)} |" for row in report.itertuples()]
     return dg.Output(marked, metadata={
         "paintings_in": len(raw_paintings),
         "representatives": int(marked["is_representative"].sum()) if len(marked) else 0,
-        "duplicate_clusters": int(clusters["dup_cluster"].nunique()) if len(clusters) else 0,
-        "clusters": dg.MetadataValue.md("\n".join(cluster_lines) if len(clusters) else "No near-duplicates."),
+        "duplicate_clusters": len(report),
+        "clusters": dg.MetadataValue.md("\n".join(cluster_lines) if len(report) else "No near-duplicates."),
     })
 
 
