@@ -40,3 +40,15 @@ def test_definitions_load_with_every_job_schedule_and_sensor():
     assert {"prepare_dataset", "train_models"} <= set(repository.job_names)
     assert [s.name for s in repository.schedule_defs] == ["weekly_dataset_refresh"]
     assert [s.name for s in repository.sensor_defs] == ["new_raw_paintings"]
+
+
+def test_sensor_ignores_partial_copies_and_hidden_files(monkeypatch, tmp_path):
+    """Files the local source would skip (our temp names, hidden files) must not trigger a refresh."""
+    monkeypatch.setenv("LPD_RAW_DIR", str(tmp_path))
+    imaging.save_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    _, cursor = _evaluate()
+    (tmp_path / ".a.k2j3.tmp.png").write_bytes(b"partial")
+    (tmp_path / ".hidden.png").write_bytes(b"x")
+    assert isinstance(_evaluate(cursor)[0], dg.SkipReason)
+    (tmp_path / "metadata.csv").write_text("file,kind\na.png,ink\n")
+    assert isinstance(_evaluate(cursor)[0], dg.RunRequest)

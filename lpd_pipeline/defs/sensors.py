@@ -8,16 +8,19 @@ from pathlib import Path
 import dagster as dg
 
 from lpd_pipeline.defs.jobs import prepare_dataset
-from lpd_pipeline.imaging import IMAGE_SUFFIXES
+from lpd_pipeline.sources.local import METADATA_FILE, scan_local_folder
 
 
 def folder_signature(folder: Path) -> str:
-    """A cheap fingerprint of a folder's image files (names, sizes, mtimes); no pixel is read."""
+    """A cheap fingerprint of what the pipeline would ingest from ``folder`` (names, sizes, mtimes of the
+    files the local source scans, plus its metadata.csv); no pixel is read."""
+    folder = folder.resolve()
+    paintings, _ = scan_local_folder(folder)
+    files = [painting.path for painting in paintings] + [p for p in [folder / METADATA_FILE] if p.is_file()]
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -23,14 +23,14 @@ import torch
 from lpd_pipeline.files import atomic_path, write_parquet_atomic
 from lpd_pipeline.models.colorspace import channels
 from lpd_pipeline.models.networks import build_generator
-from lpd_pipeline.training.config import MODEL_FIELDS, TrainConfig
+from lpd_pipeline.training.config import LOSS_NAMES, MODEL_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 GENERATOR_FORMAT = "lpd-generator-v1"
 CHECKPOINT_NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
-TABLE_COLUMNS = ["epoch", "path", "global_step", "G_GAN", "G_L1", "D_real", "D_fake", "lr", "wall_time_s"]
+TABLE_COLUMNS = ["epoch", "path", "global_step", *LOSS_NAMES, "lr", "wall_time_s"]
 
 
 class CheckpointError(ValueError):

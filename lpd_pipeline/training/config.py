@@ -9,6 +9,8 @@ from typing import Any
 from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
 
 AMP_MODES = ("off", "bf16", "fp16")
+# The losses every epoch and checkpoint reports: generator (cGAN, λ·L1), then discriminator (real, fake).
+LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 DEVICES = ("auto", "cpu", "cuda")
 
 # Fields that define the networks' shapes or the meaning of their inputs/outputs. A checkpoint whose values

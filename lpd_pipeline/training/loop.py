@@ -46,7 +46,7 @@ from lpd_pipeline.training.checkpoints import (
     write_checkpoint_table,
     write_loss_history,
 )
-from lpd_pipeline.training.config import TrainConfig
+from lpd_pipeline.training.config import LOSS_NAMES, TrainConfig
 from lpd_pipeline.training.data import (
     EpochIndexSampler,
     TilePairDataset,
@@ -58,7 +58,6 @@ from lpd_pipeline.training.data import (
 
 log = logging.getLogger(__name__)
 
-LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 # Test hook: SIGKILL this process after this many optimizer steps of the current run (simulates a crash).
 KILL_AFTER_STEPS_ENV = "LPD_TRAIN_SIGKILL_AFTER_STEPS"
 

@@ -6,7 +6,7 @@ import io
 
 import pandas as pd
 
-LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+from lpd_pipeline.training.config import LOSS_NAMES
 
 
 def loss_curve_png(history: pd.DataFrame, title: str) -> bytes:
@@ -17,7 +17,8 @@ def loss_curve_png(history: pd.DataFrame, title: str) -> bytes:
     import matplotlib.pyplot as plt
 
     figure, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(8, 3), dpi=90)
-    for name, axis in (("G_GAN", ax_g), ("G_L1", ax_g), ("D_real", ax_d), ("D_fake", ax_d)):
+    for name in LOSS_NAMES:
+        axis = ax_g if name.startswith("G_") else ax_d
         if name in history:
             axis.plot(history["epoch"], history[name], marker="o" if len(history) < 30 else None,
                       markersize=3, label=name)
