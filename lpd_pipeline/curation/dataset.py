@@ -44,6 +44,9 @@ SCORE_COLUMNS = [f"score_{name}" for name in filters.FILTER_NAMES]
 TILE_COLUMNS = [
     "tile_id", "painting_id", "split", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
 ]
+# What a worker returns for an item it could not process: (reason, detail). Failures travel as values, not
+# exceptions: ImageDecodeError's fields would not survive pickling, and one bad file must not stop the map.
+JobFailure = tuple[str, str]
 # Bump when tile scoring changes so cached scores are recomputed.
 TILE_CACHE_VERSION = 1
 
@@ -111,31 +114,32 @@ def ingest_paintings(
     rows: list[dict] = []
     rejections: list[dict] = []
     seen_ids: dict[str, str] = {}
-    described: dict[int, dict] = {}
-    to_describe: list[tuple[int, RawPainting]] = []
+    described: dict[int, dict | JobFailure] = {}
+    to_describe: list[int] = []
+    jobs = []
     for index, item in enumerate(items):
         path = Path(item.path)
         try:
             stat = path.stat()
         except OSError as error:
-            described[index] = {"error": ("unreadable", str(error))}
+            described[index] = ("unreadable", str(error))
             continue
         row = cached.get((str(path), stat.st_size, stat.st_mtime_ns))
         if row is None:
-            to_describe.append((index, item))
+            to_describe.append(index)
+            jobs.append((item, stat, config))
         else:
             described[index] = row
-    jobs = [(item, config) for _, item in to_describe]
-    for number, ((index, _), result) in enumerate(
-            zip(to_describe, _parallel_map(_describe_painting_job, jobs, config.workers)), start=1):
+    results = _parallel_map(_describe_painting_job, jobs, config.workers)
+    for number, (index, result) in enumerate(zip(to_describe, results), start=1):
         if progress:
             progress(number, len(to_describe))
         described[index] = result
     for index, item in enumerate(items):
         path = Path(item.path)
         row = described[index]
-        if "error" in row:
-            rejections.append(_rejection(path, "decode", *row["error"]))
+        if isinstance(row, tuple):
+            rejections.append(_rejection(path, "decode", *row))
             continue
         row = {**row, **_metadata(item)}
         row["kind"], row["kind_source"] = _decide_kind(item, row, config)
@@ -159,15 +163,11 @@ def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
     }
 
 
-def _describe_painting_job(job: tuple[RawPainting, CurationConfig]) -> dict:
-    """Runs in a worker process: errors come back as values (exceptions with custom fields don't pickle)."""
-    item, config = job
+def _describe_painting_job(job: tuple[RawPainting, os.stat_result, CurationConfig]) -> dict | JobFailure:
     try:
-        return _describe_painting(item, Path(item.path).stat(), config)
+        return _describe_painting(*job)
     except imaging.ImageDecodeError as error:
-        return {"error": (error.reason, error.detail)}
-    except OSError as error:
-        return {"error": ("unreadable", str(error))}
+        return (error.reason, error.detail)
 
 
 def _describe_painting(item: RawPainting, stat: os.stat_result, config: CurationConfig) -> dict:
@@ -325,7 +325,7 @@ def _empty_tiles() -> pd.DataFrame:
     return pd.DataFrame(columns=columns)
 
 
-def _tiles_of_painting_job(job) -> pd.DataFrame | tuple[str, str]:
+def _tiles_of_painting_job(job) -> pd.DataFrame | JobFailure:
     painting, layout, config = job
     try:
         return _tiles_of_painting(painting, layout, config)
