@@ -5,41 +5,50 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import (os.umask can only be read by setting it)
+
+def _create_temp_beside(final_path: Path) -> tuple[int, Path]:
+    """Create (exclusively) and open a new hidden temp file beside ``final_path``; returns (fd, path).
+
+    The temp name keeps the final suffix so libraries that pick a format from the extension still work.
+    Mode 0o666 filtered by the umask, like any new file (mkstemp's 0600 would hide results from other users).
+    The folder is created only when missing: tiles are written by the thousand into existing folders.
+    """
+    tmp_path = final_path.parent / f".{final_path.stem}.{secrets.token_hex(6)}.tmp{final_path.suffix}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(tmp_path, flags, 0o666), tmp_path
+    except FileNotFoundError:
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(tmp_path, flags, 0o666), tmp_path
 
 
 @contextlib.contextmanager
 def atomic_path(final_path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``final_path``; on success rename it over ``final_path``, else delete it.
 
-    The temp file keeps the final suffix so libraries that pick a format from the extension still work.
     ``durable``: fsync the file before the rename and the folder after it, so the result survives a power
     loss, not only a killed process (checkpoints want this; cheap derived files do not pay for it).
     """
     final_path = Path(final_path)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final_path.stem}.", suffix=f".tmp{final_path.suffix}", dir=final_path.parent
-    )
+    fd, tmp_path = _create_temp_beside(final_path)
     os.close(fd)
-    tmp_path = Path(tmp_name)
-    # mkstemp creates 0600 files; give results the usual umask-based permissions so others can read them.
-    os.chmod(tmp_path, 0o666 & ~_UMASK)
     try:
         yield tmp_path
-        if durable:
-            _fsync(tmp_path)
-        os.replace(tmp_path, final_path)
-        if durable:
-            _fsync(final_path.parent)
+        _commit(tmp_path, final_path, durable)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        tmp_path.unlink(missing_ok=True)
+
+
+def _commit(tmp_path: Path, final_path: Path, durable: bool) -> None:
+    if durable:
+        _fsync(tmp_path)
+    os.replace(tmp_path, final_path)
+    if durable:
+        _fsync(final_path.parent)
 
 
 def _fsync(path: Path) -> None:
@@ -51,9 +60,15 @@ def _fsync(path: Path) -> None:
 
 
 def write_bytes_atomic(final_path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(final_path) as tmp:
-        tmp.write_bytes(data)
-    return Path(final_path)
+    final_path = Path(final_path)
+    fd, tmp_path = _create_temp_beside(final_path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        _commit(tmp_path, final_path, durable=False)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return final_path
 
 
 def write_text_atomic(final_path: str | os.PathLike, text: str) -> Path:

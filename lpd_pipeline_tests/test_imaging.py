@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import zlib
 
@@ -14,8 +15,10 @@ from PIL import Image, ImageOps
 from lpd_pipeline.imaging import (
     IMAGE_SUFFIXES,
     ImageDecodeError,
+    _png_chunk,
     content_hash,
     decode_image,
+    encode_png,
     image_size,
     luma_bt601,
     save_image,
@@ -26,10 +29,6 @@ from lpd_pipeline.imaging import (
 def _gradient(height: int = 24, width: int = 32) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width]
     return np.stack([xx * 255 // (width - 1), yy * 255 // (height - 1), np.full_like(xx, 90)], -1).astype(np.uint8)
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -263,6 +262,31 @@ def test_save_image_is_atomic_and_validates(tmp_path):
     with pytest.raises(ValueError):
         save_image(tmp_path / "bad.xyz", gray)
     assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 7), (17, 300), (256, 256), (1, 1, 3), (5, 3, 3), (256, 256, 3)])
+def test_encode_png_is_lossless_for_every_decoder(tmp_path, shape):
+    # Noise exercises the Up filter's wrap-around (row differences below zero) on every byte value.
+    array = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_png(array)
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()  # CRCs and chunk structure
+    with Image.open(io.BytesIO(data)) as image:
+        np.testing.assert_array_equal(np.asarray(image), array)
+    path = save_image(tmp_path / "noise.png", array)
+    assert path.read_bytes() == data
+    from_cv2 = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(from_cv2 if array.ndim == 2 else from_cv2[..., ::-1], array)
+    expected_rgb = array if array.ndim == 3 else np.repeat(array[..., None], 3, axis=2)
+    np.testing.assert_array_equal(decode_image(path), expected_rgb)
+
+
+def test_encode_png_compresses_smooth_images_and_validates():
+    smooth = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    assert len(encode_png(np.stack([smooth] * 3, -1))) < 0.05 * smooth.size * 3
+    for bad in (smooth.astype(np.uint16), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4), np.uint8)):
+        with pytest.raises(ValueError, match="encode_png"):
+            encode_png(bad)
 
 
 def test_content_hash_and_image_size(tmp_path):

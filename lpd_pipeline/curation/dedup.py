@@ -91,19 +91,27 @@ def _as_luma_image(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image, mode="RGB").convert("L")
 
 
-def _phash_of_luma(gray: Image.Image, box: tuple[float, float, float, float] | None = None) -> int:
-    """pHash of ``gray`` (or its ``box`` window): 32x32 Lanczos reduction, 2-D DCT-II, 8x8 lowest
-    frequencies, bit = coefficient > their median (bits row-major, first bit most significant)."""
+def _reduced_luma(gray: Image.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """``gray`` (or its ``box`` window) reduced to 32x32 by Lanczos, as float64."""
     small = gray.resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
-    pixels = np.asarray(small, dtype=np.float64)
-    coefficients = sp_fft.dct(sp_fft.dct(pixels, axis=0), axis=1)[:_HASH_SIZE, :_HASH_SIZE]
-    bits = (coefficients > np.median(coefficients)).ravel()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+    return np.asarray(small, dtype=np.float64)
+
+
+def _phash_bits(reduced: np.ndarray) -> np.ndarray:
+    """pHash of each 32x32 image in an ``(n, 32, 32)`` stack: 2-D DCT-II, 8x8 lowest frequencies, bit =
+    coefficient > their median (bits row-major, first bit most significant). Returns uint64 ``(n,)``.
+
+    One vectorised call for all windows of a painting: per-window numpy/scipy calls cost more than the maths.
+    """
+    coefficients = sp_fft.dct(sp_fft.dct(reduced, axis=1), axis=2)[:, :_HASH_SIZE, :_HASH_SIZE]
+    flat = coefficients.reshape(len(reduced), -1)
+    bits = flat > np.median(flat, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def perceptual_hash(image: np.ndarray) -> int:
     """64-bit perceptual hash of an RGB ``(H, W, 3)`` or gray ``(H, W)`` uint8 image, computed on its luma."""
-    return _phash_of_luma(_as_luma_image(image))
+    return int(_phash_bits(_reduced_luma(_as_luma_image(image))[None])[0])
 
 
 def crop_variant_hashes(
@@ -126,12 +134,12 @@ def crop_variant_hashes(
     factor_x = max(1, int(width / _DCT_SIZE / _REDUCING_GAP))
     factor_y = max(1, int(height / _DCT_SIZE / _REDUCING_GAP))
     reduced = gray.reduce((factor_x, factor_y)) if factor_x > 1 or factor_y > 1 else gray
-    hashes = []
-    for (top, bottom), (left, right) in itertools.product(trims, trims):
-        box = (round(width * left) / factor_x, round(height * top) / factor_y,
-               (width - round(width * right)) / factor_x, (height - round(height * bottom)) / factor_y)
-        hashes.append(_phash_of_luma(reduced, box))
-    return hashes_to_array(hashes)
+    windows = [
+        _reduced_luma(reduced, (round(width * left) / factor_x, round(height * top) / factor_y,
+                                (width - round(width * right)) / factor_x, (height - round(height * bottom)) / factor_y))
+        for (top, bottom), (left, right) in itertools.product(trims, trims)
+    ]
+    return _phash_bits(np.stack(windows))
 
 
 def hashes_to_array(hashes: Iterable[int]) -> np.ndarray:

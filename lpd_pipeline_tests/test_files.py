@@ -1,0 +1,48 @@
+"""Atomic writes: nothing half-written, no temp files left behind, usual permissions, folders created."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from lpd_pipeline.files import atomic_path, sha256_file, write_bytes_atomic, write_parquet_atomic, write_text_atomic
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_write_bytes_atomic_creates_folders_replaces_and_uses_umask_permissions(tmp_path):
+    target = tmp_path / "a" / "b" / "tile.png"
+    write_bytes_atomic(target, b"first")
+    write_bytes_atomic(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tile.png"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
+
+
+def test_atomic_path_failure_leaves_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "table.parquet"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.suffix == ".parquet" and tmp.name.startswith(".")
+            tmp.write_text("half-written")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
+
+
+def test_durable_atomic_path_and_parquet(tmp_path):
+    with atomic_path(tmp_path / "ckpt" / "epoch.pt", durable=True) as tmp:
+        tmp.write_bytes(b"weights")
+    assert (tmp_path / "ckpt" / "epoch.pt").read_bytes() == b"weights"
+    frame = pd.DataFrame({"x": [1, 2]})
+    write_parquet_atomic(frame, tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
+    assert len(sha256_file(tmp_path / "t.parquet")) == 64
