@@ -524,3 +524,55 @@ def test_soft_edged_ochre_wash_is_not_a_seal_but_a_sharp_stamp_is(size):
         alpha = (0.85 * alpha / alpha.max())[..., None]
         tile = np.clip(base * (1 - alpha) + vermilion * alpha, 0, 255).astype(np.uint8)
         assert (score_seal(tile) > THRESHOLDS.seal) == expect_seal, (soft, score_seal(tile))
+
+
+# ------------------------------------------------------------------------------- exactness of the fast helpers
+# The scorers use faster but equivalent forms of a few OpenCV operations; these pin the equivalence.
+
+
+def _ink_like_mask(size: int, seed: int) -> np.ndarray:
+    """Binary mask of scattered strokes and specks: many components of mixed size, some at the border."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 1.2)
+    return (noise > np.quantile(noise, 0.97)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kernel_size", (3, 11, 13, 27, 41))
+def test_ellipse_close_matches_opencv_elliptic_closing(kernel_size):
+    from lpd_pipeline.curation.filters import _ellipse_close
+
+    rng = np.random.default_rng(kernel_size)
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    for image in (landscape(128, 3)[..., 1].copy(), rng.integers(0, 256, (97, 131), dtype=np.uint8)):
+        expected = cv2.morphologyEx(image, cv2.MORPH_CLOSE, ellipse)
+        np.testing.assert_array_equal(_ellipse_close(image, kernel_size), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_labelled_numbers_components_like_opencv_default(seed):
+    from lpd_pipeline.curation.filters import _labelled
+
+    mask = _ink_like_mask(160, seed)
+    count, labels, stats, centroids = _labelled(mask.astype(bool))
+    ref_count, ref_labels, ref_stats, ref_centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert count == ref_count
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(stats, ref_stats)
+    np.testing.assert_array_equal(centroids, ref_centroids)
+
+
+@pytest.mark.parametrize("pad_y, pad_x", ((10, 2), (3, 3), (0, 5)))
+def test_dilated_box_matches_stats_of_dilated_groups(pad_y, pad_x):
+    from lpd_pipeline.curation.filters import _dilated_box
+
+    mask = _ink_like_mask(128, pad_y + 7 * pad_x)
+    _, labels, stats = cv2.connectedComponentsWithStats(mask, connectivity=8)[:3]
+    dilated = cv2.dilate(mask, np.ones((2 * pad_y + 1, 2 * pad_x + 1), np.uint8))
+    group_count, group_labels, group_stats, _ = cv2.connectedComponentsWithStats(dilated, connectivity=8)
+    on = mask.astype(bool)
+    comp_group = np.zeros(len(stats), np.int64)
+    comp_group[labels[on]] = group_labels[on]
+    assert group_count > 5
+    for g in range(1, group_count):
+        box = _dilated_box(stats[comp_group == g], pad_x, pad_y, mask.shape[1], mask.shape[0])
+        assert box == tuple(int(v) for v in group_stats[g, :4])
