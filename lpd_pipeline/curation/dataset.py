@@ -139,7 +139,7 @@ def ingest_paintings(
             jobs.append((item, stat, config))
         else:
             described[index] = row
-    results = _parallel_map(_describe_painting_job, jobs, config.worker_count())
+    results = parallel_map(_describe_painting_job, jobs, config.worker_count())
     for number, (index, result) in enumerate(zip(to_describe, results), start=1):
         if progress:
             progress(number, len(to_describe))
@@ -231,7 +231,7 @@ def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> d
 MIN_ITEMS_FOR_POOL = 16
 
 
-def _parallel_map(function: Callable, jobs: list, workers: int) -> Iterable:
+def parallel_map(function: Callable, jobs: list, workers: int) -> Iterable:
     """``map(function, jobs)`` in order, over a process pool when it pays off.
 
     Workers come from a fork server, never a plain fork: the caller may be a multi-threaded Dagster process,
@@ -317,7 +317,7 @@ def cut_tiles(
     rejections = []
     records = [SimpleNamespace(**row) for row in kept_paintings.to_dict("records")]
     jobs = [(painting, layout, config) for painting in records]
-    results = _parallel_map(_tiles_of_painting_job, jobs, config.worker_count())
+    results = parallel_map(_tiles_of_painting_job, jobs, config.worker_count())
     for number, (painting, frame) in enumerate(zip(records, results), start=1):
         if progress:
             progress(number, len(records))

@@ -134,12 +134,12 @@ def crop_variant_hashes(
     factor_x = max(1, int(width / _DCT_SIZE / _REDUCING_GAP))
     factor_y = max(1, int(height / _DCT_SIZE / _REDUCING_GAP))
     reduced = gray.reduce((factor_x, factor_y)) if factor_x > 1 or factor_y > 1 else gray
-    windows = [
-        _reduced_luma(reduced, (round(width * left) / factor_x, round(height * top) / factor_y,
-                                (width - round(width * right)) / factor_x, (height - round(height * bottom)) / factor_y))
+    boxes = [
+        (round(width * left) / factor_x, round(height * top) / factor_y,
+         (width - round(width * right)) / factor_x, (height - round(height * bottom)) / factor_y)
         for (top, bottom), (left, right) in itertools.product(trims, trims)
     ]
-    return _phash_bits(np.stack(windows))
+    return _phash_bits(np.stack([_reduced_luma(reduced, box) for box in boxes]))
 
 
 def hashes_to_array(hashes: Iterable[int]) -> np.ndarray:
