@@ -7,8 +7,8 @@ Examples::
     python -m lpd_pipeline.train --config-json run.json --restart
 
 Settings are layered: TrainConfig defaults < ``--config-json`` < explicit command-line flags. Settings travel on
-the command line (not in Pipes extras) so that every torchrun rank, not only the one talking to Dagster, sees them. Re-running continues from the
-newest checkpoint in the run directory unless ``--restart``.
+the command line (not in Pipes extras) so that every torchrun rank, not only the one talking to Dagster, sees
+them. Re-running continues from the newest checkpoint in the run directory unless ``--restart``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from PIL import Image
 
 from lpd_pipeline.training import checkpoints as ckpt
-from lpd_pipeline.training.loop import KILL_AFTER_STEPS_ENV, TrainingError, train
+from lpd_pipeline.training.loop import TrainingError, train
 from lpd_pipeline_tests.training_fixtures import tiny_config, write_fake_tiles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,32 +70,41 @@ def test_resume_in_slices_equals_uninterrupted(storage_root, tmp_path, tiles):
     assert again.epochs_completed == 3 and again.history == third.history
 
 
-def run_cli(args, env_extra=None):
+def cli(args) -> tuple[list[str], dict]:
     # One thread each: the test machine is small and shared; both runs use the same setting.
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "lpd_pipeline.train", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    return [sys.executable, "-m", "lpd_pipeline.train", *args], env
 
 
-def test_kill_9_mid_epoch_then_resume_matches_uninterrupted(storage_root, tmp_path, tiles):
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(storage_root, tmp_path, tiles):
     flags = ["--tiles", str(tiles), "--storage", str(storage_root), "--backbone", "resnet9", "--ngf", "8",
-             "--ndf", "8", "--n-layers-d", "2", "--tile-size", "32", "--n-epochs", "2", "--n-epochs-decay", "1",
+             "--ndf", "8", "--n-layers-d", "2", "--tile-size", "32", "--n-epochs", "24", "--n-epochs-decay", "6",
              "--batch-size", "2", "--checkpoint-every", "1", "--device", "cpu", "--num-workers", "0"]
     killed = tmp_path / "killed"
-    # 2 steps per epoch: dying after step 3 leaves epoch 1's checkpoint and loses a step of epoch 2.
-    crashed = run_cli([*flags, "--run-dir", str(killed)], {KILL_AFTER_STEPS_ENV: "3"})
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
-    assert [e for e, _ in ckpt.list_checkpoints(killed)] == [1]
+    # Kill -9 from outside as soon as the first checkpoint exists: wherever that lands (mid-step, between
+    # epochs, during a checkpoint write), the resumed run must end bitwise where an uninterrupted one does.
+    command, env = cli([*flags, "--run-dir", str(killed)])
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = ckpt.checkpoint_dir(killed) / "epoch_0001.pt"
+    deadline = time.monotonic() + 240
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.kill()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    written = [epoch for epoch, _ in ckpt.list_checkpoints(killed)]
+    assert written and written[-1] < 30, written  # interrupted after epoch 1, well before the end
 
-    resumed = run_cli([*flags, "--run-dir", str(killed)])
+    command, env = cli([*flags, "--run-dir", str(killed)])
+    resumed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from" in resumed.stderr and "epoch_0001.pt" in resumed.stderr
+    assert "resuming from" in resumed.stderr and f"epoch_{written[-1]:04d}.pt" in resumed.stderr
 
     # The uninterrupted reference runs in-process with the subprocesses' thread count (saves a torch start-up).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        config = tiny_config(backbone="resnet9", n_epochs=2, n_epochs_decay=1)
+        config = tiny_config(backbone="resnet9", n_epochs=24, n_epochs_decay=6)
         train(config, tiles, storage_root, tmp_path / "straight")
     finally:
         torch.set_num_threads(threads)

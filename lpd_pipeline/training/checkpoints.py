@@ -271,7 +271,8 @@ def check_compatible(payload: dict[str, Any], path: Path, config: TrainConfig, f
 
     if payload.get("data_fingerprint") != fingerprint:
         raise CheckpointError(
-            f"checkpoint {path} was trained on different data (fingerprint {str(payload.get('data_fingerprint'))[:12]}, "
+            f"checkpoint {path} was trained on different data "
+            f"(fingerprint {str(payload.get('data_fingerprint'))[:12]}, "
             f"current tiles {fingerprint[:12]}); pass restart=True / --restart to start a new run"
         )
     model_diff = config_differences(payload.get("config", {}), config, MODEL_FIELDS)

@@ -238,7 +238,8 @@ class TilePairDataset(Dataset):
         if self.flip and flip_decision(self.seed, epoch, index):
             gray, color = gray[:, ::-1], color[:, ::-1]
         # Copy out of the read-only memmap: tensors must own writable memory.
-        return torch.from_numpy(np.array(gray, copy=True, order="C")), torch.from_numpy(np.array(color, copy=True, order="C"))
+        gray, color = np.array(gray, copy=True, order="C"), np.array(color, copy=True, order="C")
+        return torch.from_numpy(gray), torch.from_numpy(color)
 
 
 class EpochIndexSampler(Sampler):

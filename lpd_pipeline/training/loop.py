@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,9 +56,6 @@ from lpd_pipeline.training.data import (
 )
 
 log = logging.getLogger(__name__)
-
-# Test hook: SIGKILL this process after this many optimizer steps of the current run (simulates a crash).
-KILL_AFTER_STEPS_ENV = "LPD_TRAIN_SIGKILL_AFTER_STEPS"
 
 EventHandler = Callable[[dict[str, Any]], None]
 StepHook = Callable[[int, nn.Module, nn.Module], None]
@@ -234,7 +230,9 @@ class Pix2PixModel:
                 real_b.contiguous(memory_format=self.memory_format))
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
-        """One pix2pix update (networks in train mode, see train_mode); returns detached [G_GAN, G_L1, D_real, D_fake]."""
+        """One pix2pix update (networks in train mode, see train_mode).
+
+        Returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
         with self._autocast():
             fake_b = self.g_forward(real_a)
 
@@ -453,8 +451,6 @@ def _train(
     loader = make_loader(dataset, sampler, batch_size=config.batch_size, num_workers=config.num_workers,
                          pin_memory=device.type == "cuda", seed=config.seed)
     table_rows = read_checkpoint_table(run_dir).to_dict("records") if is_main else []
-    kill_after = int(os.environ.get(KILL_AFTER_STEPS_ENV, "0") or 0)
-    steps_this_run = 0
     show_bar = is_main and sys.stderr.isatty()
 
     emit({"event": "run_start", "start_epoch": start_epoch, "end_epoch": end_epoch, "total_epochs": total_epochs,
@@ -488,11 +484,8 @@ def _train(
             batches += 1
             images += real_a.shape[0]
             global_step += 1
-            steps_this_run += 1
             if on_step is not None:
                 on_step(global_step, model.generator, model.discriminator)
-            if kill_after and steps_this_run >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
         if bar is not None:
             bar.close()
         model.end_epoch()
