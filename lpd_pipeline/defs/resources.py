@@ -54,6 +54,8 @@ class CurationResource(dg.ConfigurableResource):
     seed: int = 0
     thresholds: dict[str, float] = {}
     kind_overrides: dict[str, str] = {}
+    # Worker processes for decoding and tile scoring; 0 = one per CPU core.
+    workers: int = 0
 
     def to_config(self) -> CurationConfig:
         unknown = set(self.thresholds) - set(filters.FILTER_NAMES)
@@ -63,7 +65,7 @@ class CurationResource(dg.ConfigurableResource):
         thresholds = filters.FilterThresholds(**{**defaults, **self.thresholds})
         return CurationConfig(
             tile_size=self.tile_size, stride=self.stride, test_color_fraction=self.test_color_fraction,
-            seed=self.seed, thresholds=thresholds, kind_overrides=dict(self.kind_overrides),
+            seed=self.seed, thresholds=thresholds, kind_overrides=dict(self.kind_overrides), workers=self.workers,
         )
 
 

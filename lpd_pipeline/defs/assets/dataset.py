@@ -5,6 +5,7 @@ The work is done by lpd_pipeline.curation.dataset; these assets fetch inputs, ca
 """
 
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -95,9 +96,11 @@ def raw_paintings(
     # This asset's previous value is the decode cache: unchanged files are not decoded again.
     previous = asset_table_path(layout.root, context.asset_key)
     cache = pd.read_parquet(previous) if previous.exists() else None
+    started = time.perf_counter()
     paintings, rejections = curation.ingest_paintings(
         items, config, cache=cache, progress=_progress_logger(context, "decoded")
     )
+    seconds = time.perf_counter() - started
     rejections = pd.concat([curation.failures_to_rejections(failures), rejections], ignore_index=True)
     _save_stage_rejections(layout, "ingest", rejections)
     for row in rejections.itertuples():
@@ -111,6 +114,9 @@ def raw_paintings(
         "rejected_files": len(rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections)),
         "megapixels": float(paintings["pixels"].sum() / 1e6) if len(paintings) else 0.0,
+        # Cached rows (unchanged files) are not decoded again, so re-runs are much faster than a first run.
+        "seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "worker_processes": config.worker_count(),
     })
 
 
@@ -148,9 +154,11 @@ def painting_tiles(
     """Every tile of every kept painting with one score per filter; kept tiles written as colour/gray PNGs."""
     layout = storage.layout()
     config = curation_settings.to_config()
+    started = time.perf_counter()
     tiles, rejections = curation.cut_tiles(
         deduplicated_paintings, layout, config, progress=_progress_logger(context, "tiled")
     )
+    seconds = time.perf_counter() - started
     _save_stage_rejections(layout, "tiles", rejections)
     kept = tiles[tiles["rejected_by"] == ""]
     per_filter = {name: int(tiles["rejected_by"].str.split(",").map(lambda r, n=name: n in r).sum())
@@ -162,6 +170,9 @@ def painting_tiles(
         "rejected": len(tiles) - len(kept),
         "rejected_per_filter": dg.MetadataValue.json(per_filter),
         "thresholds": dg.MetadataValue.json(config.thresholds.as_dict()),
+        # Scores and tile files already on disk are reused, so re-runs are much faster than a first run.
+        "seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "worker_processes": config.worker_count(),
     }
     if len(tiles):
         metadata["preview_kept"] = dg.MetadataValue.md(_preview(kept.head(PREVIEW_TILES), paths, "kept"))
