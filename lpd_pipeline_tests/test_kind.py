@@ -130,3 +130,50 @@ def test_agreement_with_human_labels(shared_paintings):
     # Far better than always answering the majority class.
     majority = max(sum(r["group"] == k for r in rows) for k in (KIND_COLORED, KIND_INK)) / len(rows)
     assert agreement > majority + 0.05
+
+
+def _kind_bench():
+    """bench/kind_agreement.py as a module (bench/ is a folder of scripts, not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "kind_agreement" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "bench" / "kind_agreement.py"
+        spec = importlib.util.spec_from_file_location("kind_agreement", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["kind_agreement"] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules["kind_agreement"]
+
+
+def test_bench_stratified_folds_keep_class_ratio():
+    bench = _kind_bench()
+    is_colored = np.arange(100) < 25
+    fold_of = bench.stratified_folds(is_colored, 5, seed=1)
+    for fold in range(5):
+        assert (fold_of == fold).sum() == 20 and is_colored[fold_of == fold].sum() == 5
+    assert not np.array_equal(fold_of, bench.stratified_folds(is_colored, 5, seed=2))
+
+
+def test_bench_logistic_fit_learns_the_informative_feature():
+    bench = _kind_bench()
+    rng = np.random.default_rng(0)
+    is_colored = rng.random(400) < 0.3
+    informative = np.where(is_colored, 1.5, -1.5) + rng.normal(0, 1, 400)
+    features = np.column_stack([informative, rng.normal(0, 1, 400)])  # second column is pure noise
+    model = bench.fit_logistic(features, is_colored, l2=1.0)
+    assert model.weights[0] > 1.0 and abs(model.weights[1]) < 0.3
+    assert float(((model.logit(features) > 0) == is_colored).mean()) > 0.85
+    # Stronger penalty shrinks the weights towards zero.
+    assert abs(bench.fit_logistic(features, is_colored, l2=1000.0).weights[0]) < model.weights[0]
+
+
+def test_bench_candidate_features_separate_synthetic_cases():
+    bench = _kind_bench()
+    ink = bench.candidate_features(_paint(SEPIA_SILK, _ink_density(seed=6), seed=6))
+    coloured = bench.candidate_features(
+        _add_wash(_paint(SEPIA_SILK, _ink_density(seed=6), seed=6), (40, 140, 120), slice(40, 120), slice(0, 160)))
+    assert set(ink) == set(coloured) and all(np.isfinite(v) for v in ink.values())
+    assert coloured["log_frac_off8"] > ink["log_frac_off8"] + 2.0
+    assert coloured["log_coherent_off4"] > ink["log_coherent_off4"] + 2.0
