@@ -34,6 +34,10 @@ class StorageLayout:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        # Absolute from the start: stored paths are relative to the root, and a later chdir must not move it.
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
     @classmethod
     def from_env(cls) -> "StorageLayout":
         return cls(default_storage_root())

@@ -52,3 +52,43 @@ def test_sensor_ignores_partial_copies_and_hidden_files(monkeypatch, tmp_path):
     assert isinstance(_evaluate(cursor)[0], dg.SkipReason)
     (tmp_path / "metadata.csv").write_text("file,kind\na.png,ink\n")
     assert isinstance(_evaluate(cursor)[0], dg.RunRequest)
+
+
+def test_sensor_refreshes_when_a_removal_restores_an_earlier_folder_state(monkeypatch, tmp_path):
+    """Add b, then remove it: the folder looks as it did before, but the dataset still holds b's tiles."""
+    monkeypatch.setenv("LPD_RAW_DIR", str(tmp_path))
+    imaging.save_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    first, cursor = _evaluate()
+    imaging.save_image(tmp_path / "b.png", np.zeros((8, 8, 3), np.uint8))
+    added, cursor = _evaluate(cursor)
+    (tmp_path / "b.png").unlink()
+    removed, cursor = _evaluate(cursor)
+    keys = [request.run_key for request in (first, added, removed)]
+    assert all(isinstance(r, dg.RunRequest) for r in (first, added, removed))
+    assert len(set(keys)) == 3, keys  # Dagster would skip a repeated run key
+
+
+def test_sensor_notices_content_rewritten_with_its_old_mtime(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.setenv("LPD_RAW_DIR", str(tmp_path))
+    path = imaging.save_image(tmp_path / "a.bmp", np.zeros((8, 8, 3), np.uint8))  # BMP: size fixed by shape
+    _, cursor = _evaluate()
+    before = path.stat()
+    imaging.save_image(path, np.full((8, 8, 3), 255, np.uint8))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # what cp -p / rsync -t do
+    assert path.stat().st_size == before.st_size  # same size and mtime: only the ctime tells
+    assert isinstance(_evaluate(cursor)[0], dg.RunRequest)
+
+
+def test_instance_config_limits_dataset_runs_to_one(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from lpd_pipeline.defs.jobs import DATASET_WRITER_TAG, prepare_dataset
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "config" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": DATASET_WRITER_TAG, "value": "dataset", "limit": 1} in limits
+    assert prepare_dataset.tags[DATASET_WRITER_TAG] == "dataset"

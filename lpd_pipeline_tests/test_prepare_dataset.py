@@ -176,3 +176,19 @@ def test_dagster_cli_executes_prepare_dataset(tmp_path):
     tiles = pd.read_parquet(tmp_path / "storage" / "dataset" / "tiles.parquet")
     assert len(tiles) > 20
     assert (tiles["size"] == 256).all()
+
+
+def test_empty_source_fails_clearly_and_keeps_the_previous_dataset(prepared, tmp_path):
+    storage, _, _, _ = prepared
+    storage2 = tmp_path / "storage"
+    shutil.copytree(storage, storage2)
+    exported = sorted((storage2 / "dataset" / "pix2pix_aligned").rglob("*.png"))
+    empty = tmp_path / "empty_raw"
+    empty.mkdir()
+    result = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources=_resources(storage2, empty),
+                            raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "no usable painting" in message and str(empty) in message
+    assert sorted((storage2 / "dataset" / "pix2pix_aligned").rglob("*.png")) == exported

@@ -71,15 +71,14 @@ def test_tile_origins_cover_edges_without_slivers():
     assert len(tile_origins(512, 512, 256, 128)) == 9
 
 
-def test_assemble_dataset_groups_works_and_never_leaks():
-    """Paintings sharing a near-duplicate tile form one work; an ink painting tied to training data is dropped."""
+def _synthetic(n_colored: int, n_ink: int = 0, seed: int = 1, prefix: str = "p"):
+    """Representative paintings with three random-hash kept tiles each (no two tiles near each other)."""
     from lpd_pipeline.curation import dataset as curation
 
-    rng = np.random.default_rng(1)
-    n_colored = 30
+    rng = np.random.default_rng(seed)
     rows, tiles = [], []
-    for i in range(n_colored + 2):
-        pid = f"p{i:02d}"
+    for i in range(n_colored + n_ink):
+        pid = f"{prefix}{i:02d}"
         kind = "ink" if i >= n_colored else "colored"
         rows.append({"painting_id": pid, "kind": kind, "is_representative": True, "path": f"/x/{pid}.png"})
         for t in range(3):
@@ -87,27 +86,99 @@ def test_assemble_dataset_groups_works_and_never_leaks():
                           "color_path": "", "gray_path": "", "rejected_by": "",
                           "phash": int(rng.integers(-2**62, 2**62)),
                           **{c: 0.0 for c in curation.SCORE_COLUMNS}})
-    tiles = pd.DataFrame(tiles)
-    # p01 repeats a tile of p00 (overlapping crops of one scroll); ink p31 repeats a tile of p00 too.
-    tiles.loc[tiles["tile_id"] == "p01_0", "phash"] = tiles.loc[tiles["tile_id"] == "p00_0", "phash"].iat[0]
-    tiles.loc[tiles["tile_id"] == "p31_0", "phash"] = tiles.loc[tiles["tile_id"] == "p00_1", "phash"].iat[0]
-    paintings = pd.DataFrame(rows)
-    config = curation.CurationConfig(test_color_fraction=0.3, tile_max_distance=2)
-    out_paintings, out_tiles, rejections = curation.assemble_dataset(paintings, tiles, config)
+    return pd.DataFrame(rows), pd.DataFrame(tiles)
 
-    split = dict(zip(out_paintings["painting_id"], out_paintings["split"]))
-    work = dict(zip(out_paintings["painting_id"], out_paintings["work_id"]))
-    assert work["p00"] == work["p01"] == work["p31"]
-    assert split["p00"] == split["p01"]
-    assert split["p30"] == "test_ink"
-    assert {"train", "test_color"} <= set(out_tiles["split"])
-    assert "p01_0" not in set(out_tiles["tile_id"])  # the repeated tile is dropped
-    if split["p00"] == "train":
+
+def _copy_tile(tiles: pd.DataFrame, to_tile: str, from_tile: str, from_tiles: pd.DataFrame | None = None) -> None:
+    """Give ``to_tile`` the hash of ``from_tile`` (in ``from_tiles``, default the same table): a repeated tile."""
+    source = tiles if from_tiles is None else from_tiles
+    tiles.loc[tiles["tile_id"] == to_tile, "phash"] = source.loc[source["tile_id"] == from_tile, "phash"].iat[0]
+
+
+def _splits(paintings, tiles, config) -> dict[str, str]:
+    from lpd_pipeline.curation import dataset as curation
+
+    out = curation.assemble_dataset(paintings, tiles, config)[0]
+    return dict(zip(out["painting_id"], out["split"]))
+
+
+def test_assemble_dataset_groups_works_and_never_leaks():
+    """Paintings sharing a near-duplicate tile form one work; an ink painting tied to a coloured work is left
+    out whichever split that work is in."""
+    from lpd_pipeline.curation import dataset as curation
+
+    paintings, tiles = _synthetic(30, 2)
+    # p01 repeats a tile of p00 (overlapping crops of one scroll); ink p31 repeats a tile of p00 too.
+    _copy_tile(tiles, "p01_0", "p00_0")
+    _copy_tile(tiles, "p31_0", "p00_1")
+    for seed in range(12):  # p00's work lands in train for some seeds and in test_color for others
+        config = curation.CurationConfig(test_color_fraction=0.3, tile_max_distance=2, seed=seed)
+        out_paintings, out_tiles, rejections = curation.assemble_dataset(paintings, tiles, config)
+        split = dict(zip(out_paintings["painting_id"], out_paintings["split"]))
+        work = dict(zip(out_paintings["painting_id"], out_paintings["work_id"]))
+        assert work["p00"] == work["p01"] == work["p31"]
+        assert split["p00"] == split["p01"] in ("train", "test_color")
+        assert split["p30"] == "test_ink"
         assert split["p31"] == "" and (out_tiles["painting_id"] != "p31").all()
-        assert "ink_work_shares_training_painting" in set(rejections["reason"])
-    else:
-        assert split["p31"] == "test_ink"
-    assert validation.split_leaks(out_paintings, out_tiles, tile_max_distance=2) == []
-    # Deterministic and stable: the same call gives the same split.
-    again = curation.assemble_dataset(paintings, tiles, config)[0]
-    assert dict(zip(again["painting_id"], again["split"])) == split
+        assert "ink_painting_in_coloured_work" in set(rejections["reason"])
+        assert {"train", "test_color"} <= set(out_tiles["split"])
+        assert "p01_0" not in set(out_tiles["tile_id"])  # the repeated tile is dropped
+        assert validation.split_leaks(out_paintings, out_tiles, tile_max_distance=2) == []
+        assert _splits(paintings, tiles, config) == split  # deterministic
+
+
+def test_coloured_tile_wins_over_the_ink_copy_that_repeats_it():
+    from lpd_pipeline.curation import dataset as curation
+
+    paintings, tiles = _synthetic(4, 1)
+    paintings.loc[paintings["painting_id"] == "p04", "painting_id"] = "a_ink"  # sorts before every p.. tile
+    tiles.loc[tiles["painting_id"] == "p04", "tile_id"] = ["a_ink_0", "a_ink_1", "a_ink_2"]
+    tiles.loc[tiles["painting_id"] == "p04", "painting_id"] = "a_ink"
+    _copy_tile(tiles, "a_ink_0", "p02_0")
+    config = curation.CurationConfig(test_color_fraction=0.3, tile_max_distance=2)
+    _, out_tiles, _ = curation.assemble_dataset(paintings, tiles, config)
+    assert "p02_0" in set(out_tiles["tile_id"]) and "a_ink_0" not in set(out_tiles["tile_id"])
+
+
+def test_adding_paintings_never_moves_a_test_painting_into_training():
+    from lpd_pipeline.curation import dataset as curation
+
+    config = curation.CurationConfig(test_color_fraction=0.2, tile_max_distance=2)
+    paintings, tiles = _synthetic(40)
+    before = _splits(paintings, tiles, config)
+    assert 0 < sum(v == "test_color" for v in before.values()) < 40
+
+    # Unrelated coloured and ink paintings: nothing existing moves.
+    new_paintings, new_tiles = _synthetic(20, 5, seed=2, prefix="n")
+    grown = _splits(pd.concat([paintings, new_paintings]), pd.concat([tiles, new_tiles]), config)
+    assert {pid: grown[pid] for pid in before} == before
+
+    # New paintings linked to existing works (crops sharing a tile): test works stay test, ink never moves a
+    # work, and a coloured newcomer can move a work only from train to test.
+    linked_tiles = new_tiles.copy()
+    for i in range(25):
+        _copy_tile(linked_tiles, f"n{i:02d}_0", f"p{i:02d}_0", from_tiles=tiles)
+    linked = _splits(pd.concat([paintings, new_paintings]), pd.concat([tiles, linked_tiles]), config)
+    joined = [before[f"p{i:02d}"] for i in range(25)]
+    assert "test_color" in joined[:20] and "train" in joined[20:], joined  # the cases below are exercised
+    for pid, split in before.items():
+        i = int(pid[1:])
+        if split == "test_color":
+            assert linked[pid] == "test_color", pid
+        if 20 <= i < 25:  # joined by an ink painting only
+            assert linked[pid] == split, pid
+    assert all(linked[f"n{i:02d}"] == "" for i in range(20, 25))  # ink copies of coloured works are left out
+
+
+
+def test_tiny_sets_get_both_a_train_and_a_test_work():
+    from lpd_pipeline.curation import dataset as curation
+
+    paintings, tiles = _synthetic(2)
+    for fraction in (0.01, 0.5, 0.99):
+        for seed in range(6):
+            config = curation.CurationConfig(test_color_fraction=fraction, tile_max_distance=2, seed=seed)
+            assert sorted(_splits(paintings, tiles, config).values()) == ["test_color", "train"]
+    alone = _splits(paintings.iloc[:1], tiles[tiles["painting_id"] == "p00"],
+                    curation.CurationConfig(test_color_fraction=0.5, tile_max_distance=2))
+    assert list(alone.values())[0] in ("train", "test_color")  # one work cannot be in both

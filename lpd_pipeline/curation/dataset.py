@@ -103,8 +103,10 @@ def failures_to_rejections(failures: Iterable[SourceFailure]) -> pd.DataFrame:
 PAINTING_COLUMNS = [
     "painting_id", "source", "source_ref", "path", "width", "height", "pixels", "title", "artist", "date",
     "medium", "license", "kind", "kind_source", "colorfulness", "phash", "phash_windows", "file_size",
-    "file_mtime_ns",
+    "file_mtime_ns", "file_ctime_ns", "describe_key",
 ]
+# Bump when describing a painting (decode, kind score, hashes) changes so cached rows are recomputed.
+INGEST_CACHE_VERSION = 2
 
 
 def ingest_paintings(
@@ -133,7 +135,7 @@ def ingest_paintings(
         except OSError as error:
             described[index] = ("unreadable", str(error))
             continue
-        row = cached.get((str(path), stat.st_size, stat.st_mtime_ns))
+        row = cached.get(_cache_key(path, stat, config))
         if row is None:
             to_describe.append(index)
             jobs.append((item, stat, config))
@@ -163,11 +165,24 @@ def ingest_paintings(
         rejections_frame(rejections)
 
 
+def _describe_key(config: CurationConfig) -> str:
+    """What a cached description depends on besides the file: code version, kind-score and size settings."""
+    return f"v{INGEST_CACHE_VERSION}:chroma{config.kind_rule.chroma_threshold}:max{config.max_pixels}"
+
+
+def _cache_key(path: Path, stat: os.stat_result, config: CurationConfig) -> tuple:
+    # The ctime catches a file rewritten with its old size and mtime restored (cp -p, rsync -t), which
+    # size + mtime alone would miss; it cannot be set back by the user.
+    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, _describe_key(config))
+
+
 def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
-    if cache is None or cache.empty:
+    # A table from an older version lacks the key columns: describe everything again.
+    if cache is None or cache.empty or not set(PAINTING_COLUMNS) <= set(cache.columns):
         return {}
     return {
-        (row["path"], int(row["file_size"]), int(row["file_mtime_ns"])): row
+        (row["path"], int(row["file_size"]), int(row["file_mtime_ns"]), int(row["file_ctime_ns"]),
+         row["describe_key"]): row
         for row in cache[PAINTING_COLUMNS].to_dict("records")
     }
 
@@ -179,9 +194,11 @@ def _describe_painting_job(job: tuple[RawPainting, os.stat_result, CurationConfi
         return (error.reason, error.detail)
 
 
-def _describe_painting(item: RawPainting, stat: os.stat_result, config: CurationConfig) -> dict:
+def _describe_painting(item: RawPainting, stat: os.stat_result, config: CurationConfig) -> dict | JobFailure:
     rgb = imaging.decode_image(item.path, max_pixels=config.max_pixels)
     height, width = rgb.shape[:2]
+    if min(height, width) < dedup.MIN_IMAGE_SIDE:
+        return ("too_small", f"{width}x{height} px is below the {dedup.MIN_IMAGE_SIDE} px a perceptual hash needs")
     _, colorfulness = kind.classify_kind(rgb, config.kind_rule)
     windows = dedup.crop_variant_hashes(rgb)
     return {
@@ -198,6 +215,8 @@ def _describe_painting(item: RawPainting, stat: os.stat_result, config: Curation
         "phash_windows": windows.view(np.int64).tolist(),
         "file_size": stat.st_size,
         "file_mtime_ns": stat.st_mtime_ns,
+        "file_ctime_ns": stat.st_ctime_ns,
+        "describe_key": _describe_key(config),
     }
 
 
@@ -425,8 +444,9 @@ def assemble_dataset(
     """Tile dedup across paintings, grouping into works, split by work. Returns (paintings, tiles, rejections).
 
     Paintings that share a near-duplicate tile (overlapping crops of one scroll, say) are one *work* and land
-    in one split, so nothing near-identical straddles train and test. Within a work, repeated tiles are
-    dropped (the first by tile id is kept).
+    in one split, so nothing near-identical straddles train and test. An ink painting tied to a coloured work
+    is left out (its tiles would be near-duplicates of that work's in another split). Within what is placed,
+    repeated tiles are dropped (the first by tile id is kept).
     """
     kept_tiles = tiles[tiles["rejected_by"] == ""].sort_values("tile_id").reset_index(drop=True)
     representatives = paintings[paintings["is_representative"]].reset_index(drop=True)
@@ -442,18 +462,24 @@ def assemble_dataset(
     split_of_painting = _split_works(representatives, config)
     representatives["split"] = representatives["painting_id"].map(split_of_painting)
 
-    duplicate = kept_tiles.duplicated("tile_cluster", keep="first")
-    first_of_cluster = kept_tiles.drop_duplicates("tile_cluster").set_index("tile_cluster")["tile_id"]
-    for row in kept_tiles[duplicate].itertuples():
+    # Leave out the ink paintings of coloured works first, so their tiles never win a tile-dedup cluster
+    # over the coloured tiles they repeat.
+    kept_tiles["split"] = kept_tiles["painting_id"].map(split_of_painting)
+    excluded = kept_tiles["split"].isna()
+    work_split = representatives.dropna(subset=["split"]).groupby("work_id")["split"].first()
+    for row in kept_tiles[excluded].itertuples():
+        work = work_of[row.painting_id]
+        rejections.append(_rejection(row.tile_id, "split", "ink_painting_in_coloured_work",
+                                     f"work {work} is in {work_split.get(work, '?')}; an ink copy of it would "
+                                     "be a near-duplicate in another split"))
+    placed = kept_tiles[~excluded]
+
+    duplicate = placed.duplicated("tile_cluster", keep="first")
+    first_of_cluster = placed.drop_duplicates("tile_cluster").set_index("tile_cluster")["tile_id"]
+    for row in placed[duplicate].itertuples():
         rejections.append(_rejection(row.tile_id, "tile_dedup", "near_duplicate_tile",
                                      f"kept {first_of_cluster[row.tile_cluster]}"))
-    final = kept_tiles[~duplicate].copy()
-    final["split"] = final["painting_id"].map(split_of_painting)
-    excluded = final["split"].isna()
-    for row in final[excluded].itertuples():
-        rejections.append(_rejection(row.tile_id, "split", "ink_work_shares_training_painting",
-                                     "an ink painting grouped with a training painting would leak"))
-    final = final[~excluded]
+    final = placed[~duplicate]
 
     all_paintings = paintings.merge(
         representatives[["painting_id", "work_id", "split"]], on="painting_id", how="left"
@@ -477,27 +503,37 @@ def _work_groups(painting_ids: list[str], tiles: pd.DataFrame, pairs: np.ndarray
     return {pid: names[label] for pid, label in zip(painting_ids, labels)}
 
 
-def _split_works(paintings: pd.DataFrame, config: CurationConfig) -> dict[str, str]:
-    """Deterministic, stable split by work.
+def _split_works(paintings: pd.DataFrame, config: CurationConfig) -> dict[str, str | None]:
+    """Deterministic split by work, as stable as a split without memory can be when paintings are added.
 
-    Each coloured work goes to test_color when a seeded hash of its id falls under the test fraction, so
-    adding paintings never moves an existing work between splits. Ink paintings are test_ink (they have no
-    ground truth) unless their work also holds a training painting; then they are excluded (None).
+    A coloured work goes to test_color when the smallest seeded hash of its coloured paintings' ids falls
+    under the test fraction. So adding an unrelated painting never moves a work; adding an ink painting never
+    moves one; a coloured painting joining a work (or merging two) can only move it from train to test (with
+    probability = the fraction), never a test painting into training. One exception keeps tiny sets usable:
+    with two or more coloured works, neither train nor test_color is left empty (the lowest-hashed work goes
+    to test, or the highest-hashed to train); such a work moves back once another work fills that split.
+
+    Ink paintings are test_ink (they have no ground truth) unless their work also holds a coloured painting;
+    then they are left out (None): their tiles would repeat that work's in another split.
     """
+    colored = paintings[paintings["kind"] == kind.KIND_COLORED]
+    work_hash: dict[str, float] = {}
+    for work, pid in zip(colored["work_id"], colored["painting_id"]):
+        work_hash[work] = min(work_hash.get(work, 1.0), _unit_hash(config.seed, pid))
+    work_split = {work: SPLIT_TEST_COLOR if value < config.test_color_fraction else SPLIT_TRAIN
+                  for work, value in work_hash.items()}
+    if config.test_color_fraction > 0 and len(work_split) >= 2:
+        by_hash = sorted(work_hash, key=lambda work: (work_hash[work], work))
+        if SPLIT_TEST_COLOR not in work_split.values():
+            work_split[by_hash[0]] = SPLIT_TEST_COLOR
+        if SPLIT_TRAIN not in work_split.values():
+            work_split[by_hash[-1]] = SPLIT_TRAIN
     split: dict[str, str | None] = {}
-    colored_works = sorted(set(paintings.loc[paintings["kind"] == kind.KIND_COLORED, "work_id"]))
-    work_split = {work: (SPLIT_TEST_COLOR if _unit_hash(config.seed, work) < config.test_color_fraction
-                         else SPLIT_TRAIN) for work in colored_works}
-    # With at least two coloured works and a nonzero fraction, never leave the test set empty.
-    if config.test_color_fraction > 0 and len(colored_works) >= 2 and SPLIT_TEST_COLOR not in work_split.values():
-        work_split[min(colored_works, key=lambda w: _unit_hash(config.seed, w))] = SPLIT_TEST_COLOR
     for row in paintings.itertuples():
         if row.kind == kind.KIND_COLORED:
             split[row.painting_id] = work_split[row.work_id]
-        elif work_split.get(row.work_id) == SPLIT_TRAIN:
-            split[row.painting_id] = None
         else:
-            split[row.painting_id] = SPLIT_TEST_INK
+            split[row.painting_id] = None if row.work_id in work_split else SPLIT_TEST_INK
     return split
 
 
@@ -539,8 +575,9 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> dict[s
         rows = tiles[tiles["split"] == split]
         wanted = {f"{tid}.png" for tid in rows["tile_id"]}
         for stale in out_dir.glob("*.png"):
-            if stale.name not in wanted:
-                stale.unlink()
+            # Hidden names are in-flight temp files (files.atomic_path) of a writer that may still rename them.
+            if stale.name not in wanted and not stale.name.startswith("."):
+                stale.unlink(missing_ok=True)
         for row in rows.itertuples():
             target = out_dir / f"{row.tile_id}.png"
             if target.exists():

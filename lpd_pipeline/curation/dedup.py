@@ -53,7 +53,7 @@ TILE_MAX_DISTANCE = 6
 HASH_BITS = 64
 _HASH_SIZE = 8  # 8x8 low-frequency DCT coefficients -> 64 bits
 _DCT_SIZE = _HASH_SIZE * 4  # the image is reduced to 32x32 before the DCT, as pHash does
-_MIN_SIDE = 8
+MIN_IMAGE_SIDE = 8  # smallest side a perceptual hash accepts
 _REDUCING_GAP = 3.0  # PIL box-reduces to >= 3x the target size before Lanczos (fast, same result class)
 
 # Per-axis (trim at start, trim at end) fractions of the crop windows; the first must be (0, 0) so that window
@@ -83,8 +83,9 @@ def _as_luma_image(image: np.ndarray) -> Image.Image:
         raise ValueError(f"perceptual hash expects a uint8 image, got dtype {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise ValueError(f"perceptual hash expects (H, W, 3) RGB or (H, W) gray, got shape {image.shape}")
-    if min(image.shape[:2]) < _MIN_SIDE:
-        raise ValueError(f"perceptual hash needs at least {_MIN_SIDE}x{_MIN_SIDE} pixels, got shape {image.shape}")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"perceptual hash needs at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels, got shape {image.shape}")
     image = np.ascontiguousarray(image)
     if image.ndim == 2:
         return Image.fromarray(image, mode="L")

@@ -2,12 +2,17 @@
 
 import dagster as dg
 
+# Run tag that the instance config (config/dagster.yaml) limits to one in-progress run.
+DATASET_WRITER_TAG = "lpd/writes"
+
 prepare_dataset = dg.define_asset_job(
     "prepare_dataset",
     selection=dg.AssetSelection.groups("dataset"),
     description="Ingest, dedup, tile, filter, pair and split the paintings; export pix2pix's aligned layout.",
     # One process: the stages form a chain, and a subprocess per step would cost seconds of imports each.
     executor_def=dg.in_process_executor,
+    # Limited to one run at a time by config/dagster.yaml (runs queue behind each other).
+    tags={DATASET_WRITER_TAG: "dataset"},
 )
 
 

@@ -44,6 +44,15 @@ class PaintingSourcesResource(dg.ConfigurableResource):
     def uses_demo(self) -> bool:
         return not (self.raw_dir or self.url_manifest or self.met_query)
 
+    def describe(self) -> str:
+        """The configured sources in words, for messages."""
+        if self.uses_demo:
+            return "the demo paintings"
+        parts = [f"folder {self.raw_dir}" if self.raw_dir else "",
+                 f"URL manifest {self.url_manifest}" if self.url_manifest else "",
+                 f"Met search {self.met_query!r}" if self.met_query else ""]
+        return ", ".join(part for part in parts if part)
+
 
 class CurationResource(dg.ConfigurableResource):
     """Curation knobs (see lpd_pipeline.curation.dataset.CurationConfig). Thresholds: filter name -> value."""

@@ -2,6 +2,7 @@
 
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -12,15 +13,16 @@ from lpd_pipeline.sources.local import METADATA_FILE, scan_local_folder
 
 
 def folder_signature(folder: Path) -> str:
-    """A cheap fingerprint of what the pipeline would ingest from ``folder`` (names, sizes, mtimes of the
-    files the local source scans, plus its metadata.csv); no pixel is read."""
+    """A cheap fingerprint of what the pipeline would ingest from ``folder`` (names, sizes, mtimes and ctimes of
+    the files the local source scans, plus its metadata.csv); no pixel is read. The ctime catches a file
+    rewritten with its old mtime restored (``cp -p``, ``rsync -t``)."""
     folder = folder.resolve()
     paintings, _ = scan_local_folder(folder)
     files = [painting.path for painting in paintings] + [p for p in [folder / METADATA_FILE] if p.is_file()]
     digest = hashlib.sha256()
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -31,10 +33,14 @@ def new_raw_paintings(context: dg.SensorEvaluationContext):
     if not raw_dir or not Path(raw_dir).is_dir():
         return dg.SkipReason("LPD_RAW_DIR is not set to an existing folder")
     signature = folder_signature(Path(raw_dir))
-    if signature == context.cursor:
+    state = json.loads(context.cursor) if context.cursor else {"signature": None, "changes": 0}
+    if signature == state["signature"]:
         return dg.SkipReason(f"no change in {raw_dir}")
-    context.update_cursor(signature)
-    return dg.RunRequest(run_key=signature)
+    changes = state["changes"] + 1
+    context.update_cursor(json.dumps({"signature": signature, "changes": changes}))
+    # The change count makes every change a new run key: removing a file can bring the folder back to an earlier
+    # signature, and Dagster skips run keys it has already seen.
+    return dg.RunRequest(run_key=f"{changes}:{signature}")
 
 
 SENSORS = [new_raw_paintings]

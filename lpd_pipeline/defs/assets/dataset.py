@@ -105,6 +105,16 @@ def raw_paintings(
     _save_stage_rejections(layout, "ingest", rejections)
     for row in rejections.itertuples():
         context.log.warning(f"rejected {row.item}: {row.reason} {row.detail}")
+    if paintings.empty:
+        # Almost always a misconfiguration (wrong folder, unmounted drive, a manifest of dead links). Failing
+        # keeps the previous dataset and its pix2pix export instead of replacing them with empty ones.
+        sources = painting_sources.describe()
+        reasons = rejections["reason"].value_counts().to_dict()
+        raise dg.Failure(
+            description=(f"no usable painting in {sources}: {len(items)} painting files found, "
+                         f"{len(rejections)} rejected {reasons or ''}".strip()),
+            metadata={"sources": sources, "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections))},
+        )
     kinds = paintings["kind"].value_counts().to_dict()
     return dg.Output(paintings, metadata={
         "paintings": len(paintings),
