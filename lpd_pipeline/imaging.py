@@ -164,6 +164,36 @@ def _exif_orientation(image: Image.Image) -> int:
         return 1
 
 
+_pillow_orients_tiff_cache: list[bool] = []
+
+
+def _pillow_orients_tiff() -> bool:
+    """Whether this Pillow applies a TIFF's Orientation tag itself (size on open, pixels on load).
+
+    Recent Pillow versions do; older ones leave it to the caller like any EXIF tag. Probed once on a 2x1 TIFF
+    instead of trusting a version number.
+    """
+    if not _pillow_orients_tiff_cache:
+        import io
+
+        from PIL import TiffImagePlugin
+
+        directory = TiffImagePlugin.ImageFileDirectory_v2()
+        directory[_EXIF_ORIENTATION_TAG] = 6
+        buffer = io.BytesIO()
+        Image.new("L", (2, 1)).save(buffer, format="TIFF", tiffinfo=directory)
+        with Image.open(buffer) as probe:
+            _pillow_orients_tiff_cache.append(probe.size == (1, 2))
+    return _pillow_orients_tiff_cache[0]
+
+
+def _oriented_size(kind: str, size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """``(width, height)`` after orientation, from Pillow's header ``size``."""
+    if orientation in (5, 6, 7, 8) and not (kind == "tiff" and _pillow_orients_tiff()):
+        return size[1], size[0]
+    return size
+
+
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an (H, W[, C]) array, matching ``PIL.ImageOps.exif_transpose``."""
     if orientation == 2:
@@ -262,13 +292,20 @@ def _high_bit_depth(kind: str, head: bytes, image: Image.Image) -> bool:
     return False
 
 
-def _cv2_high_bit_depth(path: Path) -> np.ndarray:
-    """16-bit colour via OpenCV (Pillow has no 16-bit RGB mode); scaled to 8 bits by rounding v*255/65535."""
+def _cv2_high_bit_depth(path: Path) -> np.ndarray | None:
+    """16-bit colour via OpenCV (Pillow has no 16-bit RGB mode); scaled to 8 bits by rounding v*255/65535.
+
+    None when OpenCV cannot decode the file (some valid TIFF layouts): Pillow then decodes it at 8 bits
+    (at most one grey level off the rounded scaling), and reports truncated data itself.
+    """
     import cv2
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
     if data is None:
-        raise ImageDecodeError(path, "truncated", "OpenCV could not decode the 16-bit image data")
+        return None
     if data.dtype == np.uint8:
         scaled = data.astype(np.float64) / 255.0
     elif data.dtype == np.uint16:
@@ -305,34 +342,36 @@ def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
         if width == 0 or height == 0:
             raise ImageDecodeError(path, "unreadable", f"image has no pixels ({width}x{height})")
         orientation = _exif_orientation(image)
+        final_width, final_height = _oriented_size(kind, (width, height), orientation)
         try:
+            rgb = None
             if _high_bit_depth(kind, head, image):
-                rgb = _cv2_high_bit_depth(path)
-            else:
+                rgb = _cv2_high_bit_depth(path)  # raw sample order: OpenCV ignores the orientation here
+            if rgb is None:
                 image.load()
                 rgb = _pillow_to_rgb(path, image)
+                if kind == "tiff" and _pillow_orients_tiff():
+                    orientation = 1  # Pillow has already turned the pixels
         except ImageDecodeError:
             raise
         except Image.DecompressionBombError as exc:  # e.g. a TIFF whose later IFD is huge
             raise _bomb_error(path, None, max_pixels) from exc
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
             raise _classify_decode_failure(path, exc) from exc
-    if rgb.shape[:2] != (height, width):
+    rgb = apply_orientation(rgb, orientation)
+    if rgb.shape[:2] != (final_height, final_width):
         decoded = f"{rgb.shape[1]}x{rgb.shape[0]}"
-        raise ImageDecodeError(path, "unreadable", f"decoded {decoded}, header says {width}x{height}")
-    return apply_orientation(rgb, orientation)
+        raise ImageDecodeError(path, "unreadable", f"decoded {decoded}, header says {final_width}x{final_height}")
+    return rgb
 
 
 def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """``(width, height)`` from the header only, as :func:`decode_image` would return it (EXIF-rotated)."""
     path = Path(path)
     head = _read_head(path)
-    _check_type(path, head)
+    kind = _check_type(path, head)
     with _open_header(path, max_pixels) as image:
-        width, height = image.size
-        if _exif_orientation(image) in (5, 6, 7, 8):
-            width, height = height, width
-    return width, height
+        return _oriented_size(kind, image.size, _exif_orientation(image))
 
 
 def luma_bt601(rgb: np.ndarray) -> np.ndarray:

@@ -307,3 +307,45 @@ def test_sniff_image_type():
     assert sniff_image_type(b"BM" + b"\x00" * 20) == "bmp"
     assert sniff_image_type(b"GIF89a....") == "gif"
     assert sniff_image_type(b"<html>") is None and sniff_image_type(b"") is None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_exactly_once(tmp_path, orientation):
+    from PIL import TiffImagePlugin
+
+    rgb = _gradient(24, 32)
+    rgb[:4, :4] = 255  # a corner marker, so any extra turn or flip shows
+    directory = TiffImagePlugin.ImageFileDirectory_v2()
+    directory[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / "o.tif", tiffinfo=directory)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / "o.png", exif=exif)
+    decoded = decode_image(tmp_path / "o.tif")
+    np.testing.assert_array_equal(decoded, decode_image(tmp_path / "o.png"))
+    assert image_size(tmp_path / "o.tif") == (decoded.shape[1], decoded.shape[0])
+
+
+def test_16bit_rgb_tiff_with_orientation_decodes_rotated(tmp_path):
+    """A layout OpenCV's reader refuses: Pillow takes over at 8 bits and the tag is still honoured."""
+    height, width = 40, 24
+    samples = np.random.default_rng(3).integers(0, 65536, (height, width, 3)).astype("<u2")
+    data = samples.tobytes()
+    count = 12
+    bits_at = 8 + 2 + count * 12 + 4
+    data_at = bits_at + 6
+
+    def entry(tag, kind, n, value):
+        packed = struct.pack("<HH", value, 0) if kind == 3 and n == 1 else struct.pack("<I", value)
+        return struct.pack("<HHI", tag, kind, n) + packed
+
+    entries = [entry(256, 3, 1, width), entry(257, 3, 1, height), entry(258, 3, 3, bits_at), entry(259, 3, 1, 1),
+               entry(262, 3, 1, 2), entry(273, 4, 1, data_at), entry(274, 3, 1, 6), entry(277, 3, 1, 3),
+               entry(278, 3, 1, height), entry(279, 4, 1, len(data)), entry(284, 3, 1, 1), entry(339, 3, 1, 1)]
+    path = tmp_path / "o6_16.tif"
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", count) + b"".join(entries)
+                     + b"\0\0\0\0" + struct.pack("<HHH", 16, 16, 16) + data)
+    decoded = decode_image(path)
+    expected = np.rot90(np.rint(samples / 65535.0 * 255.0), k=-1)  # orientation 6: turn 90 degrees clockwise
+    assert decoded.shape == (width, height, 3) and image_size(path) == (height, width)
+    assert np.abs(decoded.astype(int) - expected).max() <= 1
