@@ -30,6 +30,7 @@ class Reply:
     chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     content_length: int | None = None  # None: len(body); OMIT: no header; else the declared (possibly false) length
     truncate_at: int | None = None  # send only this many body bytes, then close
+    drip_s: float = 0.0  # pause between body bytes (a server trickling data to hold the client)
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (8, 6), seed: int = 0) -> bytes:
@@ -117,6 +118,12 @@ class FixtureServer:
                 if declared != OMIT:
                     self.send_header("Content-Length", str(declared))
                 self.end_headers()
+                if reply.drip_s:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip_s)
+                    return
                 self.wfile.write(body)
                 self.wfile.flush()
 

@@ -179,7 +179,8 @@ def test_redirect_to_non_http_scheme_is_refused(tmp_path, server, fake_clock):
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "ftp://127.0.0.1/a.png", "javascript:alert(1)", "http:///nohost.png", "a.png"]
+    "url", ["file:///etc/passwd", "ftp://127.0.0.1/a.png", "javascript:alert(1)", "http:///nohost.png", "a.png",
+            "http://user:secret@127.0.0.1/a.png", "http://127.0.0.1:abc/a.png", "http://127.0.0.1:99999/a.png"]
 )
 def test_non_http_urls_are_refused_without_a_request(tmp_path, server, fake_clock, url):
     downloader = make_downloader(tmp_path, fake_clock)
@@ -422,3 +423,30 @@ def test_collect_from_manifest_downloads_and_records_failures(tmp_path, server, 
         [(bad, "download", "wrong_type"), (missing, "download", "http_404")]
     )
     assert good in json.loads((tmp_path / "dl" / INDEX_NAME).read_text())["entries"]
+
+
+def test_non_ascii_urls_are_percent_encoded_and_keyed_by_the_original(tmp_path, server, fake_clock):
+    server.add("/%E5%B1%B1%E6%B0%B4/%E6%98%A5.png", Reply(body=PNG, content_type="image/png"))
+    url = server.url("/山水/春.png")
+    with make_downloader(tmp_path / "dl", fake_clock) as downloader:
+        result = downloader.fetch(url)
+    assert result.status == "downloaded", result
+    assert result.path.read_bytes() == PNG and result.url == url
+
+
+def test_a_server_dripping_bytes_cannot_hold_a_download_past_its_deadline(tmp_path, server):
+    url = server.add("/drip.png", Reply(body=PNG + b"x" * 400, content_type="image/png", drip_s=0.02))
+    policy = DownloadPolicy(timeout_s=0.5, deadline_s=1.0, retries=0, min_interval_s=0.0, use_env_proxies=False)
+    started = time.monotonic()
+    result = Downloader(tmp_path / "dl", policy).fetch(url)  # 400+ bytes at 50 bytes/s: ~9 s if unbounded
+    assert (result.status, result.reason) == ("failed", "deadline")
+    assert time.monotonic() - started < 3.0
+    assert not list((tmp_path / "dl").glob("*.png"))
+
+
+def test_absurdly_nested_json_is_a_bad_json_failure(tmp_path, server, fake_clock):
+    url = server.add("/deep.json", Reply(body=b"[" * 200_000 + b"]" * 200_000, content_type="application/json"))
+    downloader = make_downloader(tmp_path, fake_clock, max_json_bytes=1_000_000)
+    with pytest.raises(DownloadError) as excinfo:
+        downloader.fetch_json(url)
+    assert excinfo.value.reason == "bad_json"

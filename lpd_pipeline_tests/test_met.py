@@ -92,6 +92,14 @@ def test_limit_stops_lookups_early(tmp_path, met_server):
         make_source(tmp_path, met_server).collect("landscape", limit=-1)
 
 
+def test_object_lookups_are_capped_when_few_objects_are_usable(tmp_path, met_server):
+    paintings, failures = make_source(tmp_path, met_server).collect("landscape", limit=5, max_objects=3)
+    assert [p.source_ref for p in paintings] == ["1"]  # objects 2 and 3 are unusable; 4.. never asked for
+    assert met_server.hits["/objects/4"] == 0 and met_server.hits["/objects/5"] == 0
+    capped = [f for f in failures if f.reason == "object_cap_reached"]
+    assert len(capped) == 1 and "examined 3" in capped[0].detail
+
+
 def test_rerun_reuses_cached_objects_and_images(tmp_path, met_server):
     dest = tmp_path / "dl"
     first, _ = make_source(dest, met_server).collect("landscape", limit=10)

@@ -106,3 +106,21 @@ def test_missing_or_non_folder_root_raises_naming_it(tmp_path):
     write(tmp_path / "file.png", b"x")
     with pytest.raises(NotADirectoryError, match="file.png"):
         scan_local_folder(tmp_path / "file.png")
+
+
+def test_symlink_loops_and_dangling_links_are_failures_not_crashes(folder):
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    os.symlink(folder / "missing.png", folder / "dangling.png")
+    paintings, failures = scan_local_folder(folder)
+    assert {"loop.png", "dangling.png"}.isdisjoint(p.source_ref for p in paintings)
+    reasons = {(f.item, f.reason) for f in failures}
+    assert {("loop.png", "broken_symlink"), ("dangling.png", "broken_symlink")} <= reasons
+
+
+def test_metadata_cells_may_hold_unusual_line_break_characters(folder):
+    (folder / "metadata.csv").write_text(
+        "file,title,medium\nb.png,\"Spring\x0cRiver \u2028 at dawn\",ink and color on silk\n", encoding="utf-8")
+    paintings, failures = scan_local_folder(folder)
+    by_ref = {p.source_ref: p for p in paintings}
+    assert failures == []
+    assert by_ref["b.png"].kind == "colored" and by_ref["b.png"].title.startswith("Spring\x0cRiver")

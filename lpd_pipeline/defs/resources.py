@@ -33,6 +33,7 @@ class PaintingSourcesResource(dg.ConfigurableResource):
     url_manifest: str = ""  # a CSV of URLs (url, title, artist, date, medium, license, kind)
     met_query: str = ""  # a Met Museum Open Access search, e.g. "landscape handscroll"
     met_limit: int = 50
+    met_max_objects: int = 0  # object records to look at, at most (0: 20 x met_limit)
     download_timeout_s: float = 30.0
     download_max_mb: int = 100
 

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -130,7 +131,28 @@ def check_http_url(url: str) -> str | None:
         return "URL has no host"
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         return "URL contains whitespace or control characters"
+    if parts.username is not None or parts.password is not None:
+        return "URL carries credentials (user:password@host); refused so they never reach logs or tables"
+    try:
+        parts.port  # noqa: B018 - raises for a non-numeric or out-of-range port
+    except ValueError as exc:
+        return f"invalid port: {exc}"
     return None
+
+
+def _ascii_url(url: str) -> str:
+    """The URL as a request line can carry it: IDNA host, percent-encoded non-ASCII path/query (painting file
+    names are often Chinese). Already-encoded sequences are kept."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        host = parts.hostname.encode("idna").decode("ascii") if parts.hostname else ""
+    except UnicodeError as exc:
+        raise _Permanent("bad_url", f"host {parts.hostname!r} cannot be IDNA-encoded: {exc}") from None
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    keep = "/%:@!$&'()*+,;=-._~?"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, urllib.parse.quote(parts.path, safe=keep),
+                                    urllib.parse.quote(parts.query, safe=keep + "/"),
+                                    urllib.parse.quote(parts.fragment, safe=keep)))
 
 
 def safe_stem(text: str, max_len: int = 48) -> str:
@@ -177,7 +199,7 @@ def _classify_network_error(exc: BaseException) -> _Permanent:
     return _Transient("connection_error", f"{type(exc).__name__}: {exc}")
 
 
-_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
+_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError)
 
 
 class Downloader:
@@ -322,10 +344,10 @@ class Downloader:
             if remaining <= 0:
                 last = _Permanent("deadline", f"{policy.deadline_s}s per-URL deadline reached")
                 break
-            request = urllib.request.Request(
-                url, headers={"User-Agent": policy.user_agent, "Accept-Encoding": "identity"}
-            )
             try:
+                request = urllib.request.Request(
+                    _ascii_url(url), headers={"User-Agent": policy.user_agent, "Accept-Encoding": "identity"}
+                )
                 self._wait_for_host(url, deadline)
                 attempts += 1
                 self.request_count += 1
@@ -353,11 +375,18 @@ class Downloader:
         assert last is not None
         raise DownloadError(url, last.reason, f"{last.detail} (gave up after {attempts} attempt(s))".strip())
 
-    @staticmethod
-    def _read_head(response: Any, n: int) -> bytes:
+    def _read_chunk(self, response: Any, n: int, deadline: float, what: str) -> bytes:
+        """At most ``n`` bytes, whatever has arrived (one socket read): a plain ``read(n)`` would wait for all
+        ``n`` bytes, so a server dripping a byte at a time could hold it far past the deadline."""
+        if self._clock() > deadline:
+            raise _Permanent("deadline", f"{self.policy.deadline_s}s per-URL deadline reached {what}")
+        read1 = getattr(response, "read1", None)
+        return read1(n) if read1 is not None else response.read(n)
+
+    def _read_head(self, response: Any, n: int, deadline: float) -> bytes:
         head = b""
         while len(head) < n:
-            chunk = response.read(n - len(head))
+            chunk = self._read_chunk(response, n - len(head), deadline, "while reading the first bytes")
             if not chunk:
                 break
             head += chunk
@@ -404,7 +433,7 @@ class Downloader:
                 content_type.startswith("image/") or content_type == "application/octet-stream"
             ):
                 raise _Permanent("wrong_content_type", f"Content-Type {declared_type!r}")
-            head = self._read_head(response, _SNIFF_BYTES)
+            head = self._read_head(response, _SNIFF_BYTES, deadline)
             image_type = sniff_image_type(head)
             if image_type is None or image_type not in policy.allowed_types:
                 preview = head[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
@@ -420,9 +449,7 @@ class Downloader:
                 with open(tmp_path, "wb") as out:
                     out.write(head)
                     while True:
-                        if self._clock() > deadline:
-                            raise _Permanent("deadline", f"{policy.deadline_s}s per-URL deadline reached mid-stream")
-                        chunk = response.read(_CHUNK)
+                        chunk = self._read_chunk(response, _CHUNK, deadline, "mid-stream")
                         if not chunk:
                             break
                         size += len(chunk)
@@ -451,9 +478,7 @@ class Downloader:
             parts: list[bytes] = []
             size = 0
             while True:
-                if self._clock() > deadline:
-                    raise _Permanent("deadline", "per-URL deadline reached mid-stream")
-                chunk = response.read(_CHUNK)
+                chunk = self._read_chunk(response, _CHUNK, deadline, "mid-stream")
                 if not chunk:
                     break
                 size += len(chunk)
@@ -464,7 +489,8 @@ class Downloader:
             charset = response.headers.get_content_charset() or "utf-8"
             try:
                 return json.loads(b"".join(parts).decode(charset))
-            except (UnicodeDecodeError, LookupError, ValueError) as exc:
+            except (UnicodeDecodeError, LookupError, ValueError, RecursionError) as exc:
+                # RecursionError: absurdly deep nesting ([[[[...) from a broken or hostile server.
                 raise _Permanent("bad_json", f"{type(exc).__name__}: {exc}"[:300]) from None
 
         return self._with_retries(url, handle)

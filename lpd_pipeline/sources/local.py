@@ -25,7 +25,7 @@ def _is_ours_or_hidden(name: str) -> bool:
 
 
 def _inside(root: Path, path: Path) -> bool:
-    resolved = path.resolve()
+    resolved = path.resolve(strict=True)  # raises for a dangling link or a loop (caller records it)
     return resolved == root or root in resolved.parents
 
 
@@ -90,7 +90,11 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
     root_path = root_path.resolve()
     failures: list[SourceFailure] = []
     candidates: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
+    def unreadable_folder(error: OSError) -> None:
+        rel = Path(error.filename).relative_to(root_path).as_posix() if error.filename else "."
+        failures.append(SourceFailure(rel, _STAGE, "unreadable_folder", str(error)))
+
+    for dirpath, dirnames, filenames in os.walk(root_path, onerror=unreadable_folder, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         here = Path(dirpath)
         for name in filenames:
@@ -98,9 +102,15 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
                 continue
             path = here / name
             rel = path.relative_to(root_path).as_posix()
-            if path.is_symlink() and not _inside(root_path, path):
-                failures.append(SourceFailure(rel, _STAGE, "symlink_outside_root", f"{path} -> {path.resolve()}"))
-                continue
+            if path.is_symlink():
+                try:
+                    inside = _inside(root_path, path)
+                except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+                    failures.append(SourceFailure(rel, _STAGE, "broken_symlink", f"{path}: {exc}"))
+                    continue
+                if not inside:
+                    failures.append(SourceFailure(rel, _STAGE, "symlink_outside_root", f"{path} -> {path.resolve()}"))
+                    continue
             candidates.append((rel, path))
     candidates.sort(key=lambda pair: pair[0])
 

@@ -6,6 +6,7 @@ Manifest CSV columns: ``url`` (required) and optionally title, artist, date, med
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def open_csv_rows(csv_path: Path):
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{csv_path}: not valid UTF-8 ({exc})") from None
-    reader = csv.DictReader(text.splitlines(keepends=True), restkey="__extra__")
+    # io.StringIO with newline="" hands csv exactly the file's lines: str.splitlines would also split at form
+    # feeds, \x1c-\x1e, \x85 and U+2028, which may sit inside a title.
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="__extra__")
     if not reader.fieldnames:
         raise ValueError(f"{csv_path}: empty file or missing header row")
     header = [name.strip().lower() for name in reader.fieldnames]

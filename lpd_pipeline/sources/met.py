@@ -82,12 +82,16 @@ class MetSource:
         return record
 
     def collect(
-        self, query: str, *, limit: int, department_id: int | None = None
+        self, query: str, *, limit: int, department_id: int | None = None, max_objects: int | None = None
     ) -> tuple[list[RawPainting], list[SourceFailure]]:
         """Up to ``limit`` public-domain paintings for ``query``. Each unusable object is recorded as a failure
-        (not public domain, no image, API or download error) and the run goes on."""
+        (not public domain, no image, API or download error) and the run goes on.
+
+        At most ``max_objects`` object records are requested (default ``20 * limit``): a broad query with few
+        public-domain images must not turn into hundreds of thousands of API calls."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
+        max_objects = 20 * limit if max_objects is None else max_objects
         paintings: list[RawPainting] = []
         failures: list[SourceFailure] = []
         if limit == 0:
@@ -98,10 +102,18 @@ class MetSource:
             return paintings, [SourceFailure(exc.url, "met_api", exc.reason, exc.detail)]
         except ValueError as exc:
             return paintings, [SourceFailure(f"met:search:{query}", "met_api", "bad_response", str(exc))]
+        examined = 0
         try:
             for object_id in object_ids:
                 if len(paintings) >= limit:
                     break
+                if examined >= max_objects:
+                    failures.append(SourceFailure(
+                        f"met:search:{query}", "met_filter", "object_cap_reached",
+                        f"examined {examined} of {len(object_ids)} objects and found {len(paintings)} usable "
+                        f"paintings (limit {limit}); raise the object cap to look further"))
+                    break
+                examined += 1
                 painting, failure = self._collect_one(object_id)
                 if painting is not None:
                     paintings.append(painting)

@@ -90,7 +90,8 @@ def raw_paintings(
             collected.append(collect_from_manifest(Path(painting_sources.url_manifest), downloader))
         if painting_sources.met_query:
             collected.append(MetSource(downloader).collect(painting_sources.met_query,
-                                                           limit=painting_sources.met_limit))
+                                                           limit=painting_sources.met_limit,
+                                                           max_objects=painting_sources.met_max_objects or None))
     items = [item for found, _ in collected for item in found]
     failures = [failure for _, failures_of_source in collected for failure in failures_of_source]
     # This asset's previous value is the decode cache: unchanged files are not decoded again.
