@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="checkpoints and logs (default: <storage>/training/<backbone>[-<color space>])")
     parser.add_argument("--config-json", type=Path, default=None, help="a TrainConfig as JSON (see TrainConfig)")
-    parser.add_argument("--restart", action="store_true", help="delete this run's checkpoints and start over")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over; the previous checkpoints and outputs move to <run dir>/previous_runs/<time>/")
     parser.add_argument("--max-epochs-this-run", type=int, default=None,
                         help="stop after this many epochs (a checkpoint is written); rerun to continue")
     group = parser.add_argument_group("training config (TrainConfig fields; unset flags keep the lower layers)")
@@ -188,10 +189,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _run_training(args: argparse.Namespace, pipes, train) -> int:
     from lpd_pipeline.settings import default_storage_root
+    from lpd_pipeline.training.data import train_tile_size
 
     config = resolve_config(args)
     storage = (args.storage or default_storage_root()).resolve()
     tiles = (args.tiles or storage / "dataset" / "tiles.parquet").resolve()
+    if not hasattr(args, "tile_size") and args.config_json is None:
+        # Nobody chose a tile size: train on the tiles as they were cut (as the Dagster asset does).
+        config = config.replace(tile_size=train_tile_size(tiles))
     run_dir = (args.run_dir or default_run_dir(storage, config)).resolve()
 
     def on_event(event: dict[str, Any]) -> None:

@@ -119,6 +119,12 @@ def test_resume_refuses_other_data_or_model(storage_root, tmp_path, tiles):
 
     with pytest.raises(ckpt.CheckpointError, match="different model config.*ngf"):
         train(config.replace(ngf=16), tiles, storage_root, run_dir)
+    # The optimizer and scheduler come back as saved: other settings would be recorded but never applied.
+    with pytest.raises(ckpt.CheckpointError, match="different optimisation settings.*lr.*beta1"):
+        train(config.replace(lr=1e-5, beta1=0.9), tiles, storage_root, run_dir)
+    found, payload = ckpt.latest_checkpoint(run_dir)
+    with pytest.raises(ckpt.CheckpointError, match="trained by 1 process.*this run has 2"):
+        ckpt.check_compatible(payload, found, config, payload["data_fingerprint"], world_size=2)
 
     tile = next((storage_root / "dataset" / "tiles").glob("*_color.png"))
     pixels = np.asarray(Image.open(tile)).copy()
@@ -128,8 +134,14 @@ def test_resume_refuses_other_data_or_model(storage_root, tmp_path, tiles):
         train(config, tiles, storage_root, run_dir)
     with pytest.raises(TrainingError, match="already holds checkpoints"):
         train(config, tiles, storage_root, run_dir, resume=False)
+    old_checkpoint = ckpt.checkpoint_path(run_dir, 1).read_bytes()
     fresh = train(config, tiles, storage_root, run_dir, restart=True)
     assert fresh.resumed_from is None and fresh.finished
+    # The previous run is set aside, not deleted.
+    (archived,) = (run_dir / "previous_runs").iterdir()
+    assert (archived / "checkpoints" / "epoch_0001.pt").read_bytes() == old_checkpoint
+    assert (archived / "checkpoints.parquet").is_file()
+    assert [e for e, _ in ckpt.list_checkpoints(run_dir)] == [1, 2]
 
 
 def test_unreadable_latest_checkpoint_falls_back_and_temp_files_are_ignored(storage_root, tmp_path, tiles):
@@ -143,3 +155,35 @@ def test_unreadable_latest_checkpoint_falls_back_and_temp_files_are_ignored(stor
     result = train(config, tiles, storage_root, run_dir)
     assert result.resumed_from.name == "epoch_0001.pt" and result.finished
     assert not list(ckpt.checkpoint_dir(run_dir).glob(".*.tmp*"))
+
+
+def test_schedule_may_grow_on_resume_but_not_end_before_the_checkpoint(storage_root, tmp_path, tiles):
+    config = tiny_config(n_epochs=2, n_epochs_decay=1)
+    run_dir = tmp_path / "run"
+    train(config, tiles, storage_root, run_dir, max_epochs_this_run=2)
+    with pytest.raises(ckpt.CheckpointError, match="schedule now ends at epoch 1"):
+        train(config.replace(n_epochs=1, n_epochs_decay=0), tiles, storage_root, run_dir)
+    longer = train(config.replace(n_epochs=3, n_epochs_decay=1), tiles, storage_root, run_dir)
+    assert longer.finished and longer.epochs_completed == 4
+    # lr of each epoch: constant for epochs 1-3 under the new schedule, then the decay epoch.
+    assert [round(h["lr"] / 2e-4, 6) for h in longer.history] == [1.0, 1.0, 1.0, 0.5]
+
+
+def test_unreadable_checkpoints_are_set_aside_and_never_win_retention(storage_root, tmp_path, tiles):
+    config = tiny_config(n_epochs=4, n_epochs_decay=0, keep_every=2)
+    run_dir = tmp_path / "run"
+    train(config, tiles, storage_root, run_dir)
+    assert [e for e, _ in ckpt.list_checkpoints(run_dir)] == [2, 4]
+    newest = ckpt.checkpoint_path(run_dir, 4)
+    newest.write_bytes(newest.read_bytes()[:100])
+    result = train(config, tiles, storage_root, run_dir)
+    assert result.resumed_from.name == "epoch_0002.pt" and result.finished
+    assert [e for e, _ in ckpt.list_checkpoints(run_dir)] == [2, 4]  # the new epoch 4, not deleted
+    assert newest.with_name("epoch_0004.pt.corrupt").is_file()
+    assert ckpt.load_generator(result.generator_path).epoch == 4
+
+    for _, path in ckpt.list_checkpoints(run_dir):
+        path.write_bytes(b"garbage")
+    with pytest.raises(ckpt.CheckpointError, match="no checkpoint .* can be loaded.*restart"):
+        train(config, tiles, storage_root, run_dir)
+    assert [e for e, _ in ckpt.list_checkpoints(run_dir)] == [2, 4]  # nothing renamed or lost

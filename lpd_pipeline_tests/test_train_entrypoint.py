@@ -6,6 +6,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lpd_pipeline import train as entry
@@ -47,6 +48,14 @@ def test_standalone_run_trains_into_the_default_run_dir(storage_root):
     assert tiles == storage_root / "dataset" / "tiles.parquet"
 
 
+def test_tile_size_follows_the_tiles_unless_chosen(storage_root):
+    write_fake_tiles(storage_root, n_train=2, n_test=0, size=32)
+    without_size = [flag for flag in TINY_FLAGS if flag not in ("--tile-size", "32")]
+    assert entry.run(["--storage", str(storage_root), "--backbone", "resnet9", *without_size]) == 0
+    saved = ckpt.load_checkpoint(ckpt.list_checkpoints(storage_root / "training" / "resnet9")[-1][1])
+    assert saved["config"]["tile_size"] == 32
+
+
 def test_bad_input_exits_2_with_a_message_naming_the_problem(storage_root, tmp_path, capsys):
     missing = tmp_path / "nowhere" / "tiles.parquet"
     assert entry.run(["--storage", str(storage_root), "--tiles", str(missing), *TINY_FLAGS]) == 2
@@ -58,9 +67,20 @@ def test_bad_input_exits_2_with_a_message_naming_the_problem(storage_root, tmp_p
     err = capsys.readouterr().err
     assert "bad.json" in err and "lamda_l1" in err
 
-    write_fake_tiles(storage_root, n_train=2, n_test=0, size=32)
+    tiles = write_fake_tiles(storage_root, n_train=2, n_test=0, size=32)
     assert entry.run(["--storage", str(storage_root), *TINY_FLAGS, "--tile-size", "64"]) == 2
-    assert "tile_size" in capsys.readouterr().err
+    assert "--tile-size 32" in capsys.readouterr().err  # says what to do
+
+    assert entry.run(["--storage", str(storage_root), *TINY_FLAGS, "--backbone", "resnet9", "--tile-size", "16",
+                      "--n-layers-d", "3"]) == 2
+    assert "too small for a PatchGAN" in capsys.readouterr().err
+
+    table = pd.read_parquet(tiles)
+    table.loc[0, "color_path"] = "../../outside.png"
+    escaping = tmp_path / "escaping.parquet"
+    table.to_parquet(escaping)
+    assert entry.run(["--storage", str(storage_root), "--tiles", str(escaping), *TINY_FLAGS]) == 2
+    assert "escapes the storage root" in capsys.readouterr().err
 
     with pytest.raises(SystemExit) as exit_info:
         entry.run(["--backbone", "vgg16"])

@@ -20,7 +20,7 @@ from lpd_pipeline.training.data import (
     build_tile_store,
     flip_decision,
 )
-from lpd_pipeline.training.loop import _linear_decay_rule, train
+from lpd_pipeline.training.loop import Pix2PixModel, _linear_decay_rule, train
 from lpd_pipeline_tests.training_fixtures import tiny_config, write_fake_tiles
 
 
@@ -186,7 +186,23 @@ def test_checkpoint_contents_load_weights_only_and_export(storage_root, tmp_path
         assert torch.equal(tensor, raw["generator"][name]), name
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
-        assert torch.allclose(ckpt.load_generator(fp16).net(x), net32(x), atol=2e-2)
+        assert torch.allclose(ckpt.load_generator(fp16, mode="eval").net(x),
+                              ckpt.load_generator(fp32, mode="eval").net(x), atol=2e-2)
+
+    # Default inference mode = the reference test script: the network as in training (batch statistics,
+    # dropout on). Eval mode uses running statistics instead, which differs.
+    generator = Pix2PixModel(config, torch.device("cpu")).generator
+    generator.load_state_dict(raw["generator"])
+    generator.train()
+    assert net32.training and not ckpt.load_generator(fp32, mode="eval").net.training
+    with torch.no_grad():
+        torch.manual_seed(0)
+        reference = generator(x)
+        torch.manual_seed(0)
+        assert torch.equal(net32(x), reference)
+        assert not torch.allclose(ckpt.load_generator(fp32, mode="eval").net(x), reference, atol=1e-3)
+    with pytest.raises(ValueError, match="mode"):
+        ckpt.load_generator(fp32, mode="test")
 
     with pytest.raises(ckpt.CheckpointError, match="not an lpd training checkpoint"):
         torch.save({"hello": 1}, tmp_path / "other.pt")

@@ -133,6 +133,36 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]
     return None
 
 
+def set_aside_unreadable_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Rename the unreadable checkpoints newer than the newest readable one to ``*.pt.corrupt``.
+
+    They would otherwise stay "the latest" for retention (which keeps the latest and could delete the new
+    checkpoints of the resumed run) and for generator export. Raises CheckpointError, renaming nothing, when
+    checkpoints exist but none loads: silently starting the run over would waste it. Returns the renamed files.
+    """
+    present = list_checkpoints(run_dir)
+    unreadable: list[tuple[Path, str]] = []
+    for _, path in reversed(present):
+        try:
+            load_checkpoint(path)
+            break
+        except CheckpointError as exc:
+            unreadable.append((path, str(exc)))
+    if present and len(unreadable) == len(present):
+        raise CheckpointError(
+            f"no checkpoint in {checkpoint_dir(run_dir)} can be loaded "
+            f"({'; '.join(e.splitlines()[0] for _, e in unreadable)}); "
+            "pass restart=True / --restart to start the run over"
+        )
+    set_aside = []
+    for path, error in unreadable:
+        corrupt = path.with_name(path.name + ".corrupt")
+        os.replace(path, corrupt)
+        set_aside.append(corrupt)
+        log.warning("set aside unreadable checkpoint as %s: %s", corrupt, error)
+    return set_aside
+
+
 def remove_stale_temp_files(run_dir: str | os.PathLike) -> int:
     """Delete temp files a killed writer left behind; returns how many."""
     directory = checkpoint_dir(run_dir)
@@ -204,7 +234,7 @@ def read_checkpoint_table(run_dir: str | os.PathLike) -> pd.DataFrame:
 # ---- generator export ------------------------------------------------------------------------------------
 @dataclass
 class LoadedGenerator:
-    """An exported generator rebuilt for inference (eval mode) and the config it was trained with."""
+    """An exported generator rebuilt for inference and the config it was trained with."""
 
     net: torch.nn.Module
     config: TrainConfig
@@ -234,8 +264,23 @@ def export_generator(
     return save_torch_atomic(exported, path)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Rebuild an exported generator in fp32 eval mode on ``device`` (weights_only loading)."""
+# How a loaded generator normalises and uses dropout at inference.
+INFERENCE_MODES = ("pix2pix", "eval")
+
+
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu", *, mode: str = "pix2pix"
+) -> LoadedGenerator:
+    """Rebuild an exported generator in fp32 on ``device`` (weights_only loading).
+
+    ``mode="pix2pix"`` (default) behaves as the reference implementation's test script, which the study's
+    figures come from: BatchNorm normalises with the statistics of the images being coloured (at batch 1 that
+    is per-image normalisation, as in training) and dropout stays on as pix2pix's noise. ``mode="eval"`` uses
+    the running statistics and no dropout (PyTorch's usual eval mode; deterministic, but for pix2pix trained
+    at batch 1 usually worse). Run inference under ``torch.no_grad()`` either way.
+    """
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"load_generator: mode must be one of {INFERENCE_MODES}, got {mode!r}")
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -247,7 +292,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     net = build_model_generator(config)
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["generator"].items()}
     net.load_state_dict(weights)
-    net.to(device).eval()
+    net.to(device).train(mode == "pix2pix")
     return LoadedGenerator(net, config, int(payload["epoch"]), payload["data_fingerprint"])
 
 
@@ -265,21 +310,36 @@ def build_model_generator(config: TrainConfig) -> torch.nn.Module:
     )
 
 
-def check_compatible(payload: dict[str, Any], path: Path, config: TrainConfig, fingerprint: str) -> list[str]:
-    """Raise CheckpointError when ``payload`` cannot continue this run; return the names of changed math fields."""
-    from lpd_pipeline.training.config import MATH_FIELDS, config_differences
+def check_compatible(
+    payload: dict[str, Any], path: Path, config: TrainConfig, fingerprint: str, world_size: int = 1
+) -> list[str]:
+    """Raise CheckpointError when ``payload`` cannot continue this run exactly; return the changed schedule
+    fields (a longer schedule is allowed and applies from the next epoch)."""
+    from lpd_pipeline.training.config import OPTIMISATION_FIELDS, SCHEDULE_FIELDS, config_differences
 
+    restart = "pass restart=True / --restart to start a new run, or use another run directory"
     if payload.get("data_fingerprint") != fingerprint:
         raise CheckpointError(
             f"checkpoint {path} was trained on different data "
             f"(fingerprint {str(payload.get('data_fingerprint'))[:12]}, "
-            f"current tiles {fingerprint[:12]}); pass restart=True / --restart to start a new run"
+            f"current tiles {fingerprint[:12]}); {restart}"
         )
-    model_diff = config_differences(payload.get("config", {}), config, MODEL_FIELDS)
-    if model_diff:
-        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in model_diff.items())
+    saved = payload.get("config", {})
+    for names, what in ((MODEL_FIELDS, "model config"), (OPTIMISATION_FIELDS, "optimisation settings")):
+        diff = config_differences(saved, config, names)
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"checkpoint {path} has different {what} ({detail}); {restart}")
+    saved_world = int(payload.get("world_size", 1))
+    if saved_world != world_size:
         raise CheckpointError(
-            f"checkpoint {path} has a different model config ({detail}); pass restart=True / --restart "
-            "or use another run directory"
+            f"checkpoint {path} was trained by {saved_world} process(es), this run has {world_size}: the "
+            f"effective batch and the data order would change; launch {saved_world} process(es) or {restart}"
         )
-    return sorted(config_differences(payload.get("config", {}), config, MATH_FIELDS))
+    epoch = int(payload.get("epoch", 0))
+    if epoch > config.total_epochs:
+        raise CheckpointError(
+            f"checkpoint {path} is at epoch {epoch} but the schedule now ends at epoch {config.total_epochs} "
+            f"(n_epochs + n_epochs_decay); lengthen it or {restart}"
+        )
+    return sorted(config_differences(saved, config, SCHEDULE_FIELDS))

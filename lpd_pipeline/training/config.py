@@ -25,21 +25,22 @@ MODEL_FIELDS = (
     "use_dropout",
     "tile_size",
 )
-# Fields that change the optimisation math. Resuming with different values works but is no longer the
-# same run, so the loop logs a warning naming them.
-MATH_FIELDS = (
+# Fields of the optimisation itself. A checkpoint restores the optimizer and scheduler as they were, so
+# resuming with other values would record settings that never applied: resume refuses (restart instead).
+OPTIMISATION_FIELDS = (
     "gan_mode",
     "lambda_l1",
     "lr",
     "beta1",
     "beta2",
-    "n_epochs",
-    "n_epochs_decay",
     "batch_size",
     "flip",
     "seed",
     "init_gain",
 )
+# The schedule may grow on resume ("train 50 epochs more"): the lr rule is rebuilt from the config, so a
+# longer schedule applies from the next epoch. It may not shrink below the checkpoint's epoch.
+SCHEDULE_FIELDS = ("n_epochs", "n_epochs_decay")
 
 
 class ConfigError(ValueError):
@@ -154,6 +155,18 @@ class TrainConfig:
                 )
         elif self.tile_size % 4 != 0:
             raise ConfigError(f"TrainConfig.tile_size={self.tile_size} must be a multiple of 4 for resnet9")
+        # The PatchGAN halves the tile n_layers_d times (4x4 convs, stride 2, padding 1), then two 4x4 stride-1
+        # convs each take one pixel off; the first of them is batch-normalised, which needs > 1 value per
+        # channel at batch 1. So at least 3 pixels must survive the halvings.
+        side = self.tile_size
+        for _ in range(self.n_layers_d):
+            side = side // 2
+        if side < 3:
+            smallest = 3 * 2**self.n_layers_d
+            raise ConfigError(
+                f"TrainConfig.tile_size={self.tile_size} is too small for a PatchGAN with n_layers_d="
+                f"{self.n_layers_d}: use tile_size >= {smallest} or fewer discriminator layers"
+            )
         return self
 
     # ---- serialisation -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lpd_pipeline import imaging
 from lpd_pipeline.files import atomic_path, sha256_file, write_text_atomic
-from lpd_pipeline.settings import safe_join
+from lpd_pipeline.settings import PathEscapeError, safe_join
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,11 @@ def read_split_tiles(tiles_parquet: str | os.PathLike, split: str) -> pd.DataFra
     return rows
 
 
+def train_tile_size(tiles_parquet: str | os.PathLike) -> int:
+    """The side of the training tiles in tiles.parquet (one size per split, checked)."""
+    return int(read_split_tiles(tiles_parquet, "train")["size"].iat[0])
+
+
 def data_fingerprint(rows: pd.DataFrame, storage_root: str | os.PathLike) -> str:
     """sha256 over tile ids, the content hash and the byte size of every tile file, in tile_id order."""
     digest = hashlib.sha256(f"lpd-tiles-v{STORE_FORMAT}\n".encode())
@@ -103,7 +108,10 @@ def data_fingerprint(rows: pd.DataFrame, storage_root: str | os.PathLike) -> str
 
 
 def _tile_file(storage_root: str | os.PathLike, rel: str) -> Path:
-    path = safe_join(storage_root, str(rel))
+    try:
+        path = safe_join(storage_root, str(rel))
+    except PathEscapeError as exc:
+        raise DataError(f"tile path {rel!r} in tiles.parquet is refused: {exc}") from None
     if not path.is_file():
         raise DataError(f"tile file {path} (listed in tiles.parquet as {rel!r}) does not exist")
     return path

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from lpd_pipeline.training.checkpoints import (
     list_checkpoints,
     read_checkpoint_table,
     remove_stale_temp_files,
+    set_aside_unreadable_checkpoints,
     restore_rng_state,
     save_torch_atomic,
     table_path,
@@ -53,6 +53,7 @@ from lpd_pipeline.training.data import (
     build_tile_store,
     make_loader,
     open_tile_store,
+    train_tile_size,
 )
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,13 @@ class Pix2PixModel:
         self.optimizer_d.load_state_dict(payload["optimizer_d"])
         self.scheduler_g.load_state_dict(payload["scheduler_g"])
         self.scheduler_d.load_state_dict(payload["scheduler_d"])
+        # The optimizers come back with the lr the saved schedule set for the next epoch. Recompute it with
+        # this config's rule: the same value when the schedule is unchanged (the same arithmetic), and the
+        # right one when the schedule was lengthened on resume.
+        for optimizer, scheduler in ((self.optimizer_g, self.scheduler_g), (self.optimizer_d, self.scheduler_d)):
+            for group, base_lr, rule in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base_lr * rule(scheduler.last_epoch)
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
         if payload.get("grad_scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["grad_scaler"])
 
@@ -326,18 +334,42 @@ def _format_eta(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+# Where restart moves a run's previous outputs (one timestamped folder per restart).
+PREVIOUS_RUNS_DIR = "previous_runs"
+_RUN_OUTPUTS = ("checkpoints.parquet", "history.parquet", "generator.pt")
+
+
 def _prepare_run_dir(run_dir: Path, *, resume: bool, restart: bool) -> None:
-    """Rank 0 only: wipe a run for restart, or refuse to silently overwrite one when resume is off."""
+    """Rank 0 only: set a run aside for restart, or refuse to silently overwrite one when resume is off."""
     if restart:
-        shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
-        for name in ("checkpoints.parquet", "history.parquet", "generator.pt"):
-            (run_dir / name).unlink(missing_ok=True)
+        _archive_previous_run(run_dir)
     elif not resume and list_checkpoints(run_dir):
         raise TrainingError(
             f"{run_dir} already holds checkpoints; resume from them (resume=True) or start over (restart=True)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(run_dir)
+    if resume:
+        set_aside_unreadable_checkpoints(run_dir)
+
+
+def _archive_previous_run(run_dir: Path) -> Path | None:
+    """Move the run's checkpoints and outputs to ``<run_dir>/previous_runs/<UTC time>/`` instead of deleting
+    them: a restart (after a dataset refresh, say) must not destroy weeks of training. Delete that folder to
+    reclaim the space."""
+    outputs = [run_dir / name for name in ("checkpoints", *_RUN_OUTPUTS) if (run_dir / name).exists()]
+    if not outputs:
+        return None
+    archive = run_dir / PREVIOUS_RUNS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    suffix = 0
+    while archive.exists():  # two restarts within one second
+        suffix += 1
+        archive = archive.with_name(f"{archive.name.split('-')[0]}-{suffix}")
+    archive.mkdir(parents=True)
+    for path in outputs:
+        os.replace(path, archive / path.name)
+    log.info("restart: previous run moved to %s", archive)
+    return archive
 
 
 def train(
@@ -355,9 +387,9 @@ def train(
 ) -> TrainResult:
     """Train (or continue training) pix2pix on the ``train`` split of ``tiles_parquet``.
 
-    Continues from the newest checkpoint in ``run_dir`` unless ``restart`` (which deletes the run's
-    checkpoints first). ``on_event`` (rank 0 only) receives dicts: ``run_start``, ``epoch_end`` (losses,
-    lr, img_per_s, eta_s, wall_time_s), ``checkpoint`` (epoch, path) and ``run_end``. ``max_epochs_this_run``
+    Continues from the newest checkpoint in ``run_dir`` unless ``restart`` (which first moves the run's
+    checkpoints and outputs to ``previous_runs/<time>/``). ``on_event`` (rank 0 only) receives dicts:
+    ``run_start``, ``epoch_end`` (losses, lr, img_per_s, eta_s, wall_time_s), ``checkpoint`` (epoch, path) and ``run_end``. ``max_epochs_this_run``
     stops early (after a checkpoint) so long schedules can be run in slices. ``store_dir`` defaults to
     ``<storage_root>/training/tile_store/train``, shared by runs on the same tiles. ``on_step(global_step,
     generator, discriminator)`` is called on every rank after each update (monitoring and tests).
@@ -404,6 +436,12 @@ def _train(
     store = None
     if is_main:
         try:
+            size = train_tile_size(tiles_parquet)  # checked first: cheap, and decoding every tile is not
+            if size != config.tile_size:
+                raise TrainingError(
+                    f"the training tiles in {tiles_parquet} are {size}px but the config says tile_size="
+                    f"{config.tile_size}; pass --tile-size {size} (tile_size in a config) or re-cut the dataset"
+                )
             _prepare_run_dir(run_dir, resume=resume, restart=restart)
             store = build_tile_store(tiles_parquet, storage_root, "train", store_dir)
         except BaseException as exc:  # re-raised below, after releasing the other ranks
@@ -418,10 +456,6 @@ def _train(
         raise error
     if store is None:
         store = open_tile_store(store_dir)
-    if store.size != config.tile_size:
-        raise TrainingError(
-            f"tiles in {tiles_parquet} are {store.size}px but TrainConfig.tile_size is {config.tile_size}"
-        )
 
     _seed_everything(config.seed)
     model = Pix2PixModel(config, device, dist_ctx)
@@ -431,9 +465,10 @@ def _train(
     found = latest_checkpoint(run_dir) if resume else None
     if found is not None:
         path, payload = found
-        changed = check_compatible(payload, path, config, store.fingerprint)
-        if changed:
-            log.warning("resuming %s with changed training settings %s: no longer the same run", path, changed)
+        changed = check_compatible(payload, path, config, store.fingerprint, dist_ctx.world_size)
+        if changed and is_main:
+            log.warning("resuming %s with a changed schedule (%s): the lr rule follows the new schedule from the "
+                        "next epoch", path, ", ".join(changed))
         model.load_state(payload)
         restore_rng_state(payload["rng"])
         start_epoch = int(payload["epoch"])

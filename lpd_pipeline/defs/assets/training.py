@@ -35,7 +35,7 @@ class TrainingRunConfig(dg.Config):
     n_epochs_decay: int = _PAPER.n_epochs_decay
     batch_size: int = _PAPER.batch_size
     checkpoint_every: int = _PAPER.checkpoint_every
-    keep_every: int = 0  # 0 keeps every checkpoint (the evaluation scores each of them)
+    keep_every: int = 0  # 0 keeps every checkpoint (so each epoch can be scored later)
     ngf: int = _PAPER.ngf
     ndf: int = _PAPER.ndf
     device: str = _PAPER.device
@@ -77,9 +77,9 @@ def trained_generator(
     tiles_path = layout.dataset_dir / "tiles.parquet"
     if not tiles_path.exists():
         raise FileNotFoundError(f"{tiles_path} is missing: materialize tile_pairs (job prepare_dataset) first")
-    sizes = pd.read_parquet(tiles_path, columns=["size"])["size"].unique()
-    if len(sizes) != 1:
-        raise ValueError(f"{tiles_path} mixes tile sizes {sorted(sizes)}; re-run prepare_dataset with one size")
+    from lpd_pipeline.training.data import train_tile_size  # imports torch: only when training runs
+
+    tile_size = train_tile_size(tiles_path)  # one size, a non-empty train split: checked, with the reason
     run_dir = layout.training_dir(run_dir_name(backbone, config.color_space))
     launcher = list(config.launcher) or [sys.executable]
     # `python -m` and `torchrun -m` take the module the same way.
@@ -90,7 +90,7 @@ def trained_generator(
     if config.max_epochs_this_run:
         command += ["--max-epochs-this-run", str(config.max_epochs_this_run)]
     # Settings go in a file on the command line, so every torchrun rank reads the same ones.
-    settings = TrainConfig.from_dict(config.train_config(backbone, int(sizes[0])))
+    settings = TrainConfig.from_dict(config.train_config(backbone, tile_size))
     settings_path = write_text_atomic(run_dir / "dagster_run_config.json", settings.to_json())
     command += ["--config-json", str(settings_path)]
     context.log.info(f"launching: {' '.join(command)}")
