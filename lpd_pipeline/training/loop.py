@@ -389,8 +389,9 @@ def train(
 
     Continues from the newest checkpoint in ``run_dir`` unless ``restart`` (which first moves the run's
     checkpoints and outputs to ``previous_runs/<time>/``). ``on_event`` (rank 0 only) receives dicts:
-    ``run_start``, ``epoch_end`` (losses, lr, img_per_s, eta_s, wall_time_s), ``checkpoint`` (epoch, path) and ``run_end``. ``max_epochs_this_run``
-    stops early (after a checkpoint) so long schedules can be run in slices. ``store_dir`` defaults to
+    ``run_start``, ``epoch_end`` (losses, lr, img_per_s, eta_s, wall_time_s), ``checkpoint`` (epoch, path)
+    and ``run_end``. ``max_epochs_this_run`` stops early (after a checkpoint) so long schedules can be run in
+    slices. ``store_dir`` defaults to
     ``<storage_root>/training/tile_store/train``, shared by runs on the same tiles. ``on_step(global_step,
     generator, discriminator)`` is called on every rank after each update (monitoring and tests).
     Under torchrun (WORLD_SIZE > 1) every rank calls this; rank 0 alone writes files.
