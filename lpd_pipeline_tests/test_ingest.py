@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lpd_pipeline import demo, imaging
@@ -84,3 +85,54 @@ def test_relative_storage_root_works_for_tiles(raw, tmp_path, monkeypatch):
     tiles, _ = curation.cut_tiles(marked, StorageLayout(Path("relative_store")), config)
     kept = tiles[tiles["rejected_by"] == ""]
     assert len(kept) and (tmp_path / "relative_store" / kept["color_path"].iat[0]).is_file()
+
+
+def _tiles_of(raw: Path, storage: Path, config: curation.CurationConfig):
+    paintings, _ = _ingest(raw)
+    marked, _ = curation.dedup_paintings(paintings, config)
+    return curation.cut_tiles(marked, StorageLayout(storage), config)[0]
+
+
+def test_damaged_tile_files_and_score_caches_are_repaired_on_the_next_run(raw, tmp_path):
+    config = curation.CurationConfig(workers=1, tile_size=32, stride=32)
+    storage = tmp_path / "store"
+    first = _tiles_of(raw, storage, config)
+    kept = first[first["rejected_by"] == ""]
+    color, gray = storage / kept["color_path"].iat[0], storage / kept["gray_path"].iat[0]
+    good_color, good_gray = color.read_bytes(), gray.read_bytes()
+    color.write_bytes(good_color[:50])  # truncated
+    imaging.save_image(gray, np.zeros((32, 32), np.uint8))  # replaced by a valid but wrong image
+    untouched = storage / kept["color_path"].iat[1]
+    before = untouched.stat().st_mtime_ns
+    cache = next((storage / "dataset" / "tiles").rglob("scores_*.parquet"))
+    cache.write_bytes(b"not parquet")
+
+    again = _tiles_of(raw, storage, config)
+    pd.testing.assert_frame_equal(again, first)
+    assert color.read_bytes() == good_color and gray.read_bytes() == good_gray
+    assert untouched.stat().st_mtime_ns == before  # intact pairs are not rewritten
+    assert pd.read_parquet(cache).shape[0] > 0
+
+
+def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_path):
+    config = curation.CurationConfig(workers=1, tile_size=32, stride=32)
+    storage = tmp_path / "store"
+    tiles = _tiles_of(raw, storage, config)
+    kept = tiles[tiles["rejected_by"] == ""].assign(split="train").reset_index(drop=True)
+    layout = StorageLayout(storage)
+    counts, rejections = curation.export_pix2pix_aligned(kept, layout)
+    assert counts["train"] == len(kept) and rejections.empty
+    first = layout.pix2pix_dir / "train" / f"{kept['tile_id'].iat[0]}.png"
+    complete = first.read_bytes()
+    first.write_bytes(complete[:-20])
+    (storage / kept["color_path"].iat[1]).write_bytes(b"broken")
+    (layout.pix2pix_dir / "train" / f"{kept['tile_id'].iat[1]}.png").unlink()  # must be rebuilt from the tile
+    counts, rejections = curation.export_pix2pix_aligned(kept, layout)
+    assert first.read_bytes() == complete
+    assert counts["train"] == len(kept) - 1
+    assert rejections["item"].tolist() == [kept["tile_id"].iat[1]] and rejections["stage"].iat[0] == "export"
+
+
+def test_tile_size_below_the_filters_minimum_is_refused_up_front():
+    with pytest.raises(ValueError, match="tile_size must be >= 32"):
+        curation.CurationConfig(tile_size=16)

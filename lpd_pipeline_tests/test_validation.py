@@ -182,3 +182,16 @@ def test_tiny_sets_get_both_a_train_and_a_test_work():
     alone = _splits(paintings.iloc[:1], tiles[tiles["painting_id"] == "p00"],
                     curation.CurationConfig(test_color_fraction=0.5, tile_max_distance=2))
     assert list(alone.values())[0] in ("train", "test_color")  # one work cannot be in both
+
+
+def test_paintings_without_kept_tiles_never_fill_a_split():
+    from lpd_pipeline.curation import dataset as curation
+
+    paintings, tiles = _synthetic(3)
+    tiles.loc[tiles["painting_id"] == "p00", "rejected_by"] = "blank"  # p00 keeps nothing
+    for seed in range(10):
+        config = curation.CurationConfig(test_color_fraction=0.3, tile_max_distance=2, seed=seed)
+        out_paintings, out_tiles, rejections = curation.assemble_dataset(paintings, tiles, config)
+        assert set(out_tiles["split"]) == {"train", "test_color"}, seed
+        assert dict(zip(out_paintings["painting_id"], out_paintings["split"]))["p00"] == ""
+        assert "no_kept_tiles" in set(rejections["reason"])

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lpd_pipeline import imaging
-from lpd_pipeline.files import write_parquet_atomic
+from lpd_pipeline.files import sha256_file, write_parquet_atomic, write_text_atomic
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation.tiling import tile_origins
 from lpd_pipeline.settings import StorageLayout
@@ -70,8 +70,9 @@ class CurationConfig:
     kind_overrides: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.tile_size < 16 or self.stride < 1:
-            raise ValueError(f"tile_size must be >= 16 and stride >= 1, got {self.tile_size}, {self.stride}")
+        if self.tile_size < filters.MIN_TILE_SIDE or self.stride < 1:
+            raise ValueError(f"tile_size must be >= {filters.MIN_TILE_SIDE} (the filters' minimum) and stride >= 1, "
+                             f"got {self.tile_size}, {self.stride}")
         if not 0.0 <= self.test_color_fraction < 1.0:
             raise ValueError(f"test_color_fraction must be in [0, 1), got {self.test_color_fraction}")
         for key, value in self.kind_overrides.items():
@@ -394,6 +395,11 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
     return {name: float(score_row[f"score_{name}"]) for name in filters.FILTER_NAMES}
 
 
+_SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
+# Per painting tile folder: sha256 of every pair file written, so a damaged or replaced file is rewritten.
+PAIR_MANIFEST = "pairs.json"
+
+
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Filter scores depend only on the pixels and the grid, so they are cached per painting and grid.
 
@@ -401,7 +407,12 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
     """
     cache_path = tile_dir / f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
     if cache_path.exists():
-        return pd.read_parquet(cache_path), None
+        try:
+            cached = pd.read_parquet(cache_path)
+        except (OSError, ValueError):  # damaged on disk (pyarrow's errors derive from these): score again
+            cached = None
+        if cached is not None and set(_SCORE_CACHE_COLUMNS) <= set(cached.columns):
+            return cached[_SCORE_CACHE_COLUMNS], None
     rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
     rows = []
     for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
@@ -413,7 +424,7 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
         }
         row.update({f"score_{name}": float(value) for name, value in filters.score_tile(tile).items()})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS])
+    frame = pd.DataFrame(rows, columns=_SCORE_CACHE_COLUMNS)
     write_parquet_atomic(frame, cache_path)
     return frame, rgb
 
@@ -421,8 +432,20 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
 def _write_missing_pairs(
     painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
 ) -> None:
-    missing = [row for row in kept.itertuples() if not (layout.path(row.color_path)).exists()
-               or not (layout.path(row.gray_path)).exists()]
+    """Write the kept pairs that are missing, or whose files no longer match what was written (damaged,
+    truncated or replaced on disk: the manifest holds each file's sha256)."""
+    tile_dir = layout.tiles_dir / painting.painting_id
+    manifest_path = tile_dir / PAIR_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except (OSError, ValueError):
+        manifest = {}
+
+    def intact(relative: str) -> bool:
+        path = layout.path(relative)
+        return path.name in manifest and path.is_file() and sha256_file(path) == manifest[path.name]
+
+    missing = [row for row in kept.itertuples() if not (intact(row.gray_path) and intact(row.color_path))]
     if not missing:
         return
     if rgb is None:
@@ -430,9 +453,10 @@ def _write_missing_pairs(
     size = config.tile_size
     for row in missing:
         tile = np.ascontiguousarray(rgb[row.y:row.y + size, row.x:row.x + size])
-        # Gray first, colour last: a pair counts as present only when its colour file exists.
-        imaging.save_image(layout.path(row.gray_path), imaging.luma_bt601(tile))
-        imaging.save_image(layout.path(row.color_path), tile)
+        for relative, pixels in ((row.gray_path, imaging.luma_bt601(tile)), (row.color_path, tile)):
+            path = imaging.save_image(layout.path(relative), pixels)
+            manifest[path.name] = sha256_file(path)
+    write_text_atomic(manifest_path, json.dumps(manifest, sort_keys=True))
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
@@ -459,7 +483,13 @@ def assemble_dataset(
 
     work_of = _work_groups(representatives["painting_id"].tolist(), kept_tiles, pairs)
     representatives = representatives.assign(work_id=representatives["painting_id"].map(work_of))
-    split_of_painting = _split_works(representatives, config)
+    # Only paintings with kept tiles take part in the split (and in keeping train and test non-empty).
+    has_tiles = representatives["painting_id"].isin(set(kept_tiles["painting_id"]))
+    all_filtered = ~has_tiles & representatives["painting_id"].isin(set(tiles["painting_id"]))
+    for row in representatives[all_filtered].itertuples():  # (too small ones were reported by cut_tiles)
+        rejections.append(_rejection(row.path, "split", "no_kept_tiles",
+                                     f"painting {row.painting_id}: every tile was filtered out"))
+    split_of_painting = _split_works(representatives[has_tiles], config)
     representatives["split"] = representatives["painting_id"].map(split_of_painting)
 
     # Leave out the ink paintings of coloured works first, so their tiles never win a tile-dedup cluster
@@ -562,13 +592,15 @@ def write_dataset_tables(
 PIX2PIX_FOLDER_OF_SPLIT = {SPLIT_TRAIN: "train", SPLIT_TEST_COLOR: "test", SPLIT_TEST_INK: "test_ink"}
 
 
-def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> dict[str, int]:
+def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[dict[str, int], pd.DataFrame]:
     """Write ``A|B`` images (A = grayscale as RGB, B = colour) in pix2pix's aligned layout.
 
-    ``<storage>/dataset/pix2pix_aligned/{train,test,test_ink}/<tile_id>.png``; existing files are reused and
-    files of tiles no longer in the dataset are removed. Returns the count per folder.
+    ``<storage>/dataset/pix2pix_aligned/{train,test,test_ink}/<tile_id>.png``; existing complete files are
+    reused and files of tiles no longer in the dataset are removed. A tile whose files cannot be read is left
+    out and reported. Returns (images per folder, rejections).
     """
     counts: dict[str, int] = {}
+    rejections: list[dict] = []
     for split, folder in PIX2PIX_FOLDER_OF_SPLIT.items():
         out_dir = layout.pix2pix_dir / folder
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -578,15 +610,36 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> dict[s
             # Hidden names are in-flight temp files (files.atomic_path) of a writer that may still rename them.
             if stale.name not in wanted and not stale.name.startswith("."):
                 stale.unlink(missing_ok=True)
+        written = 0
         for row in rows.itertuples():
             target = out_dir / f"{row.tile_id}.png"
-            if target.exists():
+            if _png_complete(target):
+                written += 1
                 continue
-            gray = imaging.decode_image(layout.path(row.gray_path))
-            color = imaging.decode_image(layout.path(row.color_path))
+            try:
+                gray = imaging.decode_image(layout.path(row.gray_path))
+                color = imaging.decode_image(layout.path(row.color_path))
+            except imaging.ImageDecodeError as error:
+                target.unlink(missing_ok=True)
+                rejections.append(_rejection(row.tile_id, "export", error.reason, str(error)))
+                continue
             imaging.save_image(target, np.concatenate([gray, color], axis=1))
-        counts[folder] = len(rows)
-    return counts
+            written += 1
+        counts[folder] = written
+    return counts, rejections_frame(rejections)
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _png_complete(path: Path) -> bool:
+    """A PNG that ends with its IEND chunk (a cut-off copy does not); cheap enough for every re-run."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-len(_PNG_END), os.SEEK_END)
+            return handle.read() == _PNG_END
+    except OSError:
+        return False
 
 
 def curation_config_fingerprint(config: CurationConfig) -> str:

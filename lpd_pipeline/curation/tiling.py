@@ -6,9 +6,10 @@ from __future__ import annotations
 def tile_origins(height: int, width: int, size: int, stride: int) -> list[tuple[int, int]]:
     """Top-left (x, y) of every ``size``×``size`` tile on a grid with ``stride``.
 
-    The last row and column are pulled back flush with the edge so the painting's border is covered
-    without padding (padding would put artificial flat bars into training data). A painting smaller
-    than one tile yields no tiles.
+    Where the grid leaves more than a quarter tile uncovered at the right or bottom, one more tile is
+    pulled back flush with the edge (no padding: it would put artificial flat bars into training data). A
+    remainder of at most a quarter tile stays uncovered: that tile would almost repeat its neighbour. A
+    painting smaller than one tile yields no tiles.
     """
     if size <= 0 or stride <= 0:
         raise ValueError(f"tile size and stride must be positive, got size={size} stride={stride}")

@@ -253,15 +253,21 @@ def tile_pairs(
 
 
 @dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager")
-def pix2pix_aligned_export(tile_pairs: pd.DataFrame, storage: StorageResource) -> dg.Output[pd.DataFrame]:
+def pix2pix_aligned_export(
+    context: dg.AssetExecutionContext, tile_pairs: pd.DataFrame, storage: StorageResource
+) -> dg.Output[pd.DataFrame]:
     """The pairs in pix2pix's aligned layout (A|B side by side; train/, test/, test_ink/) for other tools."""
     layout = storage.layout()
-    counts = curation.export_pix2pix_aligned(tile_pairs, layout)
+    counts, rejections = curation.export_pix2pix_aligned(tile_pairs, layout)
+    _save_stage_rejections(layout, "export", rejections)
+    for row in rejections.itertuples():
+        context.log.warning(f"not exported {row.item}: {row.reason} {row.detail}")
     table = pd.DataFrame({"folder": list(counts), "images": list(counts.values())})
     table["path"] = [str(layout.pix2pix_dir / folder) for folder in table["folder"]]
     return dg.Output(table, metadata={
         "root": dg.MetadataValue.path(str(layout.pix2pix_dir)),
         **{f"{folder}_images": int(n) for folder, n in counts.items()},
+        "not_exported": len(rejections),
     })
 
 
