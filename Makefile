@@ -8,7 +8,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export LPD_STORAGE ?= $(CURDIR)/storage
+LPD_STORAGE ?= $(CURDIR)/storage
+# Dagster wants an absolute DAGSTER_HOME; a relative LPD_STORAGE is taken from the repo root.
+override LPD_STORAGE := $(abspath $(LPD_STORAGE))
+export LPD_STORAGE
 export DAGSTER_HOME ?= $(LPD_STORAGE)/dagster_home
 
 .PHONY: install demo train-demo test ui bench clean-storage

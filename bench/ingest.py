@@ -1,6 +1,6 @@
 """Ingest throughput: decode -> hash -> tile -> filter -> write, beside decode-only on the same files.
 
-    .venv/bin/python bench/ingest.py [--shared ../shared/paintings] [--demo-scale 1.0] [--repeat 1]
+    .venv/bin/python bench/ingest.py [--shared ../shared] [--demo-scale 1.0] [--workers N]
 
 Prints one table: paintings/s and megapixels/s for decode-only in one process (the floor) and for the full
 ingest (lpd_pipeline.curation.dataset stages ingest_paintings + dedup_paintings + cut_tiles as the pipeline
@@ -80,8 +80,8 @@ def time_full_ingest(folder: Path, workdir: Path, workers: int) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "paintings",
-                        help="real paintings folder (used when present, besides the demo set)")
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared",
+                        help="folder holding paintings/ (real paintings, used when present, besides the demo set)")
     parser.add_argument("--demo-scale", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=0, help="ingest processes (0 = one per core, the default)")
     parser.add_argument("--no-dedup", action="store_true", help="skip the dedup benchmark")
@@ -96,8 +96,8 @@ def main() -> None:
         demo_dir = Path(tmp) / "demo"
         demo.generate_demo_paintings(demo_dir, scale=args.demo_scale)
         datasets = [("demo", demo_dir)]
-        if args.shared.is_dir():
-            datasets.append(("shared", args.shared))
+        if (args.shared / "paintings").is_dir():
+            datasets.append(("shared", args.shared / "paintings"))
         for name, folder in datasets:
             items, _ = scan_local_folder(folder)
             paths = [Path(item.path) for item in items]

@@ -192,3 +192,16 @@ def test_empty_source_fails_clearly_and_keeps_the_previous_dataset(prepared, tmp
     message = str(failure.step_failure_data.error)
     assert "no usable painting" in message and str(empty) in message
     assert sorted((storage2 / "dataset" / "pix2pix_aligned").rglob("*.png")) == exported
+
+
+def test_a_run_without_sources_never_replaces_real_paintings_with_the_demo(prepared, tmp_path):
+    storage, _, _, _ = prepared
+    storage2 = tmp_path / "storage"
+    shutil.copytree(storage, storage2)
+    tiles_before = (storage2 / "dataset" / "tiles.parquet").read_bytes()
+    resources = {**_resources(storage2, tmp_path), "painting_sources": PaintingSourcesResource()}  # no source
+    result = dg.materialize([*DATASET_ASSETS, *DATASET_CHECKS], resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "refusing to replace it with the demo paintings" in str(failure.step_failure_data.error)
+    assert (storage2 / "dataset" / "tiles.parquet").read_bytes() == tiles_before

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lpd_pipeline import imaging
 from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline.training.loop import TrainingError, train
 from lpd_pipeline_tests.training_fixtures import tiny_config, write_fake_tiles
@@ -130,6 +131,8 @@ def test_resume_refuses_other_data_or_model(storage_root, tmp_path, tiles):
     pixels = np.asarray(Image.open(tile)).copy()
     pixels[1, 1] ^= 0xFF
     Image.fromarray(pixels).save(tile)
+    gray = tile.with_name(tile.name.replace("_color", "_gray"))
+    Image.fromarray(imaging.luma_bt601(pixels)).save(gray)  # a consistent pair, just other data
     with pytest.raises(ckpt.CheckpointError, match="different data"):
         train(config, tiles, storage_root, run_dir)
     with pytest.raises(TrainingError, match="already holds checkpoints"):

@@ -84,6 +84,7 @@ def test_tile_store_matches_pngs_is_reused_and_tracks_changes(storage_root, tmp_
     pixels = np.asarray(Image.open(first)).copy()
     pixels[0, 0] = 255 - pixels[0, 0]
     Image.fromarray(pixels).save(first)
+    imaging.save_image(storage_root / rows["gray_path"].iloc[0], imaging.luma_bt601(pixels))  # keep the pair valid
     rebuilt = build_tile_store(tiles, storage_root, "train", tmp_path / "store")
     assert rebuilt.fingerprint != store.fingerprint
     assert np.array_equal(rebuilt.color()[0], pixels)
@@ -99,6 +100,12 @@ def test_tile_store_errors_name_the_file(storage_root, tmp_path):
         build_tile_store(tiles, storage_root, "test_ink", tmp_path / "store2")
     with pytest.raises(DataError, match="does not exist"):
         build_tile_store(tmp_path / "nope.parquet", storage_root, "train", tmp_path / "store3")
+    # A gray file that is not its colour tile's luma (damaged, swapped) is refused, naming both files.
+    table = pd.read_parquet(tiles)
+    colour = imaging.decode_image(storage_root / table["color_path"].iloc[1])
+    imaging.save_image(missing, 255 - imaging.luma_bt601(colour))
+    with pytest.raises(DataError, match="not the BT.601 luma"):
+        build_tile_store(tiles, storage_root, "train", tmp_path / "store4")
 
 
 def test_flips_are_reproducible_and_keep_pairs_aligned(storage_root, tmp_path):

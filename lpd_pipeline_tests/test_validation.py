@@ -8,9 +8,9 @@ from lpd_pipeline.curation import validation
 from lpd_pipeline.curation.tiling import tile_origins
 
 
-def _tile_row(tile_id, painting_id, split, phash, size=32, color_path="", gray_path=""):
+def _tile_row(tile_id, painting_id, split, phash, size=32, color_path="", gray_path="", x=0, y=0):
     return {"tile_id": tile_id, "painting_id": painting_id, "split": split, "phash": phash, "size": size,
-            "color_path": color_path, "gray_path": gray_path}
+            "color_path": color_path, "gray_path": gray_path, "x": x, "y": y}
 
 
 def _paintings(rows):
@@ -59,6 +59,35 @@ def test_pair_problems_catch_wrong_luma_size_missing_and_escaping_paths(tmp_path
     assert flagged == {"luma", "size", "missing", "escape"}
     assert any("differs from the colour tile's luma" in p for p in problems)
     assert any("escapes the storage root" in p for p in problems)
+
+
+def test_pair_problems_catch_swapped_pairs_coloured_gray_files_and_repeated_tiles(tmp_path):
+    rng = np.random.default_rng(1)
+    painting = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)
+    imaging.save_image(tmp_path / "painting.png", painting)
+    rows = []
+    for x in (0, 32):
+        crop = painting[:, x:x + 32]
+        imaging.save_image(tmp_path / f"{x}_color.png", crop)
+        imaging.save_image(tmp_path / f"{x}_gray.png", imaging.luma_bt601(crop))
+        rows.append(_tile_row(f"t{x}", "p", "train", 0, x=x, color_path=f"{x}_color.png", gray_path=f"{x}_gray.png"))
+    tiles = pd.DataFrame(rows)
+    paths = {"p": str(tmp_path / "painting.png")}
+    assert validation.pair_problems(tiles, tmp_path, painting_paths=paths) == []
+
+    swapped = tiles.copy()
+    swapped.loc[0, ["color_path", "gray_path"]] = ["32_color.png", "32_gray.png"]
+    assert [p.split(":")[0] for p in validation.pair_problems(swapped, tmp_path, painting_paths=paths)] == ["t0"]
+
+    luma = imaging.luma_bt601(painting[:, :32])
+    fake_gray = np.stack([luma, rng.integers(0, 256, luma.shape, dtype=np.uint8), luma], axis=-1)
+    imaging.save_image(tmp_path / "0_gray.png", fake_gray)  # red channel right, the others noise
+    problems = validation.pair_problems(tiles, tmp_path, painting_paths=paths)
+    assert len(problems) == 1 and "has colour" in problems[0]
+
+    repeated = pd.concat([tiles, tiles.iloc[:1]], ignore_index=True)
+    assert "tile t0 is listed more than once" in validation.split_leaks(
+        pd.DataFrame({"painting_id": ["p"], "split": ["train"]}), repeated, tile_max_distance=0)
 
 
 def test_tile_origins_cover_edges_without_slivers():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 
 import cv2
@@ -57,4 +58,18 @@ def png_data_uri(rgb: np.ndarray) -> str:
 
 def markdown_image(rgb: np.ndarray, alt: str) -> str:
     """A markdown image with the picture inlined, so it shows in the Dagster UI without a file server."""
-    return f"![{alt}]({png_data_uri(rgb)})"
+    return f"![{markdown_text(alt)}]({png_data_uri(rgb)})"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def markdown_text(text: object, max_len: int | None = None) -> str:
+    """``text`` as literal markdown: HTML characters escaped as entities, markdown syntax backslash-escaped,
+    one line. File names, titles and error details come from outside (scraped files, metadata.csv, servers)
+    and must never become links, images, HTML or extra table columns in the Dagster UI."""
+    value = " ".join(str(text).split())
+    if max_len is not None and len(value) > max_len:
+        value = value[: max_len - 1] + "…"
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", value)

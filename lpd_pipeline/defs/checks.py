@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from lpd_pipeline.curation import validation
+from lpd_pipeline.curation.previews import markdown_text
 from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.resources import CurationResource, StorageResource
 
@@ -12,7 +13,7 @@ MAX_LISTED = 20
 
 
 def _result(problems: list[str], checked: int) -> dg.AssetCheckResult:
-    listed = "\n".join(f"- {p}" for p in problems[:MAX_LISTED])
+    listed = "\n".join(f"- {markdown_text(p)}" for p in problems[:MAX_LISTED])  # paths and ids from outside
     if len(problems) > MAX_LISTED:
         listed += f"\n- ... and {len(problems) - MAX_LISTED} more"
     return dg.AssetCheckResult(
@@ -34,8 +35,12 @@ def no_leak_across_splits(
 
 @dg.asset_check(asset=tile_pairs, blocking=True)
 def pairs_aligned_and_luma_exact(tile_pairs: pd.DataFrame, storage: StorageResource) -> dg.AssetCheckResult:
-    """Every pair exists, both tiles are size×size, and the grayscale tile equals the colour tile's BT.601 luma."""
-    return _result(validation.pair_problems(tile_pairs, storage.layout().root), len(tile_pairs))
+    """Every pair exists, both tiles are size×size, each colour tile is its painting's crop at (x, y), and the
+    grayscale tile is single-channel and equals the colour tile's BT.601 luma."""
+    paintings = pd.read_parquet(storage.layout().dataset_dir / "paintings.parquet", columns=["painting_id", "path"])
+    painting_paths = dict(zip(paintings["painting_id"], paintings["path"]))
+    return _result(validation.pair_problems(tile_pairs, storage.layout().root, painting_paths=painting_paths),
+                   len(tile_pairs))
 
 
 DATASET_CHECKS = [no_leak_across_splits, pairs_aligned_and_luma_exact]

@@ -8,8 +8,9 @@ weekly_dataset_refresh = dg.ScheduleDefinition(
     name="weekly_dataset_refresh",
     job=prepare_dataset,
     cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",  # stated, not left to the server's zone; change it here for local time
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Re-curate every Monday 03:00: picks up new paintings; unchanged ones are reused from cache.",
+    description="Re-curate every Monday 03:00 UTC: picks up new paintings; unchanged ones are reused from cache.",
 )
 
 SCHEDULES = [weekly_dataset_refresh]

@@ -175,6 +175,13 @@ def build_tile_store(
         for i, row in enumerate(rows.itertuples(index=False)):
             color[i] = _decode_tile(_tile_file(storage_root, row.color_path), "RGB", size)
             gray[i] = _decode_tile(_tile_file(storage_root, row.gray_path), "L", size)
+            # The data contract (and the method): gray is the BT.601 luma of the colour tile. Anything else is
+            # a damaged or swapped file, and training on it would teach the wrong mapping.
+            if not np.array_equal(gray[i], imaging.luma_bt601(color[i])):
+                raise DataError(
+                    f"tile {row.tile_id}: {row.gray_path} is not the BT.601 luma of {row.color_path}; "
+                    "run prepare_dataset again (it rewrites damaged tile files)"
+                )
         color.flush()
         gray.flush()
         del color, gray

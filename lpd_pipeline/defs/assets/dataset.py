@@ -44,10 +44,12 @@ def _reasons_markdown(rejections: pd.DataFrame) -> str:
         return "No rejections."
     counts = rejections.groupby(["stage", "reason"]).size().sort_values(ascending=False)
     lines = ["| stage | reason | count |", "| --- | --- | ---: |"]
-    lines += [f"| {stage} | {reason} | {count} |" for (stage, reason), count in counts.items()]
+    text = previews.markdown_text  # stages and reasons are ours; items and details come from outside
+    lines += [f"| {text(stage)} | {text(reason)} | {count} |" for (stage, reason), count in counts.items()]
     examples = rejections.head(10)
     lines += ["", "First rejected items:", ""]
-    lines += [f"- `{Path(row.item).name}` ({row.reason}): {row.detail[:120]}" for row in examples.itertuples()]
+    lines += [f"- {text(Path(row.item).name)} ({text(row.reason)}): {text(row.detail, 120)}"
+              for row in examples.itertuples()]
     return "\n".join(lines)
 
 
@@ -59,6 +61,22 @@ def _progress_logger(context: dg.AssetExecutionContext, what: str):
             context.log.info(f"{what}: {done}/{total}")
 
     return report
+
+
+def _refuse_to_replace_real_data_with_demo(previous_table: Path, layout: StorageLayout) -> None:
+    """A run with no source configured (a scheduled refresh without LPD_RAW_DIR, say) must not overwrite a
+    storage built from real paintings with the demo ones."""
+    if not previous_table.exists():
+        return
+    paths = pd.read_parquet(previous_table, columns=["path"])["path"]
+    demo_root = layout.demo_raw_dir
+    real = [path for path in paths if not Path(path).is_relative_to(demo_root)]
+    if real:
+        raise dg.Failure(description=(
+            f"no painting source is configured for this run (LPD_RAW_DIR unset, no painting_sources config), "
+            f"but {layout.root} holds a dataset built from real paintings (e.g. {real[0]}); refusing to replace "
+            "it with the demo paintings. Set LPD_RAW_DIR (also for the dagster daemon that runs schedules and "
+            "sensors) or painting_sources in the run config, or use another LPD_STORAGE for the demo."))
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
@@ -76,7 +94,9 @@ def raw_paintings(
     layout = storage.layout()
     config = curation_settings.to_config()
     collected = []  # (paintings, failures) per source
+    previous = asset_table_path(layout.root, context.asset_key)
     if painting_sources.uses_demo:
+        _refuse_to_replace_real_data_with_demo(previous, layout)
         demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir)
         context.log.info(f"No raw source configured: using the embedded demo paintings in {demo_dir}")
         collected.append(local.scan_local_folder(demo_dir))
@@ -95,7 +115,6 @@ def raw_paintings(
     items = [item for found, _ in collected for item in found]
     failures = [failure for _, failures_of_source in collected for failure in failures_of_source]
     # This asset's previous value is the decode cache: unchanged files are not decoded again.
-    previous = asset_table_path(layout.root, context.asset_key)
     cache = pd.read_parquet(previous) if previous.exists() else None
     started = time.perf_counter()
     paintings, rejections = curation.ingest_paintings(
@@ -145,8 +164,9 @@ def deduplicated_paintings(
     report = dedup.cluster_report(marked, id_col="painting_id") if len(marked) else pd.DataFrame()
     name_of = {pid: Path(path).name for pid, path in zip(marked["painting_id"], marked["path"])}
     cluster_lines = ["| cluster | kept | copies |", "| --- | --- | --- |"]
-    cluster_lines += [f"| {row.dup_cluster} | {name_of[row.representative]} | "
-                      f"{', '.join(name_of[pid] for pid in row.duplicates)} |" for row in report.itertuples()]
+    text = previews.markdown_text  # file names come from outside
+    cluster_lines += [f"| {row.dup_cluster} | {text(name_of[row.representative])} | "
+                      f"{', '.join(text(name_of[pid]) for pid in row.duplicates)} |" for row in report.itertuples()]
     return dg.Output(marked, metadata={
         "paintings_in": len(raw_paintings),
         "representatives": int(marked["is_representative"].sum()) if len(marked) else 0,
