@@ -47,8 +47,9 @@ TILE_COLUMNS = [
 # What a worker returns for an item it could not process: (reason, detail). Failures travel as values, not
 # exceptions: ImageDecodeError's fields would not survive pickling, and one bad file must not stop the map.
 JobFailure = tuple[str, str]
-# Bump when tile scoring changes so cached scores are recomputed.
-TILE_CACHE_VERSION = 1
+# Bump when decoding or tile scoring changes so cached scores are recomputed and tile files rewritten.
+# 2: TIFF orientation applied once (oriented TIFFs decode differently), pair manifests.
+TILE_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
 _SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
 # Per painting tile folder: sha256 of every pair file written, so a damaged or replaced file is rewritten.
 PAIR_MANIFEST = "pairs.json"
+_MANIFEST_VERSION_KEY = "_version"
 
 
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -440,6 +442,8 @@ def _write_missing_pairs(
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     except (OSError, ValueError):
         manifest = {}
+    if manifest.get(_MANIFEST_VERSION_KEY) != TILE_CACHE_VERSION:  # files from another decoder: rewrite all
+        manifest = {_MANIFEST_VERSION_KEY: TILE_CACHE_VERSION}
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
