@@ -8,6 +8,7 @@ must be rejected, not silently padded with grey.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -121,8 +122,10 @@ def _bomb_error(path: Path, pixels: int | None, max_pixels: int) -> ImageDecodeE
     return ImageDecodeError(path, "decompression_bomb", f"{claimed} exceeds the limit of {max_pixels:,}")
 
 
-def _open_header(path: Path, max_pixels: int) -> Image.Image:
-    """Open (header only) with Pillow's own bomb guard turned into our error type."""
+def _open_header(path: Path, max_pixels: int, source=None) -> Image.Image:
+    """Open (header only) with Pillow's own bomb guard turned into our error type. ``source``: an open binary
+    file to read instead of ``path`` (which then only names the file in errors)."""
+    source = path if source is None else source
     hard_limit = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
@@ -133,10 +136,10 @@ def _open_header(path: Path, max_pixels: int) -> Image.Image:
                     saved = Image.MAX_IMAGE_PIXELS
                     Image.MAX_IMAGE_PIXELS = None
                     try:
-                        return Image.open(path)
+                        return Image.open(source)
                     finally:
                         Image.MAX_IMAGE_PIXELS = saved
-            return Image.open(path)
+            return Image.open(source)
     except Image.DecompressionBombError as exc:
         match = re.search(r"\((\d+) pixels\)", str(exc))
         raise _bomb_error(path, int(match.group(1)) if match else None, max_pixels) from exc
@@ -334,7 +337,18 @@ def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
     path = Path(path)
     head = _read_head(path)
     kind = _check_type(path, head)
-    image = _open_header(path, max_pixels)
+    with contextlib.ExitStack() as stack:
+        # TIFFs are read through a file object: for plain uncompressed files opened by name, Pillow memory-maps
+        # the pixels and then skips the quarter turns of the Orientation tag it applies everywhere else.
+        try:
+            source = stack.enter_context(open(path, "rb")) if kind == "tiff" else None
+        except OSError as exc:
+            raise ImageDecodeError(path, "unreadable", str(exc)) from exc
+        image = _open_header(path, max_pixels, source)
+        return _decode_opened(path, kind, head, image, max_pixels)
+
+
+def _decode_opened(path: Path, kind: str, head: bytes, image: Image.Image, max_pixels: int) -> np.ndarray:
     with image:
         width, height = image.size
         if width * height > max_pixels:

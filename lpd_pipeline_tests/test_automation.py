@@ -92,3 +92,13 @@ def test_instance_config_limits_dataset_runs_to_one(tmp_path):
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": DATASET_WRITER_TAG, "value": "dataset", "limit": 1} in limits
     assert prepare_dataset.tags[DATASET_WRITER_TAG] == "dataset"
+
+
+def test_sensor_reads_the_bare_signature_cursor_of_earlier_versions(monkeypatch, tmp_path):
+    from lpd_pipeline.defs.sensors import folder_signature
+
+    monkeypatch.setenv("LPD_RAW_DIR", str(tmp_path))
+    imaging.save_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert isinstance(_evaluate(folder_signature(tmp_path))[0], dg.SkipReason)  # same folder: no run
+    for legacy in ("3fa9c2d1e0b4a7f2", "1234567890123456"):  # hex, and hex that parses as a JSON number
+        assert isinstance(_evaluate(legacy)[0], dg.RunRequest)

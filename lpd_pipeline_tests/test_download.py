@@ -450,3 +450,11 @@ def test_absurdly_nested_json_is_a_bad_json_failure(tmp_path, server, fake_clock
     with pytest.raises(DownloadError) as excinfo:
         downloader.fetch_json(url)
     assert excinfo.value.reason == "bad_json"
+
+
+def test_ascii_urls_pass_through_unchanged_including_ipv6_literals():
+    from lpd_pipeline.sources.download import _ascii_url
+
+    for url in ("http://[::1]:8080/a.jpg", "https://[2001:db8::1]/a%20b.jpg?x=[1]", "http://example.org/a.jpg"):
+        assert _ascii_url(url) == url
+    assert _ascii_url("http://example.org/山水.jpg") == "http://example.org/%E5%B1%B1%E6%B0%B4.jpg"

@@ -309,12 +309,15 @@ def test_sniff_image_type():
     assert sniff_image_type(b"<html>") is None and sniff_image_type(b"") is None
 
 
+@pytest.mark.parametrize("gray", [False, True], ids=["rgb", "gray"])  # gray: Pillow's memory-mapped path
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_tiff_orientation_is_applied_exactly_once(tmp_path, orientation):
+def test_tiff_orientation_is_applied_exactly_once(tmp_path, orientation, gray):
     from PIL import TiffImagePlugin
 
     rgb = _gradient(24, 32)
     rgb[:4, :4] = 255  # a corner marker, so any extra turn or flip shows
+    if gray:
+        rgb = rgb[..., 1]
     directory = TiffImagePlugin.ImageFileDirectory_v2()
     directory[0x0112] = orientation
     Image.fromarray(rgb).save(tmp_path / "o.tif", tiffinfo=directory)

@@ -132,6 +132,18 @@ def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_pat
     assert counts["train"] == len(kept) - 1
     assert rejections["item"].tolist() == [kept["tile_id"].iat[1]] and rejections["stage"].iat[0] == "export"
 
+    # A tile rewritten after its export (repaired, re-decoded) is exported again.
+    third = kept["tile_id"].iat[2]
+    colour = storage / kept["color_path"].iat[2]
+    new_colour = 255 - imaging.decode_image(colour)
+    imaging.save_image(colour, new_colour)
+    imaging.save_image(storage / kept["gray_path"].iat[2], imaging.luma_bt601(new_colour))
+    exported_at = (layout.pix2pix_dir / "train" / f"{third}.png").stat().st_mtime_ns
+    os.utime(colour, ns=(colour.stat().st_atime_ns, exported_at + 1))  # newer even on a coarse clock
+    curation.export_pix2pix_aligned(kept, layout)
+    exported = imaging.decode_image(layout.pix2pix_dir / "train" / f"{third}.png")
+    np.testing.assert_array_equal(exported[:, 32:], new_colour)
+
 
 def test_tile_size_below_the_filters_minimum_is_refused_up_front():
     with pytest.raises(ValueError, match="tile_size must be >= 32"):

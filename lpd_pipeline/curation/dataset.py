@@ -617,12 +617,12 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
         written = 0
         for row in rows.itertuples():
             target = out_dir / f"{row.tile_id}.png"
-            if _png_complete(target):
+            sources = (layout.path(row.gray_path), layout.path(row.color_path))
+            if _png_complete(target) and _newer_than(target, sources):
                 written += 1
                 continue
             try:
-                gray = imaging.decode_image(layout.path(row.gray_path))
-                color = imaging.decode_image(layout.path(row.color_path))
+                gray, color = (imaging.decode_image(source) for source in sources)
             except imaging.ImageDecodeError as error:
                 target.unlink(missing_ok=True)
                 rejections.append(_rejection(row.tile_id, "export", error.reason, str(error)))
@@ -634,6 +634,15 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
 
 
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _newer_than(target: Path, sources: tuple[Path, ...]) -> bool:
+    """``target`` was written after every source (a tile rewritten since the export must be exported again)."""
+    try:
+        written = target.stat().st_mtime_ns
+        return all(source.stat().st_mtime_ns <= written for source in sources)
+    except OSError:
+        return False
 
 
 def _png_complete(path: Path) -> bool:

@@ -33,7 +33,7 @@ def new_raw_paintings(context: dg.SensorEvaluationContext):
     if not raw_dir or not Path(raw_dir).is_dir():
         return dg.SkipReason("LPD_RAW_DIR is not set to an existing folder")
     signature = folder_signature(Path(raw_dir))
-    state = json.loads(context.cursor) if context.cursor else {"signature": None, "changes": 0}
+    state = _cursor_state(context.cursor)
     if signature == state["signature"]:
         return dg.SkipReason(f"no change in {raw_dir}")
     changes = state["changes"] + 1
@@ -41,6 +41,19 @@ def new_raw_paintings(context: dg.SensorEvaluationContext):
     # The change count makes every change a new run key: removing a file can bring the folder back to an earlier
     # signature, and Dagster skips run keys it has already seen.
     return dg.RunRequest(run_key=f"{changes}:{signature}")
+
+
+def _cursor_state(cursor: str | None) -> dict:
+    """The sensor's memory. Earlier versions stored the bare signature: read that as the last signature seen."""
+    if not cursor:
+        return {"signature": None, "changes": 0}
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        state = None
+    if isinstance(state, dict) and isinstance(state.get("changes"), int) and "signature" in state:
+        return state
+    return {"signature": cursor, "changes": 0}
 
 
 SENSORS = [new_raw_paintings]

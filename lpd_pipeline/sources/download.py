@@ -142,13 +142,18 @@ def check_http_url(url: str) -> str | None:
 
 def _ascii_url(url: str) -> str:
     """The URL as a request line can carry it: IDNA host, percent-encoded non-ASCII path/query (painting file
-    names are often Chinese). Already-encoded sequences are kept."""
+    names are often Chinese). Already-encoded sequences are kept; an ASCII URL is returned as it is."""
+    if url.isascii():
+        return url
     parts = urllib.parse.urlsplit(url)
     try:
         host = parts.hostname.encode("idna").decode("ascii") if parts.hostname else ""
     except UnicodeError as exc:
         raise _Permanent("bad_url", f"host {parts.hostname!r} cannot be IDNA-encoded: {exc}") from None
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    if parts.netloc.isascii():
+        netloc = parts.netloc  # as given (keeps an IPv6 literal's brackets)
+    else:
+        netloc = f"{host}:{parts.port}" if parts.port is not None else host
     keep = "/%:@!$&'()*+,;=-._~?"
     return urllib.parse.urlunsplit((parts.scheme, netloc, urllib.parse.quote(parts.path, safe=keep),
                                     urllib.parse.quote(parts.query, safe=keep + "/"),
