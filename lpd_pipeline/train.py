@@ -22,6 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
 from lpd_pipeline.training.config import AMP_MODES, DEVICES, ConfigError, TrainConfig
 
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start over; the previous checkpoints and outputs move to <run dir>/previous_runs/<time>/")
     parser.add_argument("--max-epochs-this-run", type=int, default=None,
                         help="stop after this many epochs (a checkpoint is written); rerun to continue")
+    parser.add_argument("--error-file", type=Path, default=None,
+                        help="also write the error message here when exiting with status 2 (for a launcher)")
     group = parser.add_argument_group("training config (TrainConfig fields; unset flags keep the lower layers)")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -120,6 +123,9 @@ def _event_message(event: dict[str, Any]) -> str | None:
     if kind == "checkpoint":
         return f"checkpoint epoch {event['epoch']} written: {event['path']}"
     if kind == "run_start":
+        if event["start_epoch"] >= event["end_epoch"]:
+            return (f"nothing to train: the run in {event.get('run_dir', 'this run directory')} is already at epoch "
+                    f"{event['start_epoch']} of {event['total_epochs']} (lengthen the schedule or restart)")
         source = f"resuming from {event['resumed_from']}" if event["resumed_from"] else "fresh start"
         return (f"training epochs {event['start_epoch'] + 1}..{event['end_epoch']} of {event['total_epochs']} "
                 f"on {event['n_tiles']} tiles ({source}, device {event['device']}, world size {event['world_size']})")
@@ -184,6 +190,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(message, file=sys.stderr)
             if pipes is not None:
                 pipes.log.error(message)
+            if args.error_file is not None and _is_rank_zero():
+                write_text_atomic(args.error_file, str(exc))
             return 2
 
 

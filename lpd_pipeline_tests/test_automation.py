@@ -90,8 +90,10 @@ def test_instance_config_limits_dataset_runs_to_one(tmp_path):
     shutil.copy(Path(__file__).resolve().parents[1] / "config" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert instance.run_monitoring_enabled  # so a killed run cannot hold the limit forever
     assert {"key": DATASET_WRITER_TAG, "value": "dataset", "limit": 1} in limits
     assert prepare_dataset.tags[DATASET_WRITER_TAG] == "dataset"
+    assert int(prepare_dataset.tags["dagster/max_runtime"]) > 0
 
 
 def test_sensor_reads_the_bare_signature_cursor_of_earlier_versions(monkeypatch, tmp_path):

@@ -143,7 +143,8 @@ def test_resume_refuses_other_data_or_model(storage_root, tmp_path, tiles):
     # The previous run is set aside, not deleted.
     (archived,) = (run_dir / "previous_runs").iterdir()
     assert (archived / "checkpoints" / "epoch_0001.pt").read_bytes() == old_checkpoint
-    assert (archived / "checkpoints.parquet").is_file()
+    archived_table = ckpt.read_checkpoint_table(archived)
+    assert archived_table["path"].tolist() == [str(archived / "checkpoints" / "epoch_0001.pt")]
     assert [e for e, _ in ckpt.list_checkpoints(run_dir)] == [1, 2]
 
 

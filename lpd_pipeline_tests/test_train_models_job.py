@@ -63,6 +63,16 @@ def test_materializing_again_continues_and_restart_starts_over(storage_root):
     third = _run(defs, "resnet9", restart=True, max_epochs_this_run=1)
     assert list(third.output_for_node("trained_generator")["epoch"]) == [1]
 
+    # New tiles (a dataset refresh): training refuses, and the step failure says why and what to set.
+    write_fake_tiles(storage_root, n_train=5, n_test=1, size=32)
+    refused = defs.resolve_job_def("train_models").execute_in_process(
+        partition_key="resnet9", run_config={"ops": {"trained_generator": {"config": TINY}}},
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not refused.success
+    failure = refused.get_step_failure_events()[0].event_specific_data
+    message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message
+    assert "different data" in message and "restart: true" in message, message
+
 
 def test_missing_dataset_fails_with_a_clear_message(storage_root):
     result = dg.materialize(

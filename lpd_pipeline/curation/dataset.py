@@ -306,9 +306,11 @@ def dedup_paintings(paintings: pd.DataFrame, config: CurationConfig) -> tuple[pd
         ranked, hash_col="phash", max_distance=config.painting_max_distance,
         priority_cols=("is_colored", "pixels"), id_col="painting_id", variant_hash_col="phash_windows",
     ).drop(columns=["is_colored"])
-    representatives = marked[marked["is_representative"]].set_index("dup_cluster")["painting_id"]
+    representatives = marked[marked["is_representative"]].set_index("dup_cluster")
     rejections = [
-        _rejection(row.path, "dedup", "near_duplicate", f"kept {representatives[row.dup_cluster]}")
+        _rejection(row.path, "dedup", "near_duplicate",
+                   f"kept {representatives.at[row.dup_cluster, 'path']} "
+                   f"(painting {representatives.at[row.dup_cluster, 'painting_id']})")
         for row in marked[~marked["is_representative"]].itertuples()
     ]
     return marked.reset_index(drop=True), rejections_frame(rejections)

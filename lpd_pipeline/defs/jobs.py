@@ -12,7 +12,8 @@ prepare_dataset = dg.define_asset_job(
     # One process: the stages form a chain, and a subprocess per step would cost seconds of imports each.
     executor_def=dg.in_process_executor,
     # Limited to one run at a time by config/dagster.yaml (runs queue behind each other).
-    tags={DATASET_WRITER_TAG: "dataset"},
+    # dagster/max_runtime: with run monitoring (config/dagster.yaml) a dead run stops blocking the queue.
+    tags={DATASET_WRITER_TAG: "dataset", "dagster/max_runtime": str(6 * 3600)},
 )
 
 

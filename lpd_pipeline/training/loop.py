@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.models.colorspace import channels, encode_batch
 from lpd_pipeline.models.networks import GANLoss, build_discriminator, init_weights
 from lpd_pipeline.training.checkpoints import (
@@ -336,6 +337,8 @@ def _format_eta(seconds: float) -> str:
 
 # Where restart moves a run's previous outputs (one timestamped folder per restart).
 PREVIOUS_RUNS_DIR = "previous_runs"
+# (Not dagster_run_config.json: the asset writes the new run's settings there before training starts; the
+# old settings live on in every archived checkpoint.)
 _RUN_OUTPUTS = ("checkpoints.parquet", "history.parquet", "generator.pt")
 
 
@@ -368,6 +371,14 @@ def _archive_previous_run(run_dir: Path) -> Path | None:
     archive.mkdir(parents=True)
     for path in outputs:
         os.replace(path, archive / path.name)
+    # The checkpoint table lists absolute paths: point them at the archived files, or the old table would
+    # name the new run's checkpoints once they are written under the same names.
+    table_path = archive / "checkpoints.parquet"
+    if table_path.exists():
+        table = read_checkpoint_table(archive)
+        old_dir, new_dir = str(checkpoint_dir(run_dir)), str(archive / "checkpoints")
+        table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in table["path"]]
+        write_parquet_atomic(table, table_path)
     log.info("restart: previous run moved to %s", archive)
     return archive
 
@@ -489,10 +500,13 @@ def _train(
     table_rows = read_checkpoint_table(run_dir).to_dict("records") if is_main else []
     show_bar = is_main and sys.stderr.isatty()
 
-    emit({"event": "run_start", "start_epoch": start_epoch, "end_epoch": end_epoch, "total_epochs": total_epochs,
+    emit({"event": "run_start", "run_dir": str(run_dir), "start_epoch": start_epoch, "end_epoch": end_epoch,
+          "total_epochs": total_epochs,
           "resumed_from": str(resumed_from) if resumed_from else None, "world_size": dist_ctx.world_size,
           "device": str(device), "n_tiles": store.n})
-    if is_main:
+    if is_main and start_epoch >= end_epoch:
+        log.info("nothing to train: %s is already at epoch %d of %d", run_dir, start_epoch, total_epochs)
+    elif is_main:
         log.info("training %s/%s on %d tiles, epochs %d..%d of %d, device %s, world size %d",
                  config.backbone, config.color_space, store.n, start_epoch + 1, end_epoch, total_epochs,
                  device, dist_ctx.world_size)

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # not re-exported at the top level
 import pandas as pd
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
@@ -93,8 +94,18 @@ def trained_generator(
     settings = TrainConfig.from_dict(config.train_config(backbone, tile_size))
     settings_path = write_text_atomic(run_dir / "dagster_run_config.json", settings.to_json())
     command += ["--config-json", str(settings_path)]
+    error_file = run_dir / "last_error.txt"
+    error_file.unlink(missing_ok=True)
+    command += ["--error-file", str(error_file)]
     context.log.info(f"launching: {' '.join(command)}")
-    invocation = pipes_subprocess_client.run(context=context, command=command)
+    try:
+        invocation = pipes_subprocess_client.run(context=context, command=command)
+    except DagsterPipesExecutionError as exc:
+        if not error_file.exists():
+            raise
+        # The training refused with a reason (changed data, bad settings...): make it the step's failure.
+        reason = error_file.read_text().replace("restart=True / --restart", "restart: true in the run config")
+        raise dg.Failure(description=f"training did not start or stopped: {reason}") from exc
     reported: dict[str, Any] = {}
     for result in invocation.get_results():
         reported.update(result.metadata or {})
