@@ -12,7 +12,8 @@ LPD_STORAGE ?= $(CURDIR)/storage
 # make splits words at spaces, so a storage path with spaces would be cut in two (and clean-storage would
 # delete the wrong folders): refuse it.
 ifneq ($(words $(LPD_STORAGE)),1)
-$(error LPD_STORAGE must be one path without spaces, got "$(LPD_STORAGE)"; use the Dagster CLI directly for such paths)
+$(error LPD_STORAGE is "$(LPD_STORAGE)": make needs one path without spaces (the default is storage/ in this \
+folder); set LPD_STORAGE=/a/path/without/spaces, or run the Dagster commands of the README directly)
 endif
 # Dagster wants an absolute DAGSTER_HOME; a relative LPD_STORAGE is taken from the repo root.
 override LPD_STORAGE := $(abspath $(LPD_STORAGE))

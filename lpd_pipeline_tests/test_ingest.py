@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from lpd_pipeline import demo, imaging
+from lpd_pipeline.files import sha256_file
 from lpd_pipeline.curation import dataset as curation
 from lpd_pipeline.curation.kind import KindRule
 from lpd_pipeline.settings import StorageLayout
@@ -132,14 +134,19 @@ def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_pat
     assert counts["train"] == len(kept) - 1
     assert rejections["item"].tolist() == [kept["tile_id"].iat[1]] and rejections["stage"].iat[0] == "export"
 
-    # A tile rewritten after its export (repaired, re-decoded) is exported again.
+    # Tile files rewritten with new content by the pipeline (pairs.json updated), even with an old mtime as a
+    # restore from backup would leave: the export is made again from the tiles as they are now.
     third = kept["tile_id"].iat[2]
-    colour = storage / kept["color_path"].iat[2]
+    colour, gray = storage / kept["color_path"].iat[2], storage / kept["gray_path"].iat[2]
     new_colour = 255 - imaging.decode_image(colour)
     imaging.save_image(colour, new_colour)
-    imaging.save_image(storage / kept["gray_path"].iat[2], imaging.luma_bt601(new_colour))
-    exported_at = (layout.pix2pix_dir / "train" / f"{third}.png").stat().st_mtime_ns
-    os.utime(colour, ns=(colour.stat().st_atime_ns, exported_at + 1))  # newer even on a coarse clock
+    imaging.save_image(gray, imaging.luma_bt601(new_colour))
+    manifest_path = colour.parent / curation.PAIR_MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update({colour.name: sha256_file(colour), gray.name: sha256_file(gray)})
+    manifest_path.write_text(json.dumps(manifest))
+    for path in (colour, gray):
+        os.utime(path, ns=(0, 0))
     curation.export_pix2pix_aligned(kept, layout)
     exported = imaging.decode_image(layout.pix2pix_dir / "train" / f"{third}.png")
     np.testing.assert_array_equal(exported[:, 32:], new_colour)

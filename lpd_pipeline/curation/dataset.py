@@ -440,10 +440,7 @@ def _write_missing_pairs(
     truncated or replaced on disk: the manifest holds each file's sha256)."""
     tile_dir = layout.tiles_dir / painting.painting_id
     manifest_path = tile_dir / PAIR_MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    except (OSError, ValueError):
-        manifest = {}
+    manifest = _read_json(manifest_path)
     if manifest.get(_MANIFEST_VERSION_KEY) != TILE_CACHE_VERSION:  # files from another decoder: rewrite all
         manifest = {_MANIFEST_VERSION_KEY: TILE_CACHE_VERSION}
 
@@ -601,12 +598,14 @@ PIX2PIX_FOLDER_OF_SPLIT = {SPLIT_TRAIN: "train", SPLIT_TEST_COLOR: "test", SPLIT
 def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[dict[str, int], pd.DataFrame]:
     """Write ``A|B`` images (A = grayscale as RGB, B = colour) in pix2pix's aligned layout.
 
-    ``<storage>/dataset/pix2pix_aligned/{train,test,test_ink}/<tile_id>.png``; existing complete files are
-    reused and files of tiles no longer in the dataset are removed. A tile whose files cannot be read is left
-    out and reported. Returns (images per folder, rejections).
+    ``<storage>/dataset/pix2pix_aligned/{train,test,test_ink}/<tile_id>.png``. An existing export is reused
+    only when it is complete and was made from the tile files as they are now (``exports.json`` in each folder
+    records the sha256 pair from the tiles' ``pairs.json``); files of tiles no longer in the dataset are
+    removed. A tile whose files cannot be read is left out and reported. Returns (images per folder, rejections).
     """
     counts: dict[str, int] = {}
     rejections: list[dict] = []
+    pair_manifests: dict[str, dict] = {}
     for split, folder in PIX2PIX_FOLDER_OF_SPLIT.items():
         out_dir = layout.pix2pix_dir / folder
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -616,35 +615,54 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
             # Hidden names are in-flight temp files (files.atomic_path) of a writer that may still rename them.
             if stale.name not in wanted and not stale.name.startswith("."):
                 stale.unlink(missing_ok=True)
-        written = 0
+        made_from = _read_json(out_dir / EXPORT_MANIFEST)
+        current: dict[str, str] = {}
+        exported = 0
         for row in rows.itertuples():
             target = out_dir / f"{row.tile_id}.png"
-            sources = (layout.path(row.gray_path), layout.path(row.color_path))
-            if _png_complete(target) and _newer_than(target, sources):
-                written += 1
+            source_key = _pair_key(layout, row, pair_manifests)
+            if source_key is not None and made_from.get(row.tile_id) == source_key and _png_complete(target):
+                current[row.tile_id] = source_key
+                exported += 1
                 continue
             try:
-                gray, color = (imaging.decode_image(source) for source in sources)
+                gray = imaging.decode_image(layout.path(row.gray_path))
+                color = imaging.decode_image(layout.path(row.color_path))
             except imaging.ImageDecodeError as error:
                 target.unlink(missing_ok=True)
                 rejections.append(_rejection(row.tile_id, "export", error.reason, str(error)))
                 continue
             imaging.save_image(target, np.concatenate([gray, color], axis=1))
-            written += 1
-        counts[folder] = written
+            exported += 1
+            if source_key is not None:
+                current[row.tile_id] = source_key
+        write_text_atomic(out_dir / EXPORT_MANIFEST, json.dumps(current, sort_keys=True))
+        counts[folder] = exported
     return counts, rejections_frame(rejections)
 
 
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# Per export folder: tile id -> the sha256 pair of the tile files each export was made from.
+EXPORT_MANIFEST = "exports.json"
 
 
-def _newer_than(target: Path, sources: tuple[Path, ...]) -> bool:
-    """``target`` was written after every source (a tile rewritten since the export must be exported again)."""
+def _read_json(path: Path) -> dict:
     try:
-        written = target.stat().st_mtime_ns
-        return all(source.stat().st_mtime_ns <= written for source in sources)
-    except OSError:
-        return False
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | None:
+    """``"<gray sha256>:<colour sha256>"`` of a kept tile from its painting's pair manifest, or None."""
+    if row.painting_id not in manifests:
+        manifests[row.painting_id] = _read_json(layout.tiles_dir / row.painting_id / PAIR_MANIFEST)
+    manifest = manifests[row.painting_id]
+    gray, color = manifest.get(Path(row.gray_path).name), manifest.get(Path(row.color_path).name)
+    return f"{gray}:{color}" if gray and color else None
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 def _png_complete(path: Path) -> bool:

@@ -375,10 +375,14 @@ def _archive_previous_run(run_dir: Path) -> Path | None:
     # name the new run's checkpoints once they are written under the same names.
     table_path = archive / "checkpoints.parquet"
     if table_path.exists():
-        table = read_checkpoint_table(archive)
-        old_dir, new_dir = str(checkpoint_dir(run_dir)), str(archive / "checkpoints")
-        table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in table["path"]]
-        write_parquet_atomic(table, table_path)
+        try:
+            table = read_checkpoint_table(archive)
+        except (OSError, ValueError) as exc:  # a damaged table must not stop the restart meant to recover
+            log.warning("restart: archived %s left as it was (unreadable: %s)", table_path, exc)
+        else:
+            old_dir, new_dir = str(checkpoint_dir(run_dir)), str(archive / "checkpoints")
+            table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in table["path"]]
+            write_parquet_atomic(table, table_path)
     log.info("restart: previous run moved to %s", archive)
     return archive
 
