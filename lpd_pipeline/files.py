@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +42,30 @@ def atomic_path(final_path: str | os.PathLike, *, durable: bool = False) -> Iter
         _commit(tmp_path, final_path, durable)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+# What atomic_path names its temp files (hidden, the final suffix kept): ``.<stem>.<random>.tmp<suffix>``.
+TEMP_FILE_PATTERN = ".*.tmp*"
+
+
+def remove_stale_temp_files(directory: str | os.PathLike, *, min_age_s: float = 0.0) -> int:
+    """Delete the temp files a killed writer left in ``directory`` (not recursive); returns how many.
+
+    ``min_age_s`` spares younger ones, which a live writer may still be about to rename: a temp file lives for
+    the milliseconds of one write, so any age of a minute or more means its writer is gone.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for candidate in directory.glob(TEMP_FILE_PATTERN):
+        try:
+            if candidate.is_file() and now - candidate.stat().st_mtime >= min_age_s:
+                candidate.unlink()
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to delete: leave it
+            continue
+    return removed
 
 
 def _commit(tmp_path: Path, final_path: Path, durable: bool) -> None:

@@ -9,6 +9,8 @@ must be rejected, not silently padded with grey.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import re
 import struct
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from isal import isal_zlib
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from lpd_pipeline.files import atomic_path, sha256_file, write_bytes_atomic
 
@@ -167,27 +169,19 @@ def _exif_orientation(image: Image.Image) -> int:
         return 1
 
 
-_pillow_orients_tiff_cache: list[bool] = []
-
-
+@functools.cache
 def _pillow_orients_tiff() -> bool:
     """Whether this Pillow applies a TIFF's Orientation tag itself (size on open, pixels on load).
 
     Recent Pillow versions do; older ones leave it to the caller like any EXIF tag. Probed once on a 2x1 TIFF
     instead of trusting a version number.
     """
-    if not _pillow_orients_tiff_cache:
-        import io
-
-        from PIL import TiffImagePlugin
-
-        directory = TiffImagePlugin.ImageFileDirectory_v2()
-        directory[_EXIF_ORIENTATION_TAG] = 6
-        buffer = io.BytesIO()
-        Image.new("L", (2, 1)).save(buffer, format="TIFF", tiffinfo=directory)
-        with Image.open(buffer) as probe:
-            _pillow_orients_tiff_cache.append(probe.size == (1, 2))
-    return _pillow_orients_tiff_cache[0]
+    directory = TiffImagePlugin.ImageFileDirectory_v2()
+    directory[_EXIF_ORIENTATION_TAG] = 6
+    buffer = io.BytesIO()
+    Image.new("L", (2, 1)).save(buffer, format="TIFF", tiffinfo=directory)
+    with Image.open(buffer) as probe:
+        return probe.size == (1, 2)
 
 
 def _oriented_size(kind: str, size: tuple[int, int], orientation: int) -> tuple[int, int]:
@@ -472,6 +466,19 @@ def encode_png(array: np.ndarray) -> bytes:
         _png_chunk(b"IDAT", isal_zlib.compress(filtered.tobytes(), 1)),
         _png_chunk(b"IEND", b""),
     ))
+
+
+_PNG_END = _png_chunk(b"IEND", b"")
+
+
+def png_complete(path: str | os.PathLike) -> bool:
+    """Whether the file ends with a PNG's IEND chunk (a cut-off copy does not); reads 12 bytes."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-len(_PNG_END), os.SEEK_END)
+            return handle.read() == _PNG_END
+    except OSError:
+        return False
 
 
 def content_hash(path: str | os.PathLike) -> str:

@@ -46,3 +46,19 @@ def test_durable_atomic_path_and_parquet(tmp_path):
     write_parquet_atomic(frame, tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
     assert len(sha256_file(tmp_path / "t.parquet")) == 64
+
+
+def test_remove_stale_temp_files_spares_young_ones_and_real_files(tmp_path):
+    from lpd_pipeline.files import remove_stale_temp_files
+
+    old = tmp_path / ".tile.ab12cd.tmp.png"
+    young = tmp_path / ".tile.ef34ab.tmp.png"
+    real = tmp_path / "tile.png"
+    for path in (old, young, real):
+        path.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    os.utime(real, (0, 0))
+    assert remove_stale_temp_files(tmp_path, min_age_s=60) == 1
+    assert not old.exists() and young.exists() and real.exists()
+    assert remove_stale_temp_files(tmp_path) == 1 and not young.exists() and real.exists()
+    assert remove_stale_temp_files(tmp_path / "missing") == 0

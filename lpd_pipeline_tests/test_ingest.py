@@ -122,8 +122,12 @@ def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_pat
     tiles = _tiles_of(raw, storage, config)
     kept = tiles[tiles["rejected_by"] == ""].assign(split="train").reset_index(drop=True)
     layout = StorageLayout(storage)
+    leftover = layout.pix2pix_dir / "train" / ".killed.ab12cd.tmp.png"  # a killed run's temp file
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"")
+    os.utime(leftover, (0, 0))
     counts, rejections = curation.export_pix2pix_aligned(kept, layout)
-    assert counts["train"] == len(kept) and rejections.empty
+    assert counts["train"] == len(kept) and rejections.empty and not leftover.exists()
     first = layout.pix2pix_dir / "train" / f"{kept['tile_id'].iat[0]}.png"
     complete = first.read_bytes()
     first.write_bytes(complete[:-20])
@@ -142,9 +146,9 @@ def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_pat
     imaging.save_image(colour, new_colour)
     imaging.save_image(gray, imaging.luma_bt601(new_colour))
     manifest_path = colour.parent / curation.PAIR_MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest.update({colour.name: sha256_file(colour), gray.name: sha256_file(gray)})
-    manifest_path.write_text(json.dumps(manifest))
+    record = json.loads(manifest_path.read_text())
+    record["sha256"].update({colour.name: sha256_file(colour), gray.name: sha256_file(gray)})
+    manifest_path.write_text(json.dumps(record))
     for path in (colour, gray):
         os.utime(path, ns=(0, 0))
     curation.export_pix2pix_aligned(kept, layout)

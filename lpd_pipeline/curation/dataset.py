@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from lpd_pipeline import imaging
-from lpd_pipeline.files import sha256_file, write_parquet_atomic, write_text_atomic
+from lpd_pipeline.files import (
+    remove_stale_temp_files,
+    sha256_file,
+    write_bytes_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation.tiling import tile_origins
 from lpd_pipeline.settings import StorageLayout
@@ -50,6 +56,22 @@ JobFailure = tuple[str, str]
 # Bump when decoding or tile scoring changes so cached scores are recomputed and tile files rewritten.
 # 2: TIFF orientation applied once (oriented TIFFs decode differently), pair manifests.
 TILE_CACHE_VERSION = 2
+# Integrity records, so a re-run redoes exactly what is missing, damaged or stale:
+# per painting tile folder, {"version": TILE_CACHE_VERSION, "sha256": {file name: sha256}} of the pair files;
+# per export folder, {tile id: "<gray sha256>:<colour sha256>"} of the tile files each export was made from.
+PAIR_MANIFEST = "pairs.json"
+EXPORT_MANIFEST = "exports.json"
+# Temp files older than this in tile and export folders belong to a killed run (a write takes milliseconds).
+STALE_TEMP_AGE_S = 60.0
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; empty when missing, damaged or not an object (the caller then redoes)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -399,9 +421,6 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
 
 
 _SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
-# Per painting tile folder: sha256 of every pair file written, so a damaged or replaced file is rewritten.
-PAIR_MANIFEST = "pairs.json"
-_MANIFEST_VERSION_KEY = "_version"
 
 
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -438,15 +457,15 @@ def _write_missing_pairs(
 ) -> None:
     """Write the kept pairs that are missing, or whose files no longer match what was written (damaged,
     truncated or replaced on disk: the manifest holds each file's sha256)."""
-    tile_dir = layout.tiles_dir / painting.painting_id
-    manifest_path = tile_dir / PAIR_MANIFEST
-    manifest = _read_json(manifest_path)
-    if manifest.get(_MANIFEST_VERSION_KEY) != TILE_CACHE_VERSION:  # files from another decoder: rewrite all
-        manifest = {_MANIFEST_VERSION_KEY: TILE_CACHE_VERSION}
+    manifest_path = layout.tiles_dir / painting.painting_id / PAIR_MANIFEST
+    remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
+    record = _read_json(manifest_path)
+    # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
+    hashes: dict[str, str] = record.get("sha256", {}) if record.get("version") == TILE_CACHE_VERSION else {}
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
-        return path.name in manifest and path.is_file() and sha256_file(path) == manifest[path.name]
+        return path.name in hashes and path.is_file() and sha256_file(path) == hashes[path.name]
 
     missing = [row for row in kept.itertuples() if not (intact(row.gray_path) and intact(row.color_path))]
     if not missing:
@@ -457,9 +476,10 @@ def _write_missing_pairs(
     for row in missing:
         tile = np.ascontiguousarray(rgb[row.y:row.y + size, row.x:row.x + size])
         for relative, pixels in ((row.gray_path, imaging.luma_bt601(tile)), (row.color_path, tile)):
-            path = imaging.save_image(layout.path(relative), pixels)
-            manifest[path.name] = sha256_file(path)
-    write_text_atomic(manifest_path, json.dumps(manifest, sort_keys=True))
+            data = imaging.encode_png(pixels)  # encoded here to hash the bytes written, not read them back
+            path = write_bytes_atomic(layout.path(relative), data)
+            hashes[path.name] = hashlib.sha256(data).hexdigest()
+    write_text_atomic(manifest_path, json.dumps({"version": TILE_CACHE_VERSION, "sha256": hashes}, sort_keys=True))
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
@@ -609,6 +629,8 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
     for split, folder in PIX2PIX_FOLDER_OF_SPLIT.items():
         out_dir = layout.pix2pix_dir / folder
         out_dir.mkdir(parents=True, exist_ok=True)
+        # A killed run's hidden temp PNGs would be read as images by loaders that list every *.png.
+        remove_stale_temp_files(out_dir, min_age_s=STALE_TEMP_AGE_S)
         rows = tiles[tiles["split"] == split]
         wanted = {f"{tid}.png" for tid in rows["tile_id"]}
         for stale in out_dir.glob("*.png"):
@@ -621,7 +643,7 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
         for row in rows.itertuples():
             target = out_dir / f"{row.tile_id}.png"
             source_key = _pair_key(layout, row, pair_manifests)
-            if source_key is not None and made_from.get(row.tile_id) == source_key and _png_complete(target):
+            if source_key is not None and made_from.get(row.tile_id) == source_key and imaging.png_complete(target):
                 current[row.tile_id] = source_key
                 exported += 1
                 continue
@@ -641,38 +663,14 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
     return counts, rejections_frame(rejections)
 
 
-# Per export folder: tile id -> the sha256 pair of the tile files each export was made from.
-EXPORT_MANIFEST = "exports.json"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
 
 def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | None:
     """``"<gray sha256>:<colour sha256>"`` of a kept tile from its painting's pair manifest, or None."""
     if row.painting_id not in manifests:
         manifests[row.painting_id] = _read_json(layout.tiles_dir / row.painting_id / PAIR_MANIFEST)
-    manifest = manifests[row.painting_id]
-    gray, color = manifest.get(Path(row.gray_path).name), manifest.get(Path(row.color_path).name)
+    hashes = manifests[row.painting_id].get("sha256", {})
+    gray, color = hashes.get(Path(row.gray_path).name), hashes.get(Path(row.color_path).name)
     return f"{gray}:{color}" if gray and color else None
-
-
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-
-
-def _png_complete(path: Path) -> bool:
-    """A PNG that ends with its IEND chunk (a cut-off copy does not); cheap enough for every re-run."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(-len(_PNG_END), os.SEEK_END)
-            return handle.read() == _PNG_END
-    except OSError:
-        return False
 
 
 def curation_config_fingerprint(config: CurationConfig) -> str:

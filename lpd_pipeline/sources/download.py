@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from lpd_pipeline.files import atomic_path, sha256_file, write_text_atomic
+from lpd_pipeline.files import atomic_path, remove_stale_temp_files, sha256_file, write_text_atomic
 from lpd_pipeline.imaging import sniff_image_type
 from lpd_pipeline.settings import PathEscapeError, safe_join
 from lpd_pipeline.sources.records import SourceFailure
@@ -240,7 +240,8 @@ class Downloader:
         self._index_dirty = False
         self._last_flush_at = self._clock()
         self.request_count = 0  # attempts actually sent over the network (for logs and tests)
-        self._remove_stale_temp_files()
+        # Temp files a killed run left behind (old enough that no live download owns them).
+        remove_stale_temp_files(self.dest_dir, min_age_s=_STALE_TEMP_AGE_S)
 
     # ------------------------------------------------------------------ index
     def _load_index(self) -> dict[str, dict[str, Any]]:
@@ -277,16 +278,6 @@ class Downloader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.flush_index()
-
-    def _remove_stale_temp_files(self) -> None:
-        """Delete temp files a killed run left behind (atomic_path names them ``.<stem>.<random>.tmp<suffix>``)."""
-        now = time.time()
-        for candidate in self.dest_dir.glob(".*.tmp*"):
-            try:
-                if candidate.is_file() and now - candidate.stat().st_mtime > _STALE_TEMP_AGE_S:
-                    candidate.unlink()
-            except OSError:
-                pass
 
     def _cached(self, url: str) -> DownloadResult | None:
         entry = self._index.get(url)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lpd_pipeline import files
 from lpd_pipeline.files import atomic_path, write_parquet_atomic
 from lpd_pipeline.models.colorspace import channels
 from lpd_pipeline.models.networks import build_generator
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 GENERATOR_FORMAT = "lpd-generator-v1"
+# What every refusal to resume says to do, in each of the three ways a run is started.
+RESTART_HINT = ("start a new run with restart (restart=True in Python, --restart on the command line, "
+                "restart: true in the Dagster run config; the old run is kept in previous_runs/) or use another "
+                "run directory")
 CHECKPOINT_NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
 TABLE_COLUMNS = ["epoch", "path", "global_step", *LOSS_NAMES, "lr", "wall_time_s"]
 
@@ -152,7 +157,7 @@ def set_aside_unreadable_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
         raise CheckpointError(
             f"no checkpoint in {checkpoint_dir(run_dir)} can be loaded "
             f"({'; '.join(e.splitlines()[0] for _, e in unreadable)}); "
-            "pass restart=True / --restart to start the run over"
+            f"{RESTART_HINT}"
         )
     set_aside = []
     for path, error in unreadable:
@@ -164,14 +169,8 @@ def set_aside_unreadable_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def remove_stale_temp_files(run_dir: str | os.PathLike) -> int:
-    """Delete temp files a killed writer left behind; returns how many."""
-    directory = checkpoint_dir(run_dir)
-    removed = 0
-    if directory.is_dir():
-        for path in directory.glob(".*.tmp*"):  # lpd_pipeline.files temp names: .<stem>.<random>.tmp<suffix>
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    """Delete temp files a killed writer left among the checkpoints; returns how many (one writer per run)."""
+    return files.remove_stale_temp_files(checkpoint_dir(run_dir))
 
 
 # ---- retention -------------------------------------------------------------------------------------------
@@ -208,6 +207,11 @@ def write_checkpoint_table(run_dir: str | os.PathLike, rows: list[dict[str, Any]
     frame = pd.DataFrame([r for r in rows if r["epoch"] in existing], columns=TABLE_COLUMNS)
     frame = frame.sort_values("epoch").drop_duplicates("epoch", keep="last").reset_index(drop=True)
     return write_parquet_atomic(frame, table_path(run_dir))
+
+
+def generator_path(run_dir: str | os.PathLike) -> Path:
+    """The run's generator-only export (see :func:`export_generator`)."""
+    return Path(run_dir) / "generator.pt"
 
 
 def history_path(run_dir: str | os.PathLike) -> Path:
@@ -317,29 +321,28 @@ def check_compatible(
     fields (a longer schedule is allowed and applies from the next epoch)."""
     from lpd_pipeline.training.config import OPTIMISATION_FIELDS, SCHEDULE_FIELDS, config_differences
 
-    restart = "pass restart=True / --restart to start a new run, or use another run directory"
     if payload.get("data_fingerprint") != fingerprint:
         raise CheckpointError(
             f"checkpoint {path} was trained on different data "
             f"(fingerprint {str(payload.get('data_fingerprint'))[:12]}, "
-            f"current tiles {fingerprint[:12]}); {restart}"
+            f"current tiles {fingerprint[:12]}); {RESTART_HINT}"
         )
     saved = payload.get("config", {})
     for names, what in ((MODEL_FIELDS, "model config"), (OPTIMISATION_FIELDS, "optimisation settings")):
         diff = config_differences(saved, config, names)
         if diff:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise CheckpointError(f"checkpoint {path} has different {what} ({detail}); {restart}")
+            raise CheckpointError(f"checkpoint {path} has different {what} ({detail}); {RESTART_HINT}")
     saved_world = int(payload.get("world_size", 1))
     if saved_world != world_size:
         raise CheckpointError(
             f"checkpoint {path} was trained by {saved_world} process(es), this run has {world_size}: the "
-            f"effective batch and the data order would change; launch {saved_world} process(es) or {restart}"
+            f"effective batch and the data order would change; launch {saved_world} process(es) or {RESTART_HINT}"
         )
     epoch = int(payload.get("epoch", 0))
     if epoch > config.total_epochs:
         raise CheckpointError(
             f"checkpoint {path} is at epoch {epoch} but the schedule now ends at epoch {config.total_epochs} "
-            f"(n_epochs + n_epochs_decay); lengthen it or {restart}"
+            f"(n_epochs + n_epochs_decay); lengthen it or {RESTART_HINT}"
         )
     return sorted(config_differences(saved, config, SCHEDULE_FIELDS))

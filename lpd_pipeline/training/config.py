@@ -158,10 +158,7 @@ class TrainConfig:
         # The PatchGAN halves the tile n_layers_d times (4x4 convs, stride 2, padding 1), then two 4x4 stride-1
         # convs each take one pixel off; the first of them is batch-normalised, which needs > 1 value per
         # channel at batch 1. So at least 3 pixels must survive the halvings.
-        side = self.tile_size
-        for _ in range(self.n_layers_d):
-            side = side // 2
-        if side < 3:
+        if self.tile_size >> self.n_layers_d < 3:
             smallest = 3 * 2**self.n_layers_d
             raise ConfigError(
                 f"TrainConfig.tile_size={self.tile_size} is too small for a PatchGAN with n_layers_d="

@@ -35,13 +35,15 @@ from lpd_pipeline.training.checkpoints import (
     checkpoint_dir,
     checkpoint_path,
     export_generator,
+    generator_path,
+    history_path,
     latest_checkpoint,
     list_checkpoints,
     read_checkpoint_table,
     remove_stale_temp_files,
-    set_aside_unreadable_checkpoints,
     restore_rng_state,
     save_torch_atomic,
+    set_aside_unreadable_checkpoints,
     table_path,
     write_checkpoint_table,
     write_loss_history,
@@ -337,9 +339,6 @@ def _format_eta(seconds: float) -> str:
 
 # Where restart moves a run's previous outputs (one timestamped folder per restart).
 PREVIOUS_RUNS_DIR = "previous_runs"
-# (Not dagster_run_config.json: the asset writes the new run's settings there before training starts; the
-# old settings live on in every archived checkpoint.)
-_RUN_OUTPUTS = ("checkpoints.parquet", "history.parquet", "generator.pt")
 
 
 def _prepare_run_dir(run_dir: Path, *, resume: bool, restart: bool) -> None:
@@ -360,29 +359,32 @@ def _archive_previous_run(run_dir: Path) -> Path | None:
     """Move the run's checkpoints and outputs to ``<run_dir>/previous_runs/<UTC time>/`` instead of deleting
     them: a restart (after a dataset refresh, say) must not destroy weeks of training. Delete that folder to
     reclaim the space."""
-    outputs = [run_dir / name for name in ("checkpoints", *_RUN_OUTPUTS) if (run_dir / name).exists()]
+    # (Not dagster_run_config.json: the asset writes the new run's settings there before training starts; the
+    # old settings live on in every archived checkpoint.)
+    candidates = (checkpoint_dir(run_dir), table_path(run_dir), history_path(run_dir), generator_path(run_dir))
+    outputs = [path for path in candidates if path.exists()]
     if not outputs:
         return None
-    archive = run_dir / PREVIOUS_RUNS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    suffix = 0
+    base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    archive, suffix = run_dir / PREVIOUS_RUNS_DIR / base, 0
     while archive.exists():  # two restarts within one second
         suffix += 1
-        archive = archive.with_name(f"{archive.name.split('-')[0]}-{suffix}")
+        archive = archive.with_name(f"{base}-{suffix}")
     archive.mkdir(parents=True)
     for path in outputs:
         os.replace(path, archive / path.name)
     # The checkpoint table lists absolute paths: point them at the archived files, or the old table would
     # name the new run's checkpoints once they are written under the same names.
-    table_path = archive / "checkpoints.parquet"
-    if table_path.exists():
+    archived_table = table_path(archive)
+    if archived_table.exists():
         try:
             table = read_checkpoint_table(archive)
         except (OSError, ValueError) as exc:  # a damaged table must not stop the restart meant to recover
-            log.warning("restart: archived %s left as it was (unreadable: %s)", table_path, exc)
+            log.warning("restart: archived %s left as it was (unreadable: %s)", archived_table, exc)
         else:
-            old_dir, new_dir = str(checkpoint_dir(run_dir)), str(archive / "checkpoints")
+            old_dir, new_dir = str(checkpoint_dir(run_dir)), str(checkpoint_dir(archive))
             table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in table["path"]]
-            write_parquet_atomic(table, table_path)
+            write_parquet_atomic(table, archived_table)
     log.info("restart: previous run moved to %s", archive)
     return archive
 
@@ -591,14 +593,14 @@ def _train(
             dist_ctx.barrier(device)
 
     checkpoints = [p for _, p in list_checkpoints(run_dir)]
-    generator_path = None
+    exported = None
     if is_main and checkpoints:
         # The newest weights as a small inference file, refreshed at the end of every call.
-        generator_path = export_generator(checkpoints[-1], run_dir / "generator.pt", dtype="fp32")
+        exported = export_generator(checkpoints[-1], generator_path(run_dir), dtype="fp32")
     finished = end_epoch >= total_epochs
     result = TrainResult(run_dir, end_epoch, total_epochs, finished, resumed_from, checkpoints, history,
-                         generator_path, table_path(run_dir) if checkpoints else None)
+                         exported, table_path(run_dir) if checkpoints else None)
     emit({"event": "run_end", "epochs_completed": end_epoch, "total_epochs": total_epochs, "finished": finished,
           "checkpoints": [str(p) for p in checkpoints],
-          "generator_path": str(generator_path) if generator_path else None})
+          "generator_path": str(exported) if exported else None})
     return result

@@ -104,8 +104,7 @@ def trained_generator(
         if not error_file.exists():
             raise
         # The training refused with a reason (changed data, bad settings...): make it the step's failure.
-        reason = error_file.read_text().replace("restart=True / --restart", "restart: true in the run config")
-        raise dg.Failure(description=f"training did not start or stopped: {reason}") from exc
+        raise dg.Failure(description=f"training did not start or stopped: {error_file.read_text()}") from exc
     reported: dict[str, Any] = {}
     for result in invocation.get_results():
         reported.update(result.metadata or {})
