@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -45,7 +46,8 @@ def atomic_path(final_path: str | os.PathLike, *, durable: bool = False) -> Iter
 
 
 # What atomic_path names its temp files (hidden, the final suffix kept): ``.<stem>.<random>.tmp<suffix>``.
-TEMP_FILE_PATTERN = ".*.tmp*"
+# Matched exactly, so a user's own hidden files (``.notes.tmp.txt``) are never taken for ours.
+TEMP_FILE_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 def remove_stale_temp_files(directory: str | os.PathLike, *, min_age_s: float = 0.0) -> int:
@@ -58,7 +60,9 @@ def remove_stale_temp_files(directory: str | os.PathLike, *, min_age_s: float = 
     if not directory.is_dir():
         return 0
     now, removed = time.time(), 0
-    for candidate in directory.glob(TEMP_FILE_PATTERN):
+    for candidate in directory.glob(".*.tmp*"):
+        if not TEMP_FILE_NAME.match(candidate.name):
+            continue
         try:
             if candidate.is_file() and now - candidate.stat().st_mtime >= min_age_s:
                 candidate.unlink()

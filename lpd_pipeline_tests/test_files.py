@@ -62,3 +62,7 @@ def test_remove_stale_temp_files_spares_young_ones_and_real_files(tmp_path):
     assert not old.exists() and young.exists() and real.exists()
     assert remove_stale_temp_files(tmp_path) == 1 and not young.exists() and real.exists()
     assert remove_stale_temp_files(tmp_path / "missing") == 0
+    users_own = tmp_path / ".notes.tmp.txt"  # hidden and "tmp", but not a name atomic_path makes
+    users_own.write_text("mine")
+    os.utime(users_own, (0, 0))
+    assert remove_stale_temp_files(tmp_path) == 0 and users_own.exists()

@@ -159,3 +159,19 @@ def test_export_rewrites_cut_off_files_and_reports_unreadable_tiles(raw, tmp_pat
 def test_tile_size_below_the_filters_minimum_is_refused_up_front():
     with pytest.raises(ValueError, match="tile_size must be >= 32"):
         curation.CurationConfig(tile_size=16)
+
+
+def test_manifests_of_the_wrong_shape_are_redone_not_fatal(raw, tmp_path):
+    config = curation.CurationConfig(workers=1, tile_size=32, stride=32)
+    storage = tmp_path / "store"
+    first = _tiles_of(raw, storage, config)
+    for manifest in (storage / "dataset" / "tiles").rglob(curation.PAIR_MANIFEST):
+        manifest.write_text(json.dumps({"version": curation.TILE_CACHE_VERSION, "sha256": None}))
+    again = _tiles_of(raw, storage, config)
+    pd.testing.assert_frame_equal(again, first)
+    kept = again[again["rejected_by"] == ""].assign(split="train")
+    export_dir = StorageLayout(storage).pix2pix_dir / "train"
+    export_dir.mkdir(parents=True)
+    (export_dir / curation.EXPORT_MANIFEST).write_text("[1, 2]")
+    counts, rejections = curation.export_pix2pix_aligned(kept, StorageLayout(storage))
+    assert counts["train"] == len(kept) and rejections.empty

@@ -461,7 +461,8 @@ def _write_missing_pairs(
     remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
     record = _read_json(manifest_path)
     # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
-    hashes: dict[str, str] = record.get("sha256", {}) if record.get("version") == TILE_CACHE_VERSION else {}
+    hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
+    hashes = hashes if isinstance(hashes, dict) else {}
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
@@ -668,7 +669,8 @@ def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | N
     """``"<gray sha256>:<colour sha256>"`` of a kept tile from its painting's pair manifest, or None."""
     if row.painting_id not in manifests:
         manifests[row.painting_id] = _read_json(layout.tiles_dir / row.painting_id / PAIR_MANIFEST)
-    hashes = manifests[row.painting_id].get("sha256", {})
+    hashes = manifests[row.painting_id].get("sha256")
+    hashes = hashes if isinstance(hashes, dict) else {}
     gray, color = hashes.get(Path(row.gray_path).name), hashes.get(Path(row.color_path).name)
     return f"{gray}:{color}" if gray and color else None
 

@@ -379,11 +379,12 @@ def _archive_previous_run(run_dir: Path) -> Path | None:
     if archived_table.exists():
         try:
             table = read_checkpoint_table(archive)
-        except (OSError, ValueError) as exc:  # a damaged table must not stop the restart meant to recover
+            paths = table["path"]
+        except (OSError, ValueError, KeyError) as exc:  # a damaged table must not stop the restart meant to recover
             log.warning("restart: archived %s left as it was (unreadable: %s)", archived_table, exc)
         else:
             old_dir, new_dir = str(checkpoint_dir(run_dir)), str(checkpoint_dir(archive))
-            table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in table["path"]]
+            table["path"] = [new_dir + p[len(old_dir):] if p.startswith(old_dir) else p for p in paths]
             write_parquet_atomic(table, archived_table)
     log.info("restart: previous run moved to %s", archive)
     return archive
