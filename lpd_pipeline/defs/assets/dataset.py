@@ -157,7 +157,7 @@ def deduplicated_paintings(
     storage: StorageResource,
     curation_settings: CurationResource,
 ) -> dg.Output[pd.DataFrame]:
-    """Near-duplicate paintings (resized, recompressed, cropped, grayscale copies) collapsed to one each."""
+    """Near-duplicate paintings (resized, recompressed, slightly cropped, grayscale copies) collapsed to one each."""
     layout = storage.layout()
     marked, rejections = curation.dedup_paintings(raw_paintings, curation_settings.to_config())
     _save_stage_rejections(layout, "dedup", rejections)
