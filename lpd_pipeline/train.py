@@ -34,8 +34,8 @@ TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Defaults are written into each help text (argparse's own would print "(default: None)" for derived ones).
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", type=Path, default=None,
                         help="storage root (default: $LPD_STORAGE or ./storage)")
     parser.add_argument("--tiles", type=Path, default=None,
@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=f"(default {default})")
         else:
+            shown = "the size of the training tiles in the tiles table" if f.name == "tile_size" else repr(default)
             group.add_argument(flag, type=TYPES[f.type], choices=CHOICES.get(f.name), default=argparse.SUPPRESS,
-                               help=f"(default {default!r})")
+                               help=f"(default {shown})")
     return parser
 
 

@@ -9,7 +9,8 @@ Stages (each is one Dagster asset in :mod:`lpd_pipeline.defs.assets`):
 5. :func:`export_pix2pix_aligned`  A|B side-by-side images in pix2pix's train/test layout.
 
 Every stage returns its rejections (item, stage, reason, detail) instead of raising, so one bad file never
-stops a run. Work is cached on disk by content so re-running after adding paintings only does the new work.
+stops a run. Work is cached on disk (paintings by file identity, tiles and their scores by painting content)
+so re-running after adding paintings only does the new work.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def ingest_paintings(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decode and describe each raw painting. Returns (paintings, rejections).
 
-    ``cache`` is a previous result: rows whose file path, size and mtime are unchanged are reused without
-    decoding, which is what makes re-runs after adding paintings cheap.
+    ``cache`` is a previous result: rows whose file (path, size, mtime, ctime) and description settings
+    (cache version, kind-rule chroma threshold, max_pixels) are unchanged are reused without decoding, which is
+    what makes re-runs after adding paintings cheap.
     """
     cached = _index_cache(cache)
     rows: list[dict] = []

@@ -243,7 +243,8 @@ def tile_pairs(
     """The curated dataset: grayscale/colour pairs split by work into train, test_color and test_ink.
 
     Writes ``dataset/paintings.parquet``, ``dataset/tiles.parquet`` and ``dataset/rejections.parquet``
-    (all stages' rejections together).
+    (the rejections of every stage up to the split together; export problems stay in
+    ``dataset/rejections/export.parquet``).
     """
     layout = storage.layout()
     config = curation_settings.to_config()
