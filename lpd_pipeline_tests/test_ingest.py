@@ -175,3 +175,20 @@ def test_manifests_of_the_wrong_shape_are_redone_not_fatal(raw, tmp_path):
     (export_dir / curation.EXPORT_MANIFEST).write_text("[1, 2]")
     counts, rejections = curation.export_pix2pix_aligned(kept, StorageLayout(storage))
     assert counts["train"] == len(kept) and rejections.empty
+
+
+def test_pair_files_of_tiles_no_longer_kept_are_removed(raw, tmp_path):
+    storage = tmp_path / "store"
+    loose = curation.CurationConfig(workers=1, tile_size=32, stride=32)
+    first = _tiles_of(raw, storage, loose)
+    files_before = sorted((storage / "dataset" / "tiles").rglob("*.png"))
+    assert len(files_before) == 2 * int((first["rejected_by"] == "").sum())
+    # Another tile size: the old size's files go, only the new kept pairs remain.
+    other = curation.CurationConfig(workers=1, tile_size=48, stride=48)
+    second = _tiles_of(raw, storage, other)
+    kept = second[second["rejected_by"] == ""]
+    expected = sorted({storage / p for p in (*kept["color_path"], *kept["gray_path"])})
+    assert sorted((storage / "dataset" / "tiles").rglob("*.png")) == expected
+    for manifest in (storage / "dataset" / "tiles").rglob(curation.PAIR_MANIFEST):
+        names = set(json.loads(manifest.read_text())["sha256"])
+        assert names == {p.name for p in expected if p.parent == manifest.parent}

@@ -458,20 +458,31 @@ def _write_missing_pairs(
     painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
 ) -> None:
     """Write the kept pairs that are missing, or whose files no longer match what was written (damaged,
-    truncated or replaced on disk: the manifest holds each file's sha256)."""
+    truncated or replaced on disk: the manifest holds each file's sha256). Pair files of tiles that are no
+    longer kept (thresholds or tile size changed) are deleted: one storage holds one curated dataset."""
     manifest_path = layout.tiles_dir / painting.painting_id / PAIR_MANIFEST
     remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
     record = _read_json(manifest_path)
     # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
     hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
     hashes = hashes if isinstance(hashes, dict) else {}
+    wanted = {Path(p).name for p in (*kept["gray_path"], *kept["color_path"])}
+    unwanted = [path for path in manifest_path.parent.glob("*_*.png") if path.name not in wanted]
+    for path in unwanted:
+        path.unlink(missing_ok=True)
+        hashes.pop(path.name, None)
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
         return path.name in hashes and path.is_file() and sha256_file(path) == hashes[path.name]
 
+    def save_manifest() -> None:
+        write_text_atomic(manifest_path, json.dumps({"version": TILE_CACHE_VERSION, "sha256": hashes}, sort_keys=True))
+
     missing = [row for row in kept.itertuples() if not (intact(row.gray_path) and intact(row.color_path))]
     if not missing:
+        if unwanted:
+            save_manifest()
         return
     if rgb is None:
         rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
@@ -482,7 +493,7 @@ def _write_missing_pairs(
             data = imaging.encode_png(pixels)  # encoded here to hash the bytes written, not read them back
             path = write_bytes_atomic(layout.path(relative), data)
             hashes[path.name] = hashlib.sha256(data).hexdigest()
-    write_text_atomic(manifest_path, json.dumps({"version": TILE_CACHE_VERSION, "sha256": hashes}, sort_keys=True))
+    save_manifest()
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
