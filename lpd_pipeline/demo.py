@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from lpd_pipeline.files import write_bytes_atomic, write_text_atomic
+from lpd_pipeline.files import read_json_object, write_bytes_atomic, write_text_atomic
 
 STYLES = ("blue_green", "ochre", "ink_paper", "ink_silk")
 COLORED_STYLES = ("blue_green", "ochre")
@@ -703,7 +703,7 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER_NAME
-    previous_files = _read_marker(marker).get("files", [])
+    previous_files = read_json_object(marker).get("files", [])
     if marker.exists():
         marker.unlink()  # the set is incomplete until the marker is rewritten at the end
     # One independent stream per painting, so a painting does not change when the counts change.
@@ -801,14 +801,6 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
     return table
 
 
-def _read_marker(marker: Path) -> dict:
-    try:
-        payload = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
 def _marker_payload(seed: int, n_colored: int, n_ink: int, scale: float, with_defects: bool,
                     files: list[str]) -> dict:
     return {"seed": int(seed), "n_colored": int(n_colored), "n_ink": int(n_ink), "scale": float(scale),
@@ -820,7 +812,7 @@ def ensure_demo_paintings(out_dir: str | os.PathLike, seed: int = 0, *, n_colore
     """Generate the demo set into ``out_dir`` unless a complete set with the same parameters is there."""
     out = Path(out_dir)
     marker = out / MARKER_NAME
-    payload = _read_marker(marker)
+    payload = read_json_object(marker)
     files = payload.get("files")
     if isinstance(files, list):
         expected = _marker_payload(seed, n_colored, n_ink, scale, with_defects, files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -109,6 +110,18 @@ def write_parquet_atomic(frame, final_path: str | os.PathLike) -> Path:
     with atomic_path(final_path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(final_path)
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """The JSON object stored in ``path``; ``{}`` when the file is missing, damaged or holds something else.
+
+    For caches, indexes and markers the project writes itself: a damaged one only means redoing some work.
+    """
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def sha256_file(path: str | os.PathLike) -> str:

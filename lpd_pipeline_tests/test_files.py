@@ -66,3 +66,14 @@ def test_remove_stale_temp_files_spares_young_ones_and_real_files(tmp_path):
     users_own.write_text("mine")
     os.utime(users_own, (0, 0))
     assert remove_stale_temp_files(tmp_path) == 0 and users_own.exists()
+
+
+def test_read_json_object_is_empty_for_missing_damaged_or_non_object_files(tmp_path):
+    from lpd_pipeline.files import read_json_object
+
+    (tmp_path / "ok.json").write_text('{"a": 1}')
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_json_object(tmp_path / "ok.json") == {"a": 1}
+    assert read_json_object(tmp_path / "bad.json") == {} == read_json_object(tmp_path / "list.json")
+    assert read_json_object(tmp_path / "missing.json") == {}

@@ -30,6 +30,7 @@ import pandas as pd
 
 from lpd_pipeline import imaging
 from lpd_pipeline.files import (
+    read_json_object,
     remove_stale_temp_files,
     sha256_file,
     write_bytes_atomic,
@@ -64,15 +65,6 @@ PAIR_MANIFEST = "pairs.json"
 EXPORT_MANIFEST = "exports.json"
 # Temp files older than this in tile and export folders belong to a killed run (a write takes milliseconds).
 STALE_TEMP_AGE_S = 60.0
-
-
-def _read_json(path: Path) -> dict:
-    """A JSON object from ``path``; empty when missing, damaged or not an object (the caller then redoes)."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -462,7 +454,7 @@ def _write_missing_pairs(
     longer kept (thresholds or tile size changed) are deleted: one storage holds one curated dataset."""
     manifest_path = layout.tiles_dir / painting.painting_id / PAIR_MANIFEST
     remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
-    record = _read_json(manifest_path)
+    record = read_json_object(manifest_path)
     # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
     hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
     hashes = hashes if isinstance(hashes, dict) else {}
@@ -651,7 +643,7 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
             # Hidden names are in-flight temp files (files.atomic_path) of a writer that may still rename them.
             if stale.name not in wanted and not stale.name.startswith("."):
                 stale.unlink(missing_ok=True)
-        made_from = _read_json(out_dir / EXPORT_MANIFEST)
+        made_from = read_json_object(out_dir / EXPORT_MANIFEST)
         current: dict[str, str] = {}
         exported = 0
         for row in rows.itertuples():
@@ -681,7 +673,7 @@ def export_pix2pix_aligned(tiles: pd.DataFrame, layout: StorageLayout) -> tuple[
 def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | None:
     """``"<gray sha256>:<colour sha256>"`` of a kept tile from its painting's pair manifest, or None."""
     if row.painting_id not in manifests:
-        manifests[row.painting_id] = _read_json(layout.tiles_dir / row.painting_id / PAIR_MANIFEST)
+        manifests[row.painting_id] = read_json_object(layout.tiles_dir / row.painting_id / PAIR_MANIFEST)
     hashes = manifests[row.painting_id].get("sha256")
     hashes = hashes if isinstance(hashes, dict) else {}
     gray, color = hashes.get(Path(row.gray_path).name), hashes.get(Path(row.color_path).name)

@@ -25,7 +25,13 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from lpd_pipeline.files import atomic_path, remove_stale_temp_files, sha256_file, write_text_atomic
+from lpd_pipeline.files import (
+    atomic_path,
+    read_json_object,
+    remove_stale_temp_files,
+    sha256_file,
+    write_text_atomic,
+)
 from lpd_pipeline.imaging import sniff_image_type
 from lpd_pipeline.settings import PathEscapeError, safe_join
 from lpd_pipeline.sources.records import SourceFailure
@@ -245,14 +251,8 @@ class Downloader:
 
     # ------------------------------------------------------------------ index
     def _load_index(self) -> dict[str, dict[str, Any]]:
-        if not self._index_path.is_file():
-            return {}
-        try:
-            data = json.loads(self._index_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            # A damaged index only costs re-hashing: files are found again by their URL-hash prefix.
-            return {}
-        entries = data.get("entries") if isinstance(data, dict) else None
+        # A damaged index only costs re-hashing: files are found again by their URL-hash prefix.
+        entries = read_json_object(self._index_path).get("entries")
         if not isinstance(entries, dict):
             return {}
         return {url: entry for url, entry in entries.items() if isinstance(entry, dict)}

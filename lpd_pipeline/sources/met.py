@@ -11,7 +11,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from lpd_pipeline.files import write_text_atomic
+from lpd_pipeline.files import read_json_object, write_text_atomic
 from lpd_pipeline.settings import safe_join
 from lpd_pipeline.sources.download import Downloader, DownloadError
 from lpd_pipeline.sources.manifest import kind_from_medium
@@ -66,13 +66,10 @@ class MetSource:
     def get_object(self, object_id: int) -> dict:
         """One object record (from the cache when present). Raises DownloadError / ValueError."""
         cache_path = self._cache_path(object_id)
-        if cache_path is not None and cache_path.is_file():
-            try:
-                cached = json.loads(cache_path.read_text(encoding="utf-8"))
-                if isinstance(cached, dict):
-                    return cached
-            except (OSError, ValueError):
-                pass  # a damaged cache entry is simply fetched again
+        if cache_path is not None:
+            cached = read_json_object(cache_path)  # a missing or damaged entry is simply fetched again
+            if cached:
+                return cached
         url = f"{self.base_url}/objects/{int(object_id)}"
         record = self.downloader.fetch_json(url)
         if not isinstance(record, dict):

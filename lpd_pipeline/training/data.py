@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lpd_pipeline import imaging
-from lpd_pipeline.files import atomic_path, sha256_file, write_text_atomic
+from lpd_pipeline.files import atomic_path, read_json_object, sha256_file, write_text_atomic
 from lpd_pipeline.settings import PathEscapeError, safe_join
 
 log = logging.getLogger(__name__)
@@ -129,13 +129,6 @@ def _decode_tile(path: Path, mode: str, size: int) -> np.ndarray:
     return rgb if mode == "RGB" else imaging.luma_bt601(rgb)
 
 
-def _read_index(store_dir: Path) -> dict | None:
-    try:
-        return json.loads((store_dir / "index.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def build_tile_store(
     tiles_parquet: str | os.PathLike,
     storage_root: str | os.PathLike,
@@ -154,11 +147,10 @@ def build_tile_store(
     tile_ids = tuple(str(t) for t in rows["tile_id"])
     store = TileStore(store_dir, split, tile_ids, size, fingerprint)
 
-    index = _read_index(store_dir)
+    index = read_json_object(store_dir / "index.json")
     expected_bytes = {"color.u8": store.n * size * size * 3, "gray.u8": store.n * size * size}
     if (
-        index is not None
-        and index.get("format") == STORE_FORMAT
+        index.get("format") == STORE_FORMAT
         and index.get("fingerprint") == fingerprint
         and all((store_dir / name).is_file() and (store_dir / name).stat().st_size == nbytes
                 for name, nbytes in expected_bytes.items())
@@ -200,8 +192,8 @@ def build_tile_store(
 def open_tile_store(store_dir: str | os.PathLike) -> TileStore:
     """Open an existing store (e.g. on DDP ranks after rank 0 built it)."""
     store_dir = Path(store_dir)
-    index = _read_index(store_dir)
-    if index is None or index.get("format") != STORE_FORMAT:
+    index = read_json_object(store_dir / "index.json")
+    if index.get("format") != STORE_FORMAT:
         raise DataError(f"tile store {store_dir} has no valid index.json")
     n, size, _ = index["shape"]
     return TileStore(store_dir, index["split"], tuple(index["tile_ids"]), int(size), index["fingerprint"])
