@@ -86,8 +86,9 @@ def default_run_dir(storage: Path, config: TrainConfig) -> Path:
     """<storage>/training/<backbone> for rgb, <backbone>-<space> otherwise (runs of different spaces never mix)."""
     from lpd_pipeline.settings import StorageLayout
 
-    name = config.backbone if config.color_space == "rgb" else f"{config.backbone}-{config.color_space}"
-    return StorageLayout(storage).training_dir(name)
+    from lpd_pipeline.models.options import variant_key
+
+    return StorageLayout(storage).training_dir(variant_key(config.backbone, config.color_space))
 
 
 def _is_rank_zero() -> bool:

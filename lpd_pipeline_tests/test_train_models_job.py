@@ -7,6 +7,7 @@ import pytest
 from lpd_pipeline.defs.assets.training import trained_generator
 from lpd_pipeline.defs.jobs import train_models
 from lpd_pipeline.defs.resources import ParquetIOManager, StorageResource
+from lpd_pipeline.models.options import variant_key
 from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline_tests.training_fixtures import write_fake_tiles
 
@@ -36,7 +37,8 @@ def _run(defs, backbone, **config):
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])
 def test_tiny_training_per_backbone_and_colour_space(storage_root, backbone, color_space):
     write_fake_tiles(storage_root, n_train=4, n_test=1, size=32)
-    result = _run(_definitions(storage_root), backbone, color_space=color_space)
+    # The partition is the model variant: the colour space comes from it, not from the run config.
+    result = _run(_definitions(storage_root), variant_key(backbone, color_space))
     assert result.success
     table = result.output_for_node("trained_generator")
     assert list(table["epoch"]) == [1, 2]
@@ -99,3 +101,9 @@ def test_torchrun_launcher_trains_with_two_cpu_processes(storage_root):
     assert list(table["epoch"]) == [1]
     payload = ckpt.load_checkpoint(table["path"].iloc[0])
     assert payload["world_size"] == 2
+
+
+def test_run_config_colour_space_must_agree_with_the_variant(storage_root):
+    write_fake_tiles(storage_root, n_train=4, n_test=1, size=32)
+    with pytest.raises(dg.Failure, match="contradicts the partition 'resnet9'"):
+        _run(_definitions(storage_root), "resnet9", color_space="lab")

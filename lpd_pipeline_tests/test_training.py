@@ -189,8 +189,11 @@ def test_checkpoint_contents_load_weights_only_and_export(storage_root, tmp_path
     fp16 = ckpt.export_generator(result.checkpoints[-1], tmp_path / "g16.pt", dtype="fp16")
     assert fp16.stat().st_size < 0.7 * fp32.stat().st_size < result.checkpoints[-1].stat().st_size
     net32 = ckpt.load_generator(fp32).net
+    from_checkpoint = ckpt.load_generator(result.checkpoints[-1])  # a training checkpoint loads the same way
+    assert from_checkpoint.epoch == raw["epoch"]
     for name, tensor in net32.state_dict().items():
         assert torch.equal(tensor, raw["generator"][name]), name
+        assert torch.equal(from_checkpoint.net.state_dict()[name], tensor), name
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(ckpt.load_generator(fp16, mode="eval").net(x),

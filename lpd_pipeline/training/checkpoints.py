@@ -275,7 +275,8 @@ INFERENCE_MODES = ("pix2pix", "eval")
 def load_generator(
     path: str | os.PathLike, device: str | torch.device = "cpu", *, mode: str = "pix2pix"
 ) -> LoadedGenerator:
-    """Rebuild an exported generator in fp32 on ``device`` (weights_only loading).
+    """Rebuild the generator of an exported generator file or of a training checkpoint, in fp32 on ``device``
+    (weights_only loading).
 
     ``mode="pix2pix"`` (default) behaves as the reference implementation's test script, which the study's
     figures come from: BatchNorm normalises with the statistics of the images being coloured (at batch 1 that
@@ -290,8 +291,9 @@ def load_generator(
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"generator file {path} cannot be loaded: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
-        raise CheckpointError(f"{path} is not an exported lpd generator ({GENERATOR_FORMAT})")
+    if not isinstance(payload, dict) or payload.get("format") not in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{path} is neither an exported lpd generator ({GENERATOR_FORMAT}) nor an lpd "
+                              f"training checkpoint (format {CHECKPOINT_FORMAT})")
     config = TrainConfig.from_dict(payload["config"])
     net = build_model_generator(config)
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["generator"].items()}

@@ -17,11 +17,12 @@ import pandas as pd
 from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.files import write_text_atomic
-from lpd_pipeline.models.options import GENERATOR_BACKBONES
+from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
-BACKBONES = dg.StaticPartitionsDefinition(list(GENERATOR_BACKBONES))
+BACKBONES = VARIANT_PARTITIONS  # the partition key is the model variant (backbone, or backbone-colour space)
 GPU_POOL = "gpu"
 
 
@@ -54,10 +55,6 @@ class TrainingRunConfig(dg.Config):
         return {**values, **self.extra, "backbone": backbone, "tile_size": tile_size}
 
 
-def run_dir_name(backbone: str, color_space: str) -> str:
-    return backbone if color_space == "rgb" else f"{backbone}-{color_space}"
-
-
 @dg.asset(
     group_name="training",
     kinds={"pytorch"},
@@ -73,7 +70,12 @@ def trained_generator(
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.Output[pd.DataFrame]:
     """pix2pix (70×70 PatchGAN, cGAN + λ·L1) for one generator backbone. Value: the checkpoint table."""
-    backbone = context.partition_key
+    variant = context.partition_key
+    backbone, color_space = parse_variant(variant)
+    if config.color_space not in ("rgb", color_space):
+        raise dg.Failure(description=f"run config color_space={config.color_space!r} contradicts the partition "
+                                     f"{variant!r} (colour space {color_space!r}): choose the partition instead")
+    config = config.model_copy(update={"color_space": color_space})
     layout = storage.layout()
     tiles_path = layout.dataset_dir / "tiles.parquet"
     if not tiles_path.exists():
@@ -81,7 +83,7 @@ def trained_generator(
     from lpd_pipeline.training.data import train_tile_size  # imports torch: only when training runs
 
     tile_size = train_tile_size(tiles_path)  # one size, a non-empty train split: checked, with the reason
-    run_dir = layout.training_dir(run_dir_name(backbone, config.color_space))
+    run_dir = layout.training_dir(variant)
     launcher = list(config.launcher) or [sys.executable]
     # `python -m` and `torchrun -m` take the module the same way.
     command = [*launcher, "-m", "lpd_pipeline.train", "--storage", str(layout.root), "--tiles", str(tiles_path),
