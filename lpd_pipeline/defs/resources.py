@@ -107,3 +107,16 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
         return pd.read_parquet(path)
+
+
+# The one place resources are registered (keys used by the assets, checks and jobs of every defs module).
+_storage = StorageResource.from_env()
+defs = dg.Definitions(
+    resources={
+        "storage": _storage,
+        "painting_sources": PaintingSourcesResource.from_env(),
+        "curation_settings": CurationResource(),
+        "parquet_io_manager": ParquetIOManager(storage_root=_storage.storage_root),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    },
+)

@@ -132,5 +132,3 @@ def _history(run_dir) -> pd.DataFrame:
 
     return read_loss_history(run_dir)
 
-
-TRAINING_ASSETS = [trained_generator]
