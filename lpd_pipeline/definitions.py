@@ -27,7 +27,7 @@ defs = dg.Definitions(
         "storage": _storage,
         "painting_sources": PaintingSourcesResource.from_env(),
         "curation_settings": CurationResource(),
-        "parquet_io_manager": ParquetIOManager(storage_root=_storage.storage_root),
+        "parquet_io_manager": ParquetIOManager(storage=_storage),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
     },
 )
