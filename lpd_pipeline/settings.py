@@ -58,6 +58,19 @@ class StorageLayout:
         return self.path("dataset")
 
     @property
+    def tiles_table(self) -> Path:
+        """The curated dataset (the table training reads): ``dataset/tiles.parquet``."""
+        return self.path("dataset", "tiles.parquet")
+
+    @property
+    def paintings_table(self) -> Path:
+        return self.path("dataset", "paintings.parquet")
+
+    @property
+    def rejections_table(self) -> Path:
+        return self.path("dataset", "rejections.parquet")
+
+    @property
     def tiles_dir(self) -> Path:
         return self.path("dataset", "tiles")
 

@@ -16,12 +16,13 @@ TINY = {"n_epochs": 1, "n_epochs_decay": 1, "batch_size": 2, "checkpoint_every":
 
 
 def _definitions(storage_root) -> dg.Definitions:
+    storage = StorageResource(storage_root=str(storage_root))
     return dg.Definitions(
         assets=[trained_generator],
         jobs=[train_models],
         resources={
-            "storage": StorageResource(storage_root=str(storage_root)),
-            "parquet_io_manager": ParquetIOManager(storage_root=str(storage_root)),
+            "storage": storage,
+            "parquet_io_manager": ParquetIOManager(storage=storage),
             "pipes_subprocess_client": dg.PipesSubprocessClient(env={"OMP_NUM_THREADS": "1"}),
         },
     )
