@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lpd_pipeline.defs.assets.dataset import DATASET_ASSETS
+from lpd_pipeline.defs.assets.reports import REPORT_ASSETS
 from lpd_pipeline.defs.assets.training import TRAINING_ASSETS
 from lpd_pipeline.defs.checks import DATASET_CHECKS
 from lpd_pipeline.defs.jobs import JOBS
@@ -18,7 +19,7 @@ from lpd_pipeline.defs.sensors import SENSORS
 _storage = StorageResource.from_env()
 
 defs = dg.Definitions(
-    assets=[*DATASET_ASSETS, *TRAINING_ASSETS],
+    assets=[*DATASET_ASSETS, *TRAINING_ASSETS, *REPORT_ASSETS],
     asset_checks=[*DATASET_CHECKS],
     jobs=JOBS,
     schedules=SCHEDULES,

@@ -152,8 +152,9 @@ def build_results_site(
                     dzi = deepzoom.write_deep_zoom(source, folder, name, tile_size=tile_size, quality=quality,
                                                    max_pixels=max_pixels)
                 except (imaging.ImageDecodeError, OSError, ValueError) as exc:
-                    problems.append(f"painting {pid} ({label}): {source}: {exc}")
-                    return {"viewer": None, "error": f"{source.name}: {exc}"}
+                    detail = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+                    problems.append(f"painting {pid} ({label}): {detail}")
+                    return {"viewer": None, "error": detail}
                 tiles += dzi.tiles
                 thumbs.append(dzi.thumbnail)
                 viewer_id = f"viewer-{index:03d}-{name}"

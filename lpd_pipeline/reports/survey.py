@@ -1,8 +1,9 @@
 """The survey kit (a static "spot the machine" quiz, as in the method's user study) and its scorer.
 
 The rule: each question shows four images, exactly one generated; the three real ones are real coloured test
-images from paintings other than the one whose gray the generated image was made from (so no real image gives
-its fake away), and the four come from four different paintings where the pool allows. Questions cycle through
+images of other paintings than the one whose gray the generated image was made from, and no painting is shown
+real in one question and generated in another (so no real image gives its fake away); the four come from four
+different paintings where the pool allows. Questions cycle through
 the model variants; the question order and the positions are drawn from ``seed``. Survey copies are re-encoded
 PNGs of the pixels only (no text chunks, no EXIF), all ``size`` x ``size``, named by random ids. The answer key
 lives in its own JSON file, which must lie outside the published folder. Respondents download their answers as
@@ -55,12 +56,23 @@ class SurveyKit:
         return self.index.as_uri()
 
 
+@dataclass(frozen=True)
+class SurveyFileError:
+    """An answers CSV left out, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
 @dataclass
 class SurveyScores:
     table: pd.DataFrame  # SCORE_COLUMNS: one row per variant, then "all"
     respondents: int
     files: list[Path] = field(default_factory=list)  # the CSVs scored
-    errors: list[str] = field(default_factory=list)  # "<file>: <reason>" for each CSV left out
+    errors: list[SurveyFileError] = field(default_factory=list)  # each CSV left out, with the reason
 
 
 def _square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -83,14 +95,17 @@ def _assign(real: pd.DataFrame, generated: pd.DataFrame, questions: int, rng: np
     fakes = {v: [row for _, row in rows.iloc[rng.permutation(len(rows))].iterrows()]
              for v, rows in generated.groupby(generated["variant"].astype(str))}
     reals = [row for _, row in real.iloc[rng.permutation(len(real))].iterrows()]
-    used_sources = set()
+    used_sources: set[str] = set()
+    shown_real: set[str] = set()  # paintings shown real so far: never generated anywhere in the survey
+    shown_fake: set[str] = set()  # and the other way round
     assigned = []
     for number, variant in enumerate(plan, start=1):
         chosen = None
         for fake in fakes[variant]:
-            if str(fake["path"]) in used_sources:
+            fake_painting = str(fake["painting_id"])
+            if str(fake["path"]) in used_sources or fake_painting in shown_real:
                 continue
-            banned = {str(fake["painting_id"])}
+            banned = {fake_painting}
             picks: list[pd.Series] = []
             for distinct in (True, False):  # four paintings if the pool allows, else any other than the fake's
                 for candidate in reals:
@@ -99,12 +114,14 @@ def _assign(real: pd.DataFrame, generated: pd.DataFrame, questions: int, rng: np
                     painting = str(candidate["painting_id"])
                     if str(candidate["path"]) in used_sources or any(candidate is p for p in picks):
                         continue
-                    if painting == str(fake["painting_id"]) or (distinct and painting in banned):
+                    if painting == fake_painting or painting in shown_fake or (distinct and painting in banned):
                         continue
                     picks.append(candidate)
                     banned.add(painting)
             if len(picks) == CHOICES - 1:
                 chosen = (fake, picks)
+                shown_fake.add(fake_painting)
+                shown_real.update(str(p["painting_id"]) for p in picks)
                 break
         if chosen is None:
             raise ValueError(
@@ -279,7 +296,7 @@ def score_survey(answers_dir: str | os.PathLike, key_path: str | os.PathLike) ->
                 raise ValueError(f"respondent {respondent!r} question {number} already counted from "
                                  f"{counted[(respondent, number)].name} (a second copy of the same answers?)")
         except (OSError, ValueError) as exc:
-            errors.append(f"{path}: {exc}")
+            errors.append(SurveyFileError(path, str(exc)))
             continue
         files.append(path)
         for respondent, number, spotted in rows:
