@@ -1,0 +1,189 @@
+"""Report assets: the results page, the survey kit and the survey's scores (group "render").
+
+Thin shell over :mod:`lpd_pipeline.reports`: each asset reads the upstream tables and files from the storage
+layout (a missing one is a Failure naming the asset to materialize first), calls the core and describes the
+result as metadata (a ``file://`` link to the page, counts, a small preview).
+"""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from lpd_pipeline.curation import previews
+from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.files import write_text_atomic
+from lpd_pipeline.reports import deepzoom
+from lpd_pipeline.reports.site import SampleSheet, build_results_site
+from lpd_pipeline.reports.survey import build_survey_kit, score_survey, scores_markdown
+from lpd_pipeline.reports.survey_sources import colorize_survey_tiles, select_survey_tiles
+from lpd_pipeline.settings import PathEscapeError, StorageLayout
+
+GROUP = "render"
+MASTERPIECES = dg.AssetKey("colorized_masterpieces")
+COMPARISON = dg.AssetKey("backbone_comparison")
+TILE_PAIRS = dg.AssetKey("tile_pairs")
+
+
+def _required(path: Path, asset: dg.AssetKey, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise dg.Failure(description=f"{what} {path} does not exist: materialize {asset.to_user_string()} first")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # a damaged upstream file: say which and why
+        raise dg.Failure(description=f"{what} {path} cannot be read ({exc}): materialize "
+                                     f"{asset.to_user_string()} again") from exc
+
+
+def _sample_sheets(layout: StorageLayout, comparison: pd.DataFrame, log) -> list[SampleSheet]:
+    """The evaluation's sample sheet of each variant at its best epoch (else its newest sheet, saying so)."""
+    sheets = []
+    if "variant" not in comparison or "best_epoch" not in comparison:
+        log.warning("comparison.csv has no variant/best_epoch columns: no tile table on the page")
+        return sheets
+    for row in comparison.itertuples(index=False):
+        try:
+            folder = layout.path("evaluation", str(row.variant), "samples")
+        except PathEscapeError as exc:
+            log.warning(f"skipping the sample sheet of variant {row.variant!r}: {exc}")
+            continue
+        best = folder / f"epoch_{int(row.best_epoch):04d}.png" if pd.notna(row.best_epoch) else None
+        if best is not None and best.is_file():
+            sheets.append(SampleSheet(str(row.variant), int(row.best_epoch), best, "best epoch"))
+            continue
+        available = sorted(folder.glob("epoch_*.png"))
+        if available:
+            newest = available[-1]
+            epoch = int(newest.stem.split("_")[-1])
+            sheets.append(SampleSheet(str(row.variant), epoch, newest, "newest sheet; the best epoch has none"))
+        else:
+            log.warning(f"no sample sheets in {folder}")
+    return sheets
+
+
+class ResultsPageConfig(dg.Config):
+    title: str = "lpd-pipeline: machine-colorized Chinese landscape paintings"
+    tile_size: int = deepzoom.DEFAULT_TILE_SIZE
+    jpeg_quality: int = deepzoom.DEFAULT_QUALITY
+
+
+@dg.asset(group_name=GROUP, deps=[MASTERPIECES, COMPARISON], kinds={"html"})
+def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
+                 storage: StorageResource) -> dg.MaterializeResult:
+    """Static site ``<storage>/reports/site/``: each painting ink | ResNet | U-Net, zoomable to full resolution;
+    the tile table, metric tables and plots of the evaluation; provenance and licence of each painting."""
+    layout = storage.layout()
+    renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
+    comparison = _required(layout.path("reports", "comparison.csv"), COMPARISON, "comparison table")
+    by_epoch = _required(layout.path("reports", "metrics_by_epoch.csv"), COMPARISON, "per-epoch metrics table")
+    plots = sorted(layout.path("reports").glob("*.png"))
+    site = build_results_site(
+        layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
+        metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
+        title=config.title, tile_size=config.tile_size, quality=config.jpeg_quality)
+    for problem in site.problems:
+        context.log.warning(problem)
+    metadata = {
+        "url": dg.MetadataValue.url(site.url),
+        "index": dg.MetadataValue.path(str(site.index)),
+        "paintings": site.paintings,
+        "outputs": site.outputs,
+        "pyramid_tiles": site.tiles,
+        "problems": dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(p, 300)}" for p in site.problems)
+                                        or "None."),
+    }
+    if site.preview is not None:
+        metadata["preview"] = dg.MetadataValue.md(previews.markdown_image(site.preview, "ink | colorizations"))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class SurveyKitConfig(dg.Config):
+    questions: int = 10  # the method's survey: 10 questions x 4 images
+    seed: int = 0
+    size: int = 256
+    device: str = "cpu"
+
+
+def _checkpoints(renders: pd.DataFrame) -> dict[str, str]:
+    """The checkpoint each variant's paintings were rendered with (the newest epoch if several)."""
+    ordered = renders.sort_values("epoch")
+    return {str(v): str(rows["checkpoint"].iloc[-1]) for v, rows in ordered.groupby("variant")}
+
+
+@dg.asset(group_name=GROUP, deps=[TILE_PAIRS, MASTERPIECES], kinds={"html"})
+def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
+               storage: StorageResource) -> dg.MaterializeResult:
+    """Static quiz ``<storage>/reports/survey/`` (N questions x 4 tiles, one generated by a model variant);
+    its answer key ``<storage>/reports/survey_key.json`` lies outside the published folder."""
+    layout = storage.layout()
+    tiles = _required(layout.dataset_dir / "tiles.parquet", TILE_PAIRS, "tiles table")
+    renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
+    checkpoints = _checkpoints(renders)
+    if not checkpoints:
+        raise dg.Failure(description=f"the renders table names no checkpoint: materialize "
+                                     f"{MASTERPIECES.to_user_string()} first")
+    try:
+        real, gray = select_survey_tiles(tiles, config.questions, sorted(checkpoints), seed=config.seed)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    real = real.assign(path=[layout.path(p) for p in real["color_path"]])
+    reports = layout.path("reports")
+    reports.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=reports, prefix=".survey-work-") as work:
+        generated = colorize_survey_tiles(gray, checkpoints, work, base_dir=layout.root, device=config.device)
+        kit = build_survey_kit(layout.path("reports", "survey"), layout.path("reports", "survey_key.json"),
+                               real, generated, questions=config.questions, seed=config.seed, size=config.size)
+    context.log.info(f"survey {kit.survey_id}: {kit.questions} questions, variants {', '.join(kit.variants)}")
+    return dg.MaterializeResult(metadata={
+        "url": dg.MetadataValue.url(kit.url),
+        "answer_key": dg.MetadataValue.path(str(kit.key_path)),
+        "survey_id": kit.survey_id,
+        "questions": kit.questions,
+        "variants": dg.MetadataValue.json(list(kit.variants)),
+        "checkpoints": dg.MetadataValue.json(checkpoints),
+        "answers_folder": dg.MetadataValue.path(str(layout.path("reports", "survey_answers"))),
+    })
+
+
+class SurveyResultsConfig(dg.Config):
+    answers_dir: str = ""  # default <storage>/reports/survey_answers/; a relative path is taken from the storage
+
+
+@dg.asset(group_name=GROUP, deps=[survey_kit], kinds={"pandas"})
+def survey_results(context: dg.AssetExecutionContext, config: SurveyResultsConfig,
+                   storage: StorageResource) -> dg.MaterializeResult:
+    """Fake-spotting rate per variant (95% Wilson interval, one-sided binomial p-values vs the 25% chance level)
+    from the answer CSVs returned by respondents; written to ``<storage>/reports/survey_results.csv``."""
+    layout = storage.layout()
+    answers = Path(config.answers_dir) if Path(config.answers_dir).is_absolute() else (
+        layout.path(config.answers_dir) if config.answers_dir else layout.path("reports", "survey_answers"))
+    key_path = layout.path("reports", "survey_key.json")
+    if not key_path.is_file():
+        raise dg.Failure(description=f"answer key {key_path} does not exist: materialize survey_kit first")
+    if not answers.is_dir():
+        raise dg.Failure(description=f"answers folder {answers} does not exist: put the CSV files respondents "
+                                     f"downloaded there (or set answers_dir)")
+    try:
+        scores = score_survey(answers, key_path)
+    except (OSError, ValueError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    for error in scores.errors:
+        context.log.warning(f"left out: {error}")
+    errors_md = "\n".join(f"- {previews.markdown_text(e.path.name)}: {previews.markdown_text(e.reason, 300)}"
+                          for e in scores.errors) or "None."
+    if not scores.files:
+        raise dg.Failure(description=f"no readable answer CSV in {answers}",
+                         metadata={"errors": dg.MetadataValue.md(errors_md)})
+    out = layout.path("reports", "survey_results.csv")
+    write_text_atomic(out, scores.table.to_csv(index=False))
+    return dg.MaterializeResult(metadata={
+        "scores": dg.MetadataValue.md(scores_markdown(scores.table)),
+        "respondents": scores.respondents,
+        "files_scored": len(scores.files),
+        "files_left_out": dg.MetadataValue.md(errors_md),
+        "table": dg.MetadataValue.path(str(out)),
+    })
+
+
+REPORT_ASSETS = [results_page, survey_kit, survey_results]
