@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lpd_pipeline.defs.assets.dataset import DATASET_ASSETS
+from lpd_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_JOBS
 from lpd_pipeline.defs.assets.training import TRAINING_ASSETS
 from lpd_pipeline.defs.checks import DATASET_CHECKS
 from lpd_pipeline.defs.jobs import JOBS
@@ -18,9 +19,9 @@ from lpd_pipeline.defs.sensors import SENSORS
 _storage = StorageResource.from_env()
 
 defs = dg.Definitions(
-    assets=[*DATASET_ASSETS, *TRAINING_ASSETS],
+    assets=[*DATASET_ASSETS, *TRAINING_ASSETS, *EVALUATION_ASSETS],
     asset_checks=[*DATASET_CHECKS],
-    jobs=JOBS,
+    jobs=[*JOBS, *EVALUATION_JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources={
