@@ -64,7 +64,7 @@ def test_every_checkpoint_is_scored_once_and_reused_by_content(trained):
     assert (rows["n_color"] == 5).all() and (rows["n_ink"] == 3).all()
     assert rows["checkpoint_sha256"].str.len().eq(64).all() and rows["checkpoint_sha256"].nunique() == 2
     # The real tiles' features are computed once and cached on disk, keyed by the split's content.
-    assert len(list(store.features_dir(layout).glob("test_color-*.npz"))) == 1
+    assert len(list(store.features_dir(layout).glob("inception_*.npy"))) == 1
     assert FakeMetricModels.instances == 1
 
     # Nothing new: every row comes from the cache and the metric networks are not even loaded.

@@ -32,9 +32,8 @@ from lpd_pipeline import imaging
 from lpd_pipeline.evaluation import leakage, store
 from lpd_pipeline.evaluation.generation import generate, load_for_evaluation
 from lpd_pipeline.evaluation.samples import sample_sheet
-from lpd_pipeline.evaluation.settings import EVALUATION_VERSION, EvaluationSettings
+from lpd_pipeline.evaluation.settings import EvaluationSettings
 from lpd_pipeline.evaluation.testsets import EvaluationTiles, load_test_set, sample_indices, tiles_table_path
-from lpd_pipeline.files import atomic_path
 from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE
 from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.settings import StorageLayout
@@ -69,30 +68,18 @@ def _metrics():
 
 
 def default_models(device: str):
-    """The metric networks, provisioned offline (``metrics.ensure_weights``) on first use."""
-    metrics = _metrics()
-    metrics.ensure_weights()
-    return metrics.MetricModels(device)
+    """The metric networks (weights provisioned offline by the metrics package on first use)."""
+    return _metrics().MetricModels(device)
 
 
 def real_statistics(layout: StorageLayout, tiles: EvaluationTiles, models) -> RealStatistics:
-    """The real test_color tiles' Inception features (cached in ``evaluation/features/`` by split content)."""
-    path = store.features_dir(layout) / f"test_color-v{EVALUATION_VERSION}-{tiles.color.fingerprint}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                features, cf = data["features"], float(data["colorfulness"])
-            if features.shape[0] == tiles.color.n:
-                return RealStatistics(features, cf)
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("real-feature cache %s unreadable (%s): computing again", path, exc)
+    """The real test_color tiles' Inception features (cached in ``evaluation/features/`` by the files' content,
+    through the metrics package's feature cache) and colourfulness."""
+    metrics = _metrics()
     real = np.asarray(tiles.color.color())
-    stats = RealStatistics(np.asarray(models.inception_features(real), dtype=np.float64),
-                           float(_metrics().colorfulness(real)))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, features=stats.features, colorfulness=np.float64(stats.colorfulness))
-    return stats
+    features = metrics.cached_features(tiles.color_files, store.features_dir(layout),
+                                       lambda: models.inception_features(real))
+    return RealStatistics(np.asarray(features, dtype=np.float64), float(metrics.colorfulness(real)))
 
 
 def score_generated(real: np.ndarray, generated: np.ndarray, real_stats: RealStatistics, models,

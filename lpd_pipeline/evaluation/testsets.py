@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from lpd_pipeline.settings import StorageLayout
+from lpd_pipeline.settings import StorageLayout, safe_join
 from lpd_pipeline.training.data import DataError, TileStore, build_tile_store, read_split_tiles
 
 
@@ -25,6 +26,7 @@ class EvaluationTiles:
 
     color: TileStore
     ink: TileStore | None
+    color_files: tuple[Path, ...]  # the real colour tile files, in store order (the feature cache's key)
 
     @property
     def fingerprint(self) -> str:
@@ -51,12 +53,16 @@ def load_test_set(layout: StorageLayout) -> EvaluationTiles:
     """Decode (or reuse) the test_color and test_ink tiles; DataError names the file and the reason."""
     tiles = tiles_table_path(layout)
     color = build_tile_store(tiles, layout.root, "test_color", store_dir(layout, "test_color"))
+    rows = read_split_tiles(tiles, "test_color")  # the store's rows, in its order (checked below)
+    if tuple(rows["tile_id"].astype(str)) != color.tile_ids:
+        raise DataError(f"tiles table {tiles} changed while its test_color tiles were decoded; run again")
+    color_files = tuple(safe_join(layout.root, str(p)) for p in rows["color_path"])
     if color.n < 2:
         raise DataError(f"tiles table {tiles} has {color.n} test_color tile(s): FID and KID need at least two")
     ink = None
     if _has_split(tiles, "test_ink"):
         ink = build_tile_store(tiles, layout.root, "test_ink", store_dir(layout, "test_ink"))
-    return EvaluationTiles(color, ink)
+    return EvaluationTiles(color, ink, color_files)
 
 
 def _has_split(tiles, split: str) -> bool:
