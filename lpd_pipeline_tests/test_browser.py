@@ -178,7 +178,7 @@ def make_site_inputs(root: Path) -> dict:
             "samples": [SampleSheet("resnet9", 5, root / "sheet.png", "best epoch")]}
 
 
-def make_survey_inputs(root: Path, n_paintings: int = 8, tiles_per_painting: int = 3):
+def make_survey_inputs(root: Path, n_paintings: int = 10, tiles_per_painting: int = 3):
     real, fake = [], []
     for painting in range(n_paintings):
         for tile in range(tiles_per_painting):

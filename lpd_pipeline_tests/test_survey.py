@@ -92,7 +92,7 @@ def test_kit_order_follows_the_seed_and_key_stays_outside(tmp_path):
 
 def test_kit_refuses_an_impossible_pool(tmp_path):
     real, fake = _pool(tmp_path, n_paintings=2, tiles=2)
-    with pytest.raises(ValueError, match="cannot fill question"):
+    with pytest.raises(ValueError, match="cannot build 3 questions: they need 2 generated resnet9"):
         build_survey_kit(tmp_path / "site", tmp_path / "key.json", real, fake, questions=3, size=32)
     assert not (tmp_path / "site").exists() and not (tmp_path / "key.json").exists()
 

@@ -11,6 +11,8 @@ listed in the result's ``problems``, while everything else is still published.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import shutil
@@ -25,15 +27,19 @@ import numpy as np
 import pandas as pd
 
 from lpd_pipeline import imaging
-from lpd_pipeline.files import write_text_atomic
+from lpd_pipeline.files import read_json_object, write_text_atomic
 from lpd_pipeline.models.options import VARIANTS
 from lpd_pipeline.reports import deepzoom
 from lpd_pipeline.reports.publish import build_folder
+from lpd_pipeline.settings import PathEscapeError, safe_join
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 MACHINE_LABEL = "machine-colorized"
+PYRAMID_MANIFEST = "pyramids.json"  # pyramid key -> its path in the site, so a rebuild reuses unchanged ones
+PYRAMID_FORMAT = 1
+WIDE_ASPECT = 2.2  # wider paintings (handscrolls) show ink and outputs one under another
 RENDER_COLUMNS = ("painting_id", "title", "artist", "source", "license", "variant", "epoch", "checkpoint",
                   "input_path", "output_path", "width", "height", "seconds")
 
@@ -54,6 +60,7 @@ class ResultsSite:
     paintings: int
     outputs: int
     tiles: int
+    reused_pyramids: int = 0  # taken over unchanged from the previous build
     problems: list[str] = field(default_factory=list)
     preview: np.ndarray | None = field(default=None, repr=False)  # a small sheet: one row per painting, ink then outputs
 
@@ -133,8 +140,9 @@ def build_results_site(
     base = Path(base_dir).resolve() if base_dir is not None else None
     site_dir = Path(site_dir)
     problems: list[str] = []
-    tiles = 0
-    outputs = 0
+    tiles = outputs = reused = 0
+    # Pyramids of unchanged files are taken over from the previous site (hard links), not cut again.
+    previous, manifest = read_json_object(site_dir / PYRAMID_MANIFEST), {}
     with build_folder(site_dir) as build:
         copy_static(build / "assets", "openseadragon", "site.css", "site.js")
         variants = variant_order(sorted(set(renders["variant"].astype(str))))
@@ -147,16 +155,22 @@ def build_results_site(
             cells, thumbs = [], []
 
             def pyramid(source: Path, name: str, label: str) -> dict:
-                nonlocal tiles
+                nonlocal tiles, reused
                 try:
-                    dzi = deepzoom.write_deep_zoom(source, folder, name, tile_size=tile_size, quality=quality,
-                                                   max_pixels=max_pixels)
+                    key = _pyramid_key(source, tile_size, quality)
+                    dzi = _reuse_pyramid(site_dir, previous.get(key), folder, name)
+                    if dzi is None:
+                        dzi = deepzoom.write_deep_zoom(source, folder, name, tile_size=tile_size,
+                                                       quality=quality, max_pixels=max_pixels)
+                    else:
+                        reused += 1
+                    thumbs.append(dzi.thumbnail())
                 except (imaging.ImageDecodeError, OSError, ValueError) as exc:
                     detail = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
                     problems.append(f"painting {pid} ({label}): {detail}")
                     return {"viewer": None, "error": detail}
+                manifest[key] = f"paintings/{folder.name}/{name}"
                 tiles += dzi.tiles
-                thumbs.append(dzi.thumbnail)
                 viewer_id = f"viewer-{index:03d}-{name}"
                 viewers.append({"id": viewer_id, "group": index,
                                 "tileSource": dzi.tile_source(f"paintings/{folder.name}/")})
@@ -182,6 +196,7 @@ def build_results_site(
                 "artist": _text(first["artist"]), "source": _text(first["source"]),
                 "license": _text(first["license"]), "painting_id": pid,
                 "size": f"{format_cell(first['width'])} × {format_cell(first['height'])}", "cells": cells,
+                **_shape(first["width"], first["height"]),
             })
             preview_rows.append(thumbs)
         sample_items = _copy_images(build, "samples", [(s.path, f"{s.variant} epoch {s.epoch}") for s in samples],
@@ -201,7 +216,52 @@ def build_results_site(
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         write_text_atomic(build / "index.html", html)
-    return ResultsSite(site_dir / "index.html", len(paintings), outputs, tiles, problems, _preview(preview_rows))
+        write_text_atomic(build / PYRAMID_MANIFEST, json.dumps(manifest, indent=1))
+    return ResultsSite(site_dir / "index.html", len(paintings), outputs, tiles, reused, problems,
+                       _preview(preview_rows))
+
+
+def _pyramid_key(source: Path, tile_size: int, quality: int) -> str:
+    """Identifies a pyramid: the source file (path, size, modification time) and the tiling settings."""
+    stat = source.resolve().stat()
+    return (f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tile_size}|{deepzoom.DEFAULT_OVERLAP}|"
+            f"{quality}|{PYRAMID_FORMAT}")
+
+
+def _reuse_pyramid(site_dir: Path, previous: object, folder: Path, name: str) -> deepzoom.DeepZoomImage | None:
+    """Link the previous site's pyramid ``previous`` (``paintings/pNNN/name``) into ``folder`` as ``name``."""
+    if not isinstance(previous, str):
+        return None
+    try:
+        old_folder = safe_join(site_dir, *previous.split("/")[:-1])
+        old = deepzoom.read_deep_zoom(old_folder, previous.split("/")[-1])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(old.files_dir, folder / f"{name}_files", copy_function=_link_or_copy)
+    except (OSError, ValueError, PathEscapeError):
+        shutil.rmtree(folder / f"{name}_files", ignore_errors=True)
+        return None
+    text = (old_folder / f"{old.name}.dzi").read_text(encoding="utf-8")
+    write_text_atomic(folder / f"{name}.dzi", text)
+    return dataclasses.replace(old, name=name, folder=folder)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _shape(width: object, height: object) -> dict:
+    """Layout of a painting's row: handscrolls (wider than WIDE_ASPECT) stack their views one under another,
+    every view keeps the painting's aspect ratio (within the CSS height limits)."""
+    try:
+        aspect = float(width) / float(height)
+    except (TypeError, ValueError, ZeroDivisionError):
+        aspect = 1.0
+    if not math.isfinite(aspect) or aspect <= 0:
+        aspect = 1.0
+    return {"aspect": f"{aspect:.4f}", "layout": "stacked" if aspect > WIDE_ASPECT else "side-by-side"}
 
 
 def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], problems: list[str]) -> list[dict]:
