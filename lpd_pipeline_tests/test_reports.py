@@ -105,11 +105,13 @@ def test_site_survives_bad_files_and_missing_variants(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     renders.loc[renders.index[0], "output_path"] = "broken.png"  # painting0 / resnet9
     renders = renders.drop(index=renders.index[3])  # painting1 has no unet256 render
+    renders.loc[renders.index[2], "output_path"] = "../../outside.png"  # painting1 / resnet9: refused
     (tmp_path / "notes.png").write_text("not an image")
     inputs["plots"] = [*inputs["plots"], tmp_path / "notes.png"]
     site = build_results_site(tmp_path / "site", renders, tile_size=128, **inputs)
-    assert site.outputs == 2 and len(site.problems) == 2
+    assert site.outputs == 1 and len(site.problems) == 3
     assert any("broken.png" in p for p in site.problems) and any("notes.png" in p for p in site.problems)
+    assert any("escapes the storage root" in p for p in site.problems)
     html = site.index.read_text()
     assert "not rendered for this model variant" in html and "broken.png" in html
     with pytest.raises(ValueError, match="lacks column"):

@@ -52,6 +52,9 @@ def _metadata(result, key):
 
 def test_results_page_and_survey_assets(storage_root):
     _upstream(storage_root)
+    outside = storage_root.parent / "secret.png"
+    imaging.save_image(outside, imaging.decode_image(storage_root / "renders" / "fid.png"))
+    (storage_root / "reports" / "linked.png").symlink_to(outside)  # a link out of the storage: not published
     result = _run(storage_root, [results_page, survey_kit, survey_results], {"ops": {
         "survey_kit": {"config": {"questions": 3, "size": 32}}}})
     # survey_results has no answers yet: a clear failure, the other two materialized.
@@ -60,7 +63,8 @@ def test_results_page_and_survey_assets(storage_root):
     assert page["url"].value == (storage_root / "reports" / "site" / "index.html").as_uri()
     assert page["paintings"].value == 2 and page["outputs"].value == 4 and "data:image/png" in page["preview"].value
     html = (storage_root / "reports" / "site" / "index.html").read_text()
-    assert "resnet9-lab" in html and "best epoch" in html and "fid" in html
+    assert "resnet9-lab" in html and "best epoch" in html and "fid" in html and "linked" not in html
+    assert len(list((storage_root / "reports" / "site" / "plots").iterdir())) == 1
     kit = _metadata(result, "survey_kit")
     assert kit["questions"].value == 3 and set(kit["variants"].value) == set(VARIANTS)
     failure = [e for e in result.all_events if e.is_step_failure][0]

@@ -87,8 +87,9 @@ def copy_static(target_dir: Path, *names: str) -> None:
 
 
 def _resolve(path_value: object, base_dir: Path | None) -> Path:
+    """An absolute path as it is (paintings may live anywhere); a relative one under ``base_dir``, never out of it."""
     path = Path(str(path_value))
-    return path if path.is_absolute() or base_dir is None else base_dir / path
+    return path if path.is_absolute() or base_dir is None else safe_join(base_dir, str(path))
 
 
 def variant_order(variants: Sequence[str]) -> list[str]:
@@ -154,9 +155,11 @@ def build_results_site(
             folder = build / "paintings" / f"p{index:03d}"
             cells, thumbs = [], []
 
-            def pyramid(source: Path, name: str, label: str) -> dict:
+            def pyramid(path_value: object, name: str, label: str) -> dict:
                 nonlocal tiles, reused
+                source = Path(str(path_value))
                 try:
+                    source = _resolve(path_value, base)
                     key = _pyramid_key(source, tile_size, quality)
                     dzi = _reuse_pyramid(site_dir, previous.get(key), folder, name)
                     if dzi is None:
@@ -176,7 +179,7 @@ def build_results_site(
                                 "tileSource": dzi.tile_source(f"paintings/{folder.name}/")})
                 return {"viewer": viewer_id, "error": "", "size": f"{dzi.width} × {dzi.height}"}
 
-            ink = pyramid(_resolve(first["input_path"], base), "ink", "ink original")
+            ink = pyramid(first["input_path"], "ink", "ink original")
             cells.append({"heading": "ink original", "machine": False, "details": [], **ink})
             by_variant = {str(v): rows.iloc[0] for v, rows in group.groupby(group["variant"].astype(str))}
             for column, variant in enumerate(variants):
@@ -185,7 +188,7 @@ def build_results_site(
                     cells.append({"heading": variant, "machine": True, "viewer": None, "details": [],
                                   "error": "not rendered for this model variant"})
                     continue
-                cell = pyramid(_resolve(row["output_path"], base), f"v{column}", variant)
+                cell = pyramid(row["output_path"], f"v{column}", variant)
                 outputs += cell["viewer"] is not None
                 details = [f"epoch {format_cell(row['epoch'])}",
                            f"checkpoint {Path(_text(row['checkpoint'])).name}",

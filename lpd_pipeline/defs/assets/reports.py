@@ -5,12 +5,14 @@ layout (a missing one is a Failure naming the asset to materialize first), calls
 result as metadata (a ``file://`` link to the page, counts, a small preview).
 """
 
+import re
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from lpd_pipeline import imaging
 from lpd_pipeline.curation import previews
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.files import write_text_atomic
@@ -19,6 +21,7 @@ from lpd_pipeline.reports.site import SampleSheet, build_results_site
 from lpd_pipeline.reports.survey import build_survey_kit, score_survey, scores_markdown
 from lpd_pipeline.reports.survey_sources import colorize_survey_tiles, select_survey_tiles
 from lpd_pipeline.settings import PathEscapeError, StorageLayout
+from lpd_pipeline.training.checkpoints import CheckpointError
 
 GROUP = "render"
 MASTERPIECES = dg.AssetKey("colorized_masterpieces")
@@ -49,17 +52,29 @@ def _sample_sheets(layout: StorageLayout, comparison: pd.DataFrame, log) -> list
             log.warning(f"skipping the sample sheet of variant {row.variant!r}: {exc}")
             continue
         best = folder / f"epoch_{int(row.best_epoch):04d}.png" if pd.notna(row.best_epoch) else None
-        if best is not None and best.is_file():
+        if best is not None and best.is_file() and _inside(layout, [best], log):
             sheets.append(SampleSheet(str(row.variant), int(row.best_epoch), best, "best epoch"))
             continue
-        available = sorted(folder.glob("epoch_*.png"))
+        available = {int(m.group(1)): path for path in _inside(layout, list(folder.glob("epoch_*.png")), log)
+                     if (m := re.fullmatch(r"epoch_(\d+)", path.stem))}
         if available:
-            newest = available[-1]
-            epoch = int(newest.stem.split("_")[-1])
+            epoch = max(available)
+            newest = available[epoch]
             sheets.append(SampleSheet(str(row.variant), epoch, newest, "newest sheet; the best epoch has none"))
         else:
             log.warning(f"no sample sheets in {folder}")
     return sheets
+
+
+def _inside(layout: StorageLayout, paths: list[Path], log) -> list[Path]:
+    """``paths`` that stay inside the storage root once links are followed (others are logged and skipped)."""
+    kept = []
+    for path in paths:
+        try:
+            kept.append(layout.path(str(path.relative_to(layout.root))))
+        except (PathEscapeError, ValueError) as exc:
+            log.warning(f"skipping {path}: {exc}")
+    return kept
 
 
 class ResultsPageConfig(dg.Config):
@@ -77,7 +92,7 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
     renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
     comparison = _required(layout.path("reports", "comparison.csv"), COMPARISON, "comparison table")
     by_epoch = _required(layout.path("reports", "metrics_by_epoch.csv"), COMPARISON, "per-epoch metrics table")
-    plots = sorted(layout.path("reports").glob("*.png"))
+    plots = _inside(layout, sorted(layout.path("reports").glob("*.png")), context.log)
     site = build_results_site(
         layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
         metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
@@ -111,6 +126,11 @@ def _checkpoints(renders: pd.DataFrame) -> dict[str, str]:
     return {str(v): str(rows["checkpoint"].iloc[-1]) for v, rows in ordered.groupby("variant")}
 
 
+def _checkpoint_path(layout: StorageLayout, value: str) -> Path:
+    """Checkpoint paths are absolute by contract; a relative one is taken from the storage root."""
+    return Path(value) if Path(value).is_absolute() else layout.path(value)
+
+
 @dg.asset(group_name=GROUP, deps=[TILE_PAIRS, MASTERPIECES], kinds={"html"})
 def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
                storage: StorageResource) -> dg.MaterializeResult:
@@ -127,11 +147,19 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
         real, gray = select_survey_tiles(tiles, config.questions, sorted(checkpoints), seed=config.seed)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    real = real.assign(path=[layout.path(p) for p in real["color_path"]])
+    try:
+        real = real.assign(path=[layout.path(p) for p in real["color_path"]])
+    except PathEscapeError as exc:
+        raise dg.Failure(description=f"tiles table: {exc}") from exc
     reports = layout.path("reports")
     reports.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=reports, prefix=".survey-work-") as work:
-        generated = colorize_survey_tiles(gray, checkpoints, work, base_dir=layout.root, device=config.device)
+        try:
+            generated = colorize_survey_tiles(
+                gray, {v: _checkpoint_path(layout, c) for v, c in checkpoints.items()}, work, base_dir=layout.root,
+                device=config.device)
+        except (CheckpointError, imaging.ImageDecodeError, PathEscapeError) as exc:
+            raise dg.Failure(description=f"cannot colorize the survey's gray tiles: {exc}") from exc
         kit = build_survey_kit(layout.path("reports", "survey"), layout.path("reports", "survey_key.json"),
                                real, generated, questions=config.questions, seed=config.seed, size=config.size)
     context.log.info(f"survey {kit.survey_id}: {kit.questions} questions, variants {', '.join(kit.variants)}")
