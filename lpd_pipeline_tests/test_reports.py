@@ -114,6 +114,8 @@ def test_site_survives_bad_files_and_missing_variants(tmp_path):
     assert any("escapes the storage root" in p for p in site.problems)
     html = site.index.read_text()
     assert "not rendered for this model variant" in html and "broken.png" in html
+    assert str(tmp_path) not in html  # the page names files, never local paths
+    assert all(str(tmp_path) in p for p in site.problems if "escapes" not in p)  # the operator gets full paths
     with pytest.raises(ValueError, match="lacks column"):
         build_results_site(tmp_path / "site", renders.drop(columns="license"), **inputs)
     assert site.index.read_text() == html  # the failed build left the published site alone
@@ -157,3 +159,4 @@ def test_rebuild_reuses_unchanged_pyramids(tmp_path):
         assert np.asarray(tile.convert("RGB")).mean() == pytest.approx(200, abs=2)  # the changed one was recut
     third = build_results_site(tmp_path / "site", tile_size=64, **inputs)  # other settings: nothing reused
     assert third.reused_pyramids == 0
+    assert str(tmp_path) not in (tmp_path / "site" / "pyramids.json").read_text()  # no local paths published

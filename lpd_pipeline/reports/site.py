@@ -12,6 +12,7 @@ listed in the result's ``problems``, while everything else is still published.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -140,7 +141,8 @@ def build_results_site(
         raise ValueError(f"renders table lacks column(s) {missing}; needs {list(RENDER_COLUMNS)}")
     base = Path(base_dir).resolve() if base_dir is not None else None
     site_dir = Path(site_dir)
-    problems: list[str] = []
+    problems: list[str] = []  # for the operator (full paths); the page shows page_problems (file names)
+    page_problems: list[str] = []
     tiles = outputs = reused = 0
     # Pyramids of unchanged files are taken over from the previous site (hard links), not cut again.
     previous, manifest = read_json_object(site_dir / PYRAMID_MANIFEST), {}
@@ -148,7 +150,7 @@ def build_results_site(
         copy_static(build / "assets", "openseadragon", "site.css", "site.js")
         variants = variant_order(sorted(set(renders["variant"].astype(str))))
         paintings, viewers, preview_rows = [], [], []
-        ordered = renders.assign(_title=renders["title"].map(_text), _pid=renders["painting_id"].astype(str))
+        ordered = renders.assign(_pid=renders["painting_id"].astype(str))  # paintings in the table's order
         for index, (pid, group) in enumerate(ordered.groupby("_pid", sort=False)):
             group = group.sort_values("epoch", ascending=False)
             first = group.iloc[0]
@@ -171,7 +173,9 @@ def build_results_site(
                 except (imaging.ImageDecodeError, OSError, ValueError) as exc:
                     detail = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
                     problems.append(f"painting {pid} ({label}): {detail}")
-                    return {"viewer": None, "error": detail}
+                    shown = _page_text(detail, source, base)
+                    page_problems.append(f"painting {pid} ({label}): {shown}")
+                    return {"viewer": None, "error": shown}
                 manifest[key] = f"paintings/{folder.name}/{name}"
                 tiles += dzi.tiles
                 viewer_id = f"viewer-{index:03d}-{name}"
@@ -203,10 +207,11 @@ def build_results_site(
             })
             preview_rows.append(thumbs)
         sample_items = _copy_images(build, "samples", [(s.path, f"{s.variant} epoch {s.epoch}") for s in samples],
-                                    problems)
+                                    problems, page_problems)
         for item, sheet in zip(sample_items, samples):
             item.update(variant=sheet.variant, epoch=sheet.epoch, note=sheet.note)
-        plot_items = _copy_images(build, "plots", [(Path(p), Path(p).stem) for p in plots], problems)
+        plot_items = _copy_images(build, "plots", [(Path(p), Path(p).stem) for p in plots], problems,
+                                  page_problems)
         epoch_tables = []
         if metrics_by_epoch is not None and not metrics_by_epoch.empty and "variant" in metrics_by_epoch:
             for variant, rows in metrics_by_epoch.groupby(metrics_by_epoch["variant"].astype(str)):
@@ -215,7 +220,7 @@ def build_results_site(
             title=title, machine_label=MACHINE_LABEL, variants=variants, paintings=paintings,
             viewer_config={"prefixUrl": "assets/openseadragon/images/", "viewers": viewers},
             comparison=table_rows(comparison), epoch_tables=epoch_tables, samples=sample_items,
-            plots=plot_items, problems=problems,
+            plots=plot_items, problems=page_problems,
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         write_text_atomic(build / "index.html", html)
@@ -225,10 +230,12 @@ def build_results_site(
 
 
 def _pyramid_key(source: Path, tile_size: int, quality: int) -> str:
-    """Identifies a pyramid: the source file (path, size, modification time) and the tiling settings."""
+    """Identifies a pyramid: the source file (path, size, modification time) and the tiling settings, hashed
+    (the manifest is published with the site and must not show local paths)."""
     stat = source.resolve().stat()
-    return (f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tile_size}|{deepzoom.DEFAULT_OVERLAP}|"
+    text = (f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tile_size}|{deepzoom.DEFAULT_OVERLAP}|"
             f"{quality}|{PYRAMID_FORMAT}")
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _reuse_pyramid(site_dir: Path, previous: object, folder: Path, name: str) -> deepzoom.DeepZoomImage | None:
@@ -267,7 +274,14 @@ def _shape(width: object, height: object) -> dict:
     return {"aspect": f"{aspect:.4f}", "layout": "stacked" if aspect > WIDE_ASPECT else "side-by-side"}
 
 
-def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], problems: list[str]) -> list[dict]:
+def _page_text(detail: str, source: Path, base: Path | None) -> str:
+    """A problem as the published page says it: file names, never local paths."""
+    detail = detail.replace(str(source), source.name)
+    return detail.replace(str(base), "<storage>") if base is not None else detail
+
+
+def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], problems: list[str],
+                 page_problems: list[str]) -> list[dict]:
     """Copy images that decode into ``build/folder`` under plain numbered names; the rest become problems."""
     copied = []
     for number, (path, caption) in enumerate(items):
@@ -276,11 +290,12 @@ def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], pr
             with open(path, "rb") as handle:
                 kind = imaging.sniff_image_type(handle.read(64))
             imaging.image_size(path)
-        except (imaging.ImageDecodeError, OSError) as exc:
-            problems.append(f"{folder}: {path}: {exc}")
-            continue
-        if kind not in ("png", "jpeg", "webp"):
-            problems.append(f"{folder}: {path}: {kind} images do not show in browsers")
+            if kind not in ("png", "jpeg", "webp"):
+                raise ValueError(f"{kind} images do not show in browsers")
+        except (imaging.ImageDecodeError, OSError, ValueError) as exc:
+            detail = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            problems.append(f"{folder}: {detail}")
+            page_problems.append(f"{folder}: {_page_text(detail, path, None)}")
             continue
         name = f"{number:03d}.{'jpg' if kind == 'jpeg' else kind}"
         (build / folder).mkdir(parents=True, exist_ok=True)
