@@ -86,6 +86,18 @@ def test_results_page_and_survey_assets(storage_root):
     table = pd.read_csv(storage_root / "reports" / "survey_results.csv").set_index("variant")
     assert table.loc["all", "answers"] == 6 and table.loc["all", "fakes_spotted"] == 3
 
+    # A new kit would orphan these answers: refused unless asked, and then the old key is kept.
+    config = {"ops": {"survey_kit": {"config": {"questions": 3, "size": 32}}}}
+    result = _run(storage_root, [survey_kit], config)
+    assert not result.success and "replace_answered" in str(
+        [e for e in result.all_events if e.is_step_failure][0].event_specific_data.error)
+    assert read_survey_key(key_path)["survey_id"] == key["survey_id"]
+    config["ops"]["survey_kit"]["config"]["replace_answered"] = True
+    assert _run(storage_root, [survey_kit], config).success
+    assert read_survey_key(key_path)["survey_id"] != key["survey_id"]
+    archived = storage_root / "reports" / "survey_keys" / f"{key['survey_id']}.json"
+    assert read_survey_key(archived) == key
+
 
 @pytest.mark.parametrize("missing,upstream", [("renders/masterpieces.parquet", "colorized_masterpieces"),
                                               ("reports/comparison.csv", "backbone_comparison")])

@@ -43,13 +43,14 @@ SCORE_COLUMNS = ("variant", "answers", "respondents", "fakes_spotted", "rate", "
 KEY_FORMAT = "lpd-survey-key-v1"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SurveyKit:
     index: Path
     key_path: Path
     survey_id: str
     questions: int
     variants: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)  # images left out (unreadable), with the reason
 
     @property
     def url(self) -> str:
@@ -171,6 +172,8 @@ def build_survey_kit(
     published_dir, key_path = Path(published_dir).resolve(), Path(key_path).resolve()
     if key_path == published_dir or published_dir in key_path.parents:
         raise ValueError(f"the answer key {key_path} must lie outside the published folder {published_dir}")
+    skipped: list[str] = []
+    real, generated = _readable(real, max_pixels, skipped), _readable(generated, max_pixels, skipped)
     rng = np.random.default_rng(seed)
     assigned = _assign(real, generated, questions, rng)
     survey_id = secrets.token_hex(6)
@@ -205,7 +208,20 @@ def build_survey_kit(
                "published_dir": str(published_dir), "questions": key_questions}
         write_text_atomic(key_path, json.dumps(key, indent=1))
     variants = tuple(variant_order(sorted({q["variant"] for q in key_questions})))
-    return SurveyKit(published_dir / "index.html", key_path, survey_id, len(key_questions), variants)
+    return SurveyKit(published_dir / "index.html", key_path, survey_id, len(key_questions), variants, skipped)
+
+
+def _readable(frame: pd.DataFrame, max_pixels: int, skipped: list[str]) -> pd.DataFrame:
+    """Rows whose image file opens (header check); the others are listed in ``skipped`` with the reason."""
+    keep = []
+    for path in frame["path"]:
+        try:
+            imaging.image_size(path, max_pixels)
+            keep.append(True)
+        except (imaging.ImageDecodeError, OSError) as exc:
+            skipped.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            keep.append(False)
+    return frame[keep]
 
 
 def read_survey_key(key_path: str | os.PathLike) -> dict:

@@ -18,7 +18,7 @@ from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.reports import deepzoom
 from lpd_pipeline.reports.site import SampleSheet, build_results_site
-from lpd_pipeline.reports.survey import build_survey_kit, score_survey, scores_markdown
+from lpd_pipeline.reports.survey import build_survey_kit, read_survey_key, score_survey, scores_markdown
 from lpd_pipeline.reports.survey_sources import colorize_survey_tiles, select_survey_tiles
 from lpd_pipeline.settings import PathEscapeError, StorageLayout
 from lpd_pipeline.training.checkpoints import CheckpointError
@@ -118,6 +118,44 @@ class SurveyKitConfig(dg.Config):
     seed: int = 0
     size: int = 256
     device: str = "cpu"
+    # A survey that already has answers in the answers folder is only replaced when this is set (its key is
+    # kept as reports/survey_keys/<survey_id>.json, so those answers can still be scored against it).
+    replace_answered: bool = False
+
+
+def _answered(answers: Path, survey_id: str) -> list[Path]:
+    """Answer CSVs in ``answers`` that mention ``survey_id``."""
+    if not answers.is_dir():
+        return []
+    found = []
+    for path in sorted(answers.glob("*.csv")):
+        try:
+            if survey_id in path.read_text(encoding="utf-8", errors="replace"):
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def _archive_previous_key(layout: StorageLayout, log, replace_answered: bool) -> None:
+    key_path = layout.path("reports", "survey_key.json")
+    if not key_path.is_file():
+        return
+    try:
+        previous = read_survey_key(key_path)
+    except ValueError as exc:
+        log.warning(f"the previous answer key is unreadable and will be replaced: {exc}")
+        return
+    survey_id = str(previous["survey_id"])
+    answered = _answered(layout.path("reports", "survey_answers"), survey_id)
+    if answered and not replace_answered:
+        raise dg.Failure(description=(
+            f"survey {survey_id} already has {len(answered)} answer file(s) in {answered[0].parent}; a new kit "
+            f"would make them unscorable against the new key. Score them (survey_results) or set "
+            f"replace_answered: true (the old key is then kept in reports/survey_keys/)."))
+    archive = layout.path("reports", "survey_keys", f"{survey_id}.json")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(archive, key_path.read_text(encoding="utf-8"))
 
 
 def _checkpoints(renders: pd.DataFrame) -> dict[str, str]:
@@ -139,6 +177,7 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
     layout = storage.layout()
     tiles = _required(layout.dataset_dir / "tiles.parquet", TILE_PAIRS, "tiles table")
     renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
+    _archive_previous_key(layout, context.log, config.replace_answered)
     checkpoints = _checkpoints(renders)
     if not checkpoints:
         raise dg.Failure(description=f"the renders table names no checkpoint: materialize "
@@ -171,6 +210,8 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
         "variants": dg.MetadataValue.json(list(kit.variants)),
         "checkpoints": dg.MetadataValue.json(checkpoints),
         "answers_folder": dg.MetadataValue.path(str(layout.path("reports", "survey_answers"))),
+        "images_skipped": dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(s, 300)}" for s in kit.skipped)
+                                              or "None."),
     })
 
 
