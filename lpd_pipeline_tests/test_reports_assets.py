@@ -108,3 +108,19 @@ def test_missing_upstream_names_what_to_materialize(storage_root, missing, upstr
     assert not result.success
     error = str([e for e in result.all_events if e.is_step_failure][0].event_specific_data.error)
     assert missing.split("/")[-1] in error and f"materialize {upstream} first" in error
+
+
+def test_results_page_reads_the_evaluation_modules_files(storage_root):
+    """backbone_comparison.csv and per-variant evaluations.parquet stand in for comparison.csv and
+    metrics_by_epoch.csv."""
+    _upstream(storage_root)
+    (storage_root / "reports" / "comparison.csv").rename(storage_root / "reports" / "backbone_comparison.csv")
+    (storage_root / "reports" / "metrics_by_epoch.csv").unlink()
+    pd.DataFrame({"epoch": [10, 5, 15], "fid": [30.5, 40.25, 1e9], "lpips": [0.3, 0.4, 0.0],
+                  "status": ["ok", "ok", "skipped"]}).to_parquet(
+        storage_root / "evaluation" / "resnet9" / "evaluations.parquet")
+    result = _run(storage_root, [results_page])
+    assert result.success
+    html = (storage_root / "reports" / "site" / "index.html").read_text()
+    assert "resnet9: every scored epoch" in html and "40.25" in html and "30.5" in html
+    assert "1e+09" not in html  # skipped rows are not scores

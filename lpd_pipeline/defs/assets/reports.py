@@ -39,6 +39,39 @@ def _required(path: Path, asset: dg.AssetKey, what: str) -> pd.DataFrame:
                                      f"{asset.to_user_string()} again") from exc
 
 
+# Where backbone_comparison writes its table (the brief's name first, then the evaluation module's).
+COMPARISON_FILES = ("comparison.csv", "backbone_comparison.csv")
+EPOCH_METRICS = ("fid", "kid", "lpips", "delta_e", "delta_cf", "psnr", "ssim", "ink_fid")
+
+
+def _comparison(layout: StorageLayout) -> pd.DataFrame:
+    for name in COMPARISON_FILES:
+        path = layout.path("reports", name)
+        if path.is_file():
+            return _required(path, COMPARISON, "comparison table")
+    raise dg.Failure(description=f"no comparison table ({' or '.join(COMPARISON_FILES)}) in "
+                                 f"{layout.path('reports')}: materialize {COMPARISON.to_user_string()} first")
+
+
+def _metrics_by_epoch(layout: StorageLayout, comparison: pd.DataFrame, log) -> pd.DataFrame | None:
+    """``reports/metrics_by_epoch.csv``, else the scored rows of each variant's ``evaluations.parquet``."""
+    path = layout.path("reports", "metrics_by_epoch.csv")
+    if path.is_file():
+        return _required(path, COMPARISON, "per-epoch metrics table")
+    frames = []
+    for variant in comparison.get("variant", pd.Series(dtype=str)).astype(str):
+        try:
+            rows = pd.read_parquet(layout.path("evaluation", variant, "evaluations.parquet"))
+        except (OSError, ValueError, PathEscapeError) as exc:
+            log.warning(f"no per-epoch metrics of {variant}: {exc}")
+            continue
+        if "status" in rows:
+            rows = rows[rows["status"] == "ok"]
+        columns = [c for c in ("epoch", *EPOCH_METRICS) if c in rows]
+        frames.append(rows[columns].assign(variant=variant)[["variant", *columns]].sort_values("epoch"))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def _sample_sheets(layout: StorageLayout, comparison: pd.DataFrame, log) -> list[SampleSheet]:
     """The evaluation's sample sheet of each variant at its best epoch (else its newest sheet, saying so)."""
     sheets = []
@@ -51,9 +84,10 @@ def _sample_sheets(layout: StorageLayout, comparison: pd.DataFrame, log) -> list
         except PathEscapeError as exc:
             log.warning(f"skipping the sample sheet of variant {row.variant!r}: {exc}")
             continue
-        best = folder / f"epoch_{int(row.best_epoch):04d}.png" if pd.notna(row.best_epoch) else None
+        best_epoch = pd.to_numeric(pd.Series([row.best_epoch]), errors="coerce").iloc[0]
+        best = folder / f"epoch_{int(best_epoch):04d}.png" if pd.notna(best_epoch) else None
         if best is not None and best.is_file() and _inside(layout, [best], log):
-            sheets.append(SampleSheet(str(row.variant), int(row.best_epoch), best, "best epoch"))
+            sheets.append(SampleSheet(str(row.variant), int(best_epoch), best, "best epoch"))
             continue
         available = {int(m.group(1)): path for path in _inside(layout, list(folder.glob("epoch_*.png")), log)
                      if (m := re.fullmatch(r"epoch_(\d+)", path.stem))}
@@ -90,8 +124,8 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
     the tile table, metric tables and plots of the evaluation; provenance and licence of each painting."""
     layout = storage.layout()
     renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
-    comparison = _required(layout.path("reports", "comparison.csv"), COMPARISON, "comparison table")
-    by_epoch = _required(layout.path("reports", "metrics_by_epoch.csv"), COMPARISON, "per-epoch metrics table")
+    comparison = _comparison(layout)
+    by_epoch = _metrics_by_epoch(layout, comparison, context.log)
     plots = _inside(layout, sorted(layout.path("reports").glob("*.png")), context.log)
     site = build_results_site(
         layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
@@ -225,8 +259,11 @@ def survey_results(context: dg.AssetExecutionContext, config: SurveyResultsConfi
     """Fake-spotting rate per variant (95% Wilson interval, one-sided binomial p-values vs the 25% chance level)
     from the answer CSVs returned by respondents; written to ``<storage>/reports/survey_results.csv``."""
     layout = storage.layout()
-    answers = Path(config.answers_dir) if Path(config.answers_dir).is_absolute() else (
-        layout.path(config.answers_dir) if config.answers_dir else layout.path("reports", "survey_answers"))
+    try:
+        answers = Path(config.answers_dir) if Path(config.answers_dir).is_absolute() else (
+            layout.path(config.answers_dir) if config.answers_dir else layout.path("reports", "survey_answers"))
+    except PathEscapeError as exc:
+        raise dg.Failure(description=f"answers_dir: {exc}; give an absolute path for a folder elsewhere") from exc
     key_path = layout.path("reports", "survey_key.json")
     if not key_path.is_file():
         raise dg.Failure(description=f"answer key {key_path} does not exist: materialize survey_kit first")
