@@ -52,7 +52,10 @@ def test_pyramid_levels_and_tiles_follow_dzi(tmp_path, height, width):
     source = dzi.tile_source("paintings/p000/")["Image"]
     assert source["Url"] == "paintings/p000/img_files/" and source["Size"] == {"Width": str(width),
                                                                                "Height": str(height)}
-    assert dzi.thumbnail is not None and max(dzi.thumbnail.shape[:2]) <= deepzoom.THUMBNAIL_SIDE
+    thumbnail = dzi.thumbnail()
+    assert max(thumbnail.shape[:2]) <= 64 and thumbnail.shape[:2] == deepzoom.level_size(
+        width, height, deepzoom.thumbnail_level(width, height, 64))[::-1]
+    assert deepzoom.read_deep_zoom(tmp_path, "img") == dzi
 
 
 def test_halving_is_an_area_average():
@@ -102,13 +105,17 @@ def test_site_survives_bad_files_and_missing_variants(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     renders.loc[renders.index[0], "output_path"] = "broken.png"  # painting0 / resnet9
     renders = renders.drop(index=renders.index[3])  # painting1 has no unet256 render
+    renders.loc[renders.index[2], "output_path"] = "../../outside.png"  # painting1 / resnet9: refused
     (tmp_path / "notes.png").write_text("not an image")
     inputs["plots"] = [*inputs["plots"], tmp_path / "notes.png"]
     site = build_results_site(tmp_path / "site", renders, tile_size=128, **inputs)
-    assert site.outputs == 2 and len(site.problems) == 2
+    assert site.outputs == 1 and len(site.problems) == 3
     assert any("broken.png" in p for p in site.problems) and any("notes.png" in p for p in site.problems)
+    assert any("escapes the storage root" in p for p in site.problems)
     html = site.index.read_text()
     assert "not rendered for this model variant" in html and "broken.png" in html
+    assert str(tmp_path) not in html  # the page names files, never local paths
+    assert all(str(tmp_path) in p for p in site.problems if "escapes" not in p)  # the operator gets full paths
     with pytest.raises(ValueError, match="lacks column"):
         build_results_site(tmp_path / "site", renders.drop(columns="license"), **inputs)
     assert site.index.read_text() == html  # the failed build left the published site alone
@@ -136,3 +143,20 @@ def test_samples_and_plots_keep_their_captions(tmp_path):
     html = site.index.read_text()
     assert "unet256, epoch 12 (newest sheet)" in html and "gray | generated | real" in html
     assert html.count('src="plots/') == 1 and html.count('src="samples/') == 1
+
+
+def test_rebuild_reuses_unchanged_pyramids(tmp_path):
+    inputs = make_site_inputs(tmp_path)
+    first = build_results_site(tmp_path / "site", tile_size=128, **inputs)
+    assert first.reused_pyramids == 0
+    tiles_before = sorted(p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*.jpg"))
+    changed = tmp_path / inputs["renders"]["output_path"].iloc[0]
+    imaging.save_image(changed, np.full((600, 900, 3), 200, np.uint8))  # new content for one output
+    second = build_results_site(tmp_path / "site", tile_size=128, **inputs)
+    assert second.reused_pyramids == 5 and second.tiles == first.tiles and not second.problems
+    assert sorted(p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*.jpg")) == tiles_before
+    with Image.open(tmp_path / "site" / "paintings" / "p000" / "v0_files" / "0" / "0_0.jpg") as tile:
+        assert np.asarray(tile.convert("RGB")).mean() == pytest.approx(200, abs=2)  # the changed one was recut
+    third = build_results_site(tmp_path / "site", tile_size=64, **inputs)  # other settings: nothing reused
+    assert third.reused_pyramids == 0
+    assert str(tmp_path) not in (tmp_path / "site" / "pyramids.json").read_text()  # no local paths published

@@ -52,6 +52,9 @@ def _metadata(result, key):
 
 def test_results_page_and_survey_assets(storage_root):
     _upstream(storage_root)
+    outside = storage_root.parent / "secret.png"
+    imaging.save_image(outside, imaging.decode_image(storage_root / "renders" / "fid.png"))
+    (storage_root / "reports" / "linked.png").symlink_to(outside)  # a link out of the storage: not published
     result = _run(storage_root, [results_page, survey_kit, survey_results], {"ops": {
         "survey_kit": {"config": {"questions": 3, "size": 32}}}})
     # survey_results has no answers yet: a clear failure, the other two materialized.
@@ -60,7 +63,8 @@ def test_results_page_and_survey_assets(storage_root):
     assert page["url"].value == (storage_root / "reports" / "site" / "index.html").as_uri()
     assert page["paintings"].value == 2 and page["outputs"].value == 4 and "data:image/png" in page["preview"].value
     html = (storage_root / "reports" / "site" / "index.html").read_text()
-    assert "resnet9-lab" in html and "best epoch" in html and "fid" in html
+    assert "resnet9-lab" in html and "best epoch" in html and "fid" in html and "linked" not in html
+    assert len(list((storage_root / "reports" / "site" / "plots").iterdir())) == 1
     kit = _metadata(result, "survey_kit")
     assert kit["questions"].value == 3 and set(kit["variants"].value) == set(VARIANTS)
     failure = [e for e in result.all_events if e.is_step_failure][0]
@@ -82,6 +86,18 @@ def test_results_page_and_survey_assets(storage_root):
     table = pd.read_csv(storage_root / "reports" / "survey_results.csv").set_index("variant")
     assert table.loc["all", "answers"] == 6 and table.loc["all", "fakes_spotted"] == 3
 
+    # A new kit would orphan these answers: refused unless asked, and then the old key is kept.
+    config = {"ops": {"survey_kit": {"config": {"questions": 3, "size": 32}}}}
+    result = _run(storage_root, [survey_kit], config)
+    assert not result.success and "replace_answered" in str(
+        [e for e in result.all_events if e.is_step_failure][0].event_specific_data.error)
+    assert read_survey_key(key_path)["survey_id"] == key["survey_id"]
+    config["ops"]["survey_kit"]["config"]["replace_answered"] = True
+    assert _run(storage_root, [survey_kit], config).success
+    assert read_survey_key(key_path)["survey_id"] != key["survey_id"]
+    archived = storage_root / "reports" / "survey_keys" / f"{key['survey_id']}.json"
+    assert read_survey_key(archived) == key
+
 
 @pytest.mark.parametrize("missing,upstream", [("renders/masterpieces.parquet", "colorized_masterpieces"),
                                               ("reports/comparison.csv", "backbone_comparison")])
@@ -92,3 +108,19 @@ def test_missing_upstream_names_what_to_materialize(storage_root, missing, upstr
     assert not result.success
     error = str([e for e in result.all_events if e.is_step_failure][0].event_specific_data.error)
     assert missing.split("/")[-1] in error and f"materialize {upstream} first" in error
+
+
+def test_results_page_reads_the_evaluation_modules_files(storage_root):
+    """backbone_comparison.csv and per-variant evaluations.parquet stand in for comparison.csv and
+    metrics_by_epoch.csv."""
+    _upstream(storage_root)
+    (storage_root / "reports" / "comparison.csv").rename(storage_root / "reports" / "backbone_comparison.csv")
+    (storage_root / "reports" / "metrics_by_epoch.csv").unlink()
+    pd.DataFrame({"epoch": [10, 5, 15], "fid": [30.5, 40.25, 1e9], "lpips": [0.3, 0.4, 0.0],
+                  "status": ["ok", "ok", "skipped"]}).to_parquet(
+        storage_root / "evaluation" / "resnet9" / "evaluations.parquet")
+    result = _run(storage_root, [results_page])
+    assert result.success
+    html = (storage_root / "reports" / "site" / "index.html").read_text()
+    assert "resnet9: every scored epoch" in html and "40.25" in html and "30.5" in html
+    assert "1e+09" not in html  # skipped rows are not scores

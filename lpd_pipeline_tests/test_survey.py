@@ -90,9 +90,20 @@ def test_kit_order_follows_the_seed_and_key_stays_outside(tmp_path):
     assert (tmp_path / "site" / "index.html").is_file()  # the previous kit is still there
 
 
+def test_kit_skips_unreadable_images(tmp_path):
+    real, fake = _pool(tmp_path, n_paintings=8)
+    (tmp_path / "real_0_0.png").write_bytes(b"")  # zero bytes
+    (tmp_path / "fake_1_resnet9.png").write_text("<html>")
+    kit = build_survey_kit(tmp_path / "site", tmp_path / "key.json", real, fake, questions=4, size=32)
+    assert len(kit.skipped) == 2 and any("real_0_0.png" in s for s in kit.skipped)
+    key = read_survey_key(kit.key_path)
+    used = {src for q in key["questions"] for src in [q["fake_source"], *q["real_sources"]]}
+    assert str(tmp_path / "real_0_0.png") not in used and str(tmp_path / "fake_1_resnet9.png") not in used
+
+
 def test_kit_refuses_an_impossible_pool(tmp_path):
     real, fake = _pool(tmp_path, n_paintings=2, tiles=2)
-    with pytest.raises(ValueError, match="cannot fill question"):
+    with pytest.raises(ValueError, match="cannot build 3 questions: they need 2 generated resnet9"):
         build_survey_kit(tmp_path / "site", tmp_path / "key.json", real, fake, questions=3, size=32)
     assert not (tmp_path / "site").exists() and not (tmp_path / "key.json").exists()
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 import cv2
@@ -27,7 +28,6 @@ DZI_XMLNS = "http://schemas.microsoft.com/deepzoom/2008"
 DEFAULT_TILE_SIZE = 254  # 254 + 2 x 1 overlap = 256-px tiles, the usual DZI choice
 DEFAULT_OVERLAP = 1
 DEFAULT_QUALITY = 88
-THUMBNAIL_SIDE = 256
 _STRIP_ROWS = 512  # rows of a level halved at once (even, so strips of the next level line up)
 
 
@@ -42,8 +42,16 @@ class DeepZoomImage:
     overlap: int
     format: str
     tiles: int
-    # The largest level no bigger than THUMBNAIL_SIDE on either side (a by-product, for previews).
-    thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)
+    folder: Path
+
+    @property
+    def files_dir(self) -> Path:
+        return self.folder / f"{self.name}_files"
+
+    def thumbnail(self) -> np.ndarray:
+        """The largest level that fits in one tile (its only tile, decoded): a preview of the whole image."""
+        level = thumbnail_level(self.width, self.height, self.tile_size)
+        return imaging.decode_image(self.files_dir / str(level) / "0_0.jpg")
 
     @property
     def max_level(self) -> int:
@@ -70,6 +78,14 @@ def level_size(width: int, height: int, level: int) -> tuple[int, int]:
     """``(w, h)`` of ``level`` (DZI: ``ceil(size / 2**(maxLevel - level))``)."""
     scale = 2 ** (max_level(width, height) - level)
     return -(-width // scale), -(-height // scale)
+
+
+def thumbnail_level(width: int, height: int, tile_size: int) -> int:
+    """The deepest level whose image fits in one tile."""
+    level = max_level(width, height)
+    while level and max(level_size(width, height, level)) > tile_size:
+        level -= 1
+    return level
 
 
 def _tile_spans(length: int, tile_size: int, overlap: int) -> list[tuple[int, int]]:
@@ -106,12 +122,10 @@ def write_deep_zoom(
     height, width = level_image.shape[:2]
     folder = Path(folder)
     files_dir = folder / f"{name}_files"
-    tiles, thumbnail = 0, None
+    tiles = 0
     for level in range(max_level(width, height), -1, -1):
         level_w, level_h = level_size(width, height, level)
         assert level_image.shape[:2] == (level_h, level_w), (level_image.shape, level_w, level_h)
-        if thumbnail is None and max(level_w, level_h) <= THUMBNAIL_SIDE:
-            thumbnail = level_image.copy()
         level_dir = files_dir / str(level)
         level_dir.mkdir(parents=True, exist_ok=True)
         for row, (y0, y1) in enumerate(_tile_spans(level_h, tile_size, overlap)):
@@ -122,7 +136,19 @@ def write_deep_zoom(
         if level:
             level_image = _halve(level_image, *level_size(width, height, level - 1))
     write_text_atomic(folder / f"{name}.dzi", _dzi_xml(width, height, tile_size, overlap, "jpg"))
-    return DeepZoomImage(name, width, height, tile_size, overlap, "jpg", tiles, thumbnail)
+    return DeepZoomImage(name, width, height, tile_size, overlap, "jpg", tiles, folder)
+
+
+def read_deep_zoom(folder: str | os.PathLike, name: str) -> DeepZoomImage:
+    """The description of a pyramid written by :func:`write_deep_zoom` (its ``.dzi`` file and tile count)."""
+    folder = Path(folder)
+    root = ElementTree.fromstring((folder / f"{name}.dzi").read_text(encoding="utf-8"))
+    size = root.find(f"{{{DZI_XMLNS}}}Size")
+    if root.tag != f"{{{DZI_XMLNS}}}Image" or size is None:
+        raise ValueError(f"{folder / name}.dzi is not a Deep Zoom descriptor")
+    tiles = sum(1 for _ in (folder / f"{name}_files").glob("*/*.jpg"))
+    return DeepZoomImage(name, int(size.get("Width")), int(size.get("Height")), int(root.get("TileSize")),
+                         int(root.get("Overlap")), root.get("Format"), tiles, folder)
 
 
 def _halve(image: np.ndarray, width: int, height: int) -> np.ndarray:

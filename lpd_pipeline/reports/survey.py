@@ -43,13 +43,14 @@ SCORE_COLUMNS = ("variant", "answers", "respondents", "fakes_spotted", "rate", "
 KEY_FORMAT = "lpd-survey-key-v1"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SurveyKit:
     index: Path
     key_path: Path
     survey_id: str
     questions: int
     variants: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)  # images left out (unreadable), with the reason
 
     @property
     def url(self) -> str:
@@ -87,49 +88,58 @@ def _square(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def _fake_pool(real: pd.DataFrame, generated: pd.DataFrame, need: dict[str, int], questions: int,
+               rng: np.random.Generator) -> set[str]:
+    """The paintings whose generated images are used; every other painting may be shown real. About a quarter
+    of the paintings (variety among the fakes), more or fewer when the pool needs it."""
+    paintings = sorted(set(generated["painting_id"].astype(str)))
+    paintings = [paintings[i] for i in rng.permutation(len(paintings))]
+    target = max(1, round(len(set(real["painting_id"].astype(str)) | set(paintings)) / CHOICES))
+    target = min(target, len(paintings))
+    for size in [*range(target, len(paintings) + 1), *range(target - 1, 0, -1)]:
+        pool = set(paintings[:size])
+        in_pool = generated["painting_id"].astype(str).isin(pool)
+        enough_fakes = all((in_pool & (generated["variant"].astype(str) == v)).sum() >= n for v, n in need.items())
+        if enough_fakes and (~real["painting_id"].astype(str).isin(pool)).sum() >= questions * (CHOICES - 1):
+            return pool
+    raise ValueError(
+        f"cannot build {questions} questions: they need {', '.join(f'{n} generated {v}' for v, n in need.items())} "
+        f"image(s) and {questions * (CHOICES - 1)} real images of other paintings than the generated ones; have "
+        f"{len(real)} real images and {len(generated)} generated ones of {len(paintings)} paintings")
+
+
 def _assign(real: pd.DataFrame, generated: pd.DataFrame, questions: int, rng: np.random.Generator
             ) -> list[tuple[pd.Series, list[pd.Series]]]:
     variants = variant_order(sorted(set(generated["variant"].astype(str))))
     plan = [variants[i % len(variants)] for i in range(questions)]
     plan = [plan[i] for i in rng.permutation(questions)]
+    pool = _fake_pool(real, generated, {v: plan.count(v) for v in variants}, questions, rng)
+    generated = generated[generated["painting_id"].astype(str).isin(pool)]
+    real = real[~real["painting_id"].astype(str).isin(pool)]
     fakes = {v: [row for _, row in rows.iloc[rng.permutation(len(rows))].iterrows()]
              for v, rows in generated.groupby(generated["variant"].astype(str))}
     reals = [row for _, row in real.iloc[rng.permutation(len(real))].iterrows()]
-    used_sources: set[str] = set()
-    shown_real: set[str] = set()  # paintings shown real so far: never generated anywhere in the survey
-    shown_fake: set[str] = set()  # and the other way round
+    # Reals of a question come from different paintings when possible, and the paintings just shown go to the
+    # back of the queue, so the survey shows as many paintings as it can.
+    remaining = reals
     assigned = []
     for number, variant in enumerate(plan, start=1):
-        chosen = None
-        for fake in fakes[variant]:
-            fake_painting = str(fake["painting_id"])
-            if str(fake["path"]) in used_sources or fake_painting in shown_real:
-                continue
-            banned = {fake_painting}
-            picks: list[pd.Series] = []
-            for distinct in (True, False):  # four paintings if the pool allows, else any other than the fake's
-                for candidate in reals:
-                    if len(picks) == CHOICES - 1:
-                        break
-                    painting = str(candidate["painting_id"])
-                    if str(candidate["path"]) in used_sources or any(candidate is p for p in picks):
-                        continue
-                    if painting == fake_painting or painting in shown_fake or (distinct and painting in banned):
-                        continue
-                    picks.append(candidate)
-                    banned.add(painting)
-            if len(picks) == CHOICES - 1:
-                chosen = (fake, picks)
-                shown_fake.add(fake_painting)
-                shown_real.update(str(p["painting_id"]) for p in picks)
-                break
-        if chosen is None:
-            raise ValueError(
-                f"cannot fill question {number} ({variant}): it needs an unused generated image of {variant} and "
-                f"{CHOICES - 1} unused real images from other paintings than the generated one's; have "
-                f"{len(real)} real and {len(fakes[variant])} generated {variant} images for {questions} questions")
-        used_sources.update([str(chosen[0]["path"]), *(str(p["path"]) for p in chosen[1])])
-        assigned.append(chosen)
+        fake = fakes[variant][plan[:number - 1].count(variant)]
+        picks: list[pd.Series] = []
+        for distinct in (True, False):
+            for candidate in remaining:
+                if len(picks) == CHOICES - 1:
+                    break
+                if any(candidate is p for p in picks):
+                    continue
+                if distinct and str(candidate["painting_id"]) in {str(p["painting_id"]) for p in picks}:
+                    continue
+                picks.append(candidate)
+        shown = {str(p["painting_id"]) for p in picks}
+        left = [r for r in remaining if not any(r is p for p in picks)]
+        remaining = [r for r in left if str(r["painting_id"]) not in shown] + [
+            r for r in left if str(r["painting_id"]) in shown]
+        assigned.append((fake, picks))
     return assigned
 
 
@@ -162,6 +172,8 @@ def build_survey_kit(
     published_dir, key_path = Path(published_dir).resolve(), Path(key_path).resolve()
     if key_path == published_dir or published_dir in key_path.parents:
         raise ValueError(f"the answer key {key_path} must lie outside the published folder {published_dir}")
+    skipped: list[str] = []
+    real, generated = _readable(real, max_pixels, skipped), _readable(generated, max_pixels, skipped)
     rng = np.random.default_rng(seed)
     assigned = _assign(real, generated, questions, rng)
     survey_id = secrets.token_hex(6)
@@ -196,7 +208,20 @@ def build_survey_kit(
                "published_dir": str(published_dir), "questions": key_questions}
         write_text_atomic(key_path, json.dumps(key, indent=1))
     variants = tuple(variant_order(sorted({q["variant"] for q in key_questions})))
-    return SurveyKit(published_dir / "index.html", key_path, survey_id, len(key_questions), variants)
+    return SurveyKit(published_dir / "index.html", key_path, survey_id, len(key_questions), variants, skipped)
+
+
+def _readable(frame: pd.DataFrame, max_pixels: int, skipped: list[str]) -> pd.DataFrame:
+    """Rows whose image file opens (header check); the others are listed in ``skipped`` with the reason."""
+    keep = []
+    for path in frame["path"]:
+        try:
+            imaging.image_size(path, max_pixels)
+            keep.append(True)
+        except (imaging.ImageDecodeError, OSError) as exc:
+            skipped.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            keep.append(False)
+    return frame[keep]
 
 
 def read_survey_key(key_path: str | os.PathLike) -> dict:
