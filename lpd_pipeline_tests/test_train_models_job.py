@@ -12,7 +12,7 @@ from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline_tests.training_fixtures import write_fake_tiles
 
 TINY = {"n_epochs": 1, "n_epochs_decay": 1, "batch_size": 2, "checkpoint_every": 1, "ngf": 8, "ndf": 8,
-        "device": "cpu", "extra": {"n_layers_d": 2, "num_workers": 0}}
+        "device": "cpu", "n_layers_d": 2, "num_workers": 0}
 
 
 def _definitions(storage_root) -> dg.Definitions:

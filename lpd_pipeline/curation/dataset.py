@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +29,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from pydantic import Field, field_validator
+
 from lpd_pipeline import imaging
+from lpd_pipeline.config import Settings
 from lpd_pipeline.files import (
     read_json_object,
     remove_stale_temp_files,
@@ -69,35 +71,67 @@ EXPORT_MANIFEST = "exports.json"
 STALE_TEMP_AGE_S = 60.0
 
 
-@dataclass(frozen=True)
-class CurationConfig:
-    """Every knob of dataset curation. Defaults follow the method (256×256 tiles, non-overlapping)."""
+class CurationConfig(Settings):
+    """Every knob of dataset curation. Defaults follow the method (256×256 tiles, non-overlapping).
 
-    tile_size: int = 256
-    stride: int = 256
-    painting_max_distance: int = dedup.PAINTING_MAX_DISTANCE
-    tile_max_distance: int = dedup.TILE_MAX_DISTANCE
-    thresholds: filters.FilterThresholds = field(default_factory=filters.FilterThresholds)
-    kind_rule: kind.KindRule = field(default_factory=kind.KindRule)
-    test_color_fraction: float = 0.1
-    seed: int = 0
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    Thresholds stay per filter (one field per filter in :class:`filters.FilterThresholds`)."""
+
+    tile_size: int = Field(256, description="tile side in pixels")
+    stride: int = Field(256, description="step between tiles (the tile size: no overlap)")
+    painting_max_distance: int = Field(
+        dedup.PAINTING_MAX_DISTANCE, ge=0, description="pHash bits within which two paintings are near-duplicates")
+    tile_max_distance: int = Field(
+        dedup.TILE_MAX_DISTANCE, ge=0, description="pHash bits within which two tiles are near-duplicates")
+    # Dataclass fields also take a mapping of their fields (JSON, Dagster config), see Settings.
+    thresholds: filters.FilterThresholds = Field(
+        default_factory=filters.FilterThresholds,
+        description="per filter: reject a tile whose score is above this threshold")
+    kind_rule: kind.KindRule = Field(
+        default_factory=kind.KindRule, description="the coloured-vs-ink image rule")
+    test_color_fraction: float = Field(0.1, description="share of coloured works held out as test_color")
+    seed: int = Field(0, description="seed of the split")
+    max_pixels: int = Field(imaging.DEFAULT_MAX_PIXELS, ge=1, description="larger images are refused (decompression bombs)")
     # Processes for decoding and tile scoring (0: one per CPU core). Small batches stay in-process.
-    workers: int = 0
+    workers: int = Field(0, description="processes for decoding and tile scoring (0: one per CPU core)")
     # file name, relative source path or painting id -> "colored" | "ink"
-    kind_overrides: Mapping[str, str] = field(default_factory=dict)
+    kind_overrides: dict[str, str] = Field(
+        default_factory=dict, description="painting id, source reference or file name -> 'colored' or 'ink'")
 
-    def __post_init__(self) -> None:
-        if self.tile_size < filters.MIN_TILE_SIDE or self.stride < 1:
-            raise ValueError(f"tile_size must be >= {filters.MIN_TILE_SIDE} (the filters' minimum) and stride >= 1, "
-                             f"got {self.tile_size}, {self.stride}")
-        if not 0.0 <= self.test_color_fraction < 1.0:
-            raise ValueError(f"test_color_fraction must be in [0, 1), got {self.test_color_fraction}")
-        for key, value in self.kind_overrides.items():
-            if value not in (kind.KIND_COLORED, kind.KIND_INK):
-                raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {value!r}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_fits_the_filters(cls, value: int) -> int:
+        if value < filters.MIN_TILE_SIDE:
+            raise ValueError(f"tile_size must be >= {filters.MIN_TILE_SIDE} (the filters' minimum), got {value}")
+        return value
+
+    @field_validator("stride")
+    @classmethod
+    def _positive_stride(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"stride must be >= 1, got {value}")
+        return value
+
+    @field_validator("test_color_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"test_color_fraction must be in [0, 1), got {value}")
+        return value
+
+    @field_validator("kind_overrides")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, kind_name in value.items():
+            if kind_name not in (kind.KIND_COLORED, kind.KIND_INK):
+                raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {kind_name!r}")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"workers must be >= 0 (0: one per CPU core), got {value}")
+        return value
 
     def worker_count(self) -> int:
         """Processes to use: ``workers``, or one per CPU core this process may run on."""
@@ -747,6 +781,6 @@ def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | N
 
 def curation_config_fingerprint(config: CurationConfig) -> str:
     """A short hash of the config, recorded in asset metadata so runs with different knobs are told apart."""
-    payload = asdict(config)
+    payload = config.to_dict()
     payload["kind_overrides"] = dict(sorted(config.kind_overrides.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -22,5 +22,3 @@ train_models = dg.define_asset_job(
     selection=dg.AssetSelection.groups("training"),
     description="Train pix2pix for each generator backbone (one run per partition: resnet9, unet256).",
 )
-
-JOBS = [prepare_dataset, train_models]

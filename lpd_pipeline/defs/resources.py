@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 
 from lpd_pipeline.files import write_parquet_atomic
-from lpd_pipeline.curation import filters
 from lpd_pipeline.curation.dataset import CurationConfig
+from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.settings import StorageLayout, default_storage_root
 
 
@@ -66,28 +66,11 @@ class PaintingSourcesResource(dg.ConfigurableResource):
         return ", ".join(part for part in parts if part)
 
 
-class CurationResource(dg.ConfigurableResource):
-    """Curation knobs (see lpd_pipeline.curation.dataset.CurationConfig). Thresholds: filter name -> value."""
-
-    tile_size: int = 256
-    stride: int = 256
-    test_color_fraction: float = 0.1
-    seed: int = 0
-    thresholds: dict[str, float] = {}
-    kind_overrides: dict[str, str] = {}
-    # Worker processes for decoding and tile scoring; 0 = one per CPU core.
-    workers: int = 0
+class CurationResource(settings_config(CurationConfig, base=dg.ConfigurableResource)):
+    """Curation knobs: the fields of lpd_pipeline.curation.dataset.CurationConfig (thresholds per filter)."""
 
     def to_config(self) -> CurationConfig:
-        unknown = set(self.thresholds) - set(filters.FILTER_NAMES)
-        if unknown:
-            raise ValueError(f"unknown filter(s) in thresholds: {sorted(unknown)}; known: {filters.FILTER_NAMES}")
-        defaults = filters.FilterThresholds().as_dict()
-        thresholds = filters.FilterThresholds(**{**defaults, **self.thresholds})
-        return CurationConfig(
-            tile_size=self.tile_size, stride=self.stride, test_color_fraction=self.test_color_fraction,
-            seed=self.seed, thresholds=thresholds, kind_overrides=dict(self.kind_overrides), workers=self.workers,
-        )
+        return self.settings()
 
 
 def asset_table_path(storage_root: str | Path, asset_key: dg.AssetKey, partition_key: str | None = None) -> Path:
@@ -123,3 +106,16 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
         return pd.read_parquet(path)
+
+
+# The one place resources are registered (keys used by the assets, checks and jobs of every defs module).
+_storage = StorageResource.from_env()
+defs = dg.Definitions(
+    resources={
+        "storage": _storage,
+        "painting_sources": PaintingSourcesResource.from_env(),
+        "curation_settings": CurationResource(),
+        "parquet_io_manager": ParquetIOManager(storage=_storage),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    },
+)
