@@ -86,6 +86,15 @@ def test_failed_and_successful_downloads_report_urls_redacted(tmp_path, server):
     assert_no_secret(str(raised.value))
 
 
+@pytest.mark.parametrize("target", ["javascript://user:s3cr3t@x.example/?token=tok-12345",
+                                    "ftp://user:s3cr3t@x.example/a.png?sig=hunter2"])
+def test_a_refused_redirect_never_quotes_the_target_s_secrets(tmp_path, server, target):
+    url = server.add("/hop", Reply(302, b"", None, headers={"Location": target}))
+    result = downloader(tmp_path).fetch(url)
+    assert result.reason == "http_302" and result.detail
+    assert_no_secret(result.detail)
+
+
 def test_met_failures_report_urls_redacted(tmp_path, server):
     server.add("/search", Reply(body=json.dumps({"objectIDs": [1]}).encode(), content_type="application/json"))
     image = server.url("/img/1.jpg") + "?sig=hunter2"

@@ -97,7 +97,8 @@ class _CheckedConnectionMixin:
         host, port = address
         if host.lower().strip("[]") != self._target_host:
             # Connecting to a proxy: the target is checked (see the module docstring), the proxy is not.
-            resolve_checked(self._target_host, self._target_port, allow_private=self._allow_private)
+            if not self._allow_private:
+                resolve_checked(self._target_host, self._target_port, allow_private=False)
             return socket.create_connection(address, timeout, source_address)
         return _connect_to(resolve_checked(host, port, allow_private=self._allow_private), timeout, source_address)
 

@@ -39,7 +39,7 @@ from lpd_pipeline.imaging import describe_non_image, sniff_image_type
 from lpd_pipeline.settings import PathEscapeError, safe_join
 from lpd_pipeline.sources.addresses import CheckedHTTPHandler, CheckedHTTPSHandler, PrivateAddressError
 from lpd_pipeline.sources.records import SourceFailure
-from lpd_pipeline.sources.urls import redact_url
+from lpd_pipeline.sources.urls import redact_url, redact_urls_in
 
 MiB = 1024 * 1024
 INDEX_NAME = "downloads.json"
@@ -201,26 +201,27 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _classify_network_error(exc: BaseException) -> _Permanent:
-    """Map urllib/http.client/socket errors to retryable or final failures."""
+    """Map urllib/http.client/socket errors to retryable or final failures. Messages may quote a URL (a
+    redirect target, say): every URL in them is redacted."""
     if isinstance(exc, urllib.error.HTTPError):
         code = exc.code
         retry_after = _retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
         exc.close()
         if code == 429 or 500 <= code < 600:
-            return _Transient(f"http_{code}", str(exc.reason), retry_after)
-        return _Permanent(f"http_{code}", str(exc.reason))
+            return _Transient(f"http_{code}", redact_urls_in(exc.reason), retry_after)
+        return _Permanent(f"http_{code}", redact_urls_in(exc.reason))
     if isinstance(exc, urllib.error.URLError):
         inner = exc.reason
         if isinstance(inner, PrivateAddressError):
-            return _Permanent("private_address", str(inner))
+            return _Permanent("private_address", redact_urls_in(inner))
         if isinstance(inner, TimeoutError):
-            return _Transient("timeout", str(inner) or "timed out")
-        return _Transient("connection_error", str(inner))
+            return _Transient("timeout", redact_urls_in(inner) or "timed out")
+        return _Transient("connection_error", redact_urls_in(inner))
     if isinstance(exc, PrivateAddressError):
-        return _Permanent("private_address", str(exc))
+        return _Permanent("private_address", redact_urls_in(exc))
     if isinstance(exc, TimeoutError):
-        return _Transient("timeout", str(exc) or "timed out")
-    return _Transient("connection_error", f"{type(exc).__name__}: {exc}")
+        return _Transient("timeout", redact_urls_in(exc) or "timed out")
+    return _Transient("connection_error", redact_urls_in(f"{type(exc).__name__}: {exc}"))
 
 
 _NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError)

@@ -149,7 +149,7 @@ class MetSource:
             license=MET_LICENSE,
             kind=kind_from_medium(medium),
             extra={
-                "image_url": image_url,
+                "image_url": redact_url(image_url),  # kept for people to read: never a token
                 "object_url": _text(record, "objectURL"),
                 "department": _text(record, "department"),
                 "classification": _text(record, "classification"),

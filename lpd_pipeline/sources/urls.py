@@ -67,3 +67,11 @@ def redact_url(url: str) -> str:
     if len(redacted) > MAX_REPORTED_CHARS:
         redacted = redacted[:MAX_REPORTED_CHARS - 3] + "..."
     return redacted
+
+
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` (an error message, say) with every URL in it redacted as :func:`redact_url` does."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), str(text))
