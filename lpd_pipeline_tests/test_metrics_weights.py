@@ -37,7 +37,7 @@ def test_inception_equals_torchscript(metric_weights):
         expected = scripted(x).reshape(2, -1)
         got = ours(x)[0].reshape(2, -1)
     assert got.shape == (2, 2048)
-    assert (got - expected).abs().max().item() < 2e-4
+    assert (got - expected).abs().max().item() < 1e-4  # measured 1.4e-6
     assert expected.abs().max().item() > 0.1  # real features, not zeros
 
 
