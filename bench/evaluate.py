@@ -129,7 +129,7 @@ def speed(args: argparse.Namespace) -> None:
         real_statistics(layout, tiles, models)
         real_s = time.perf_counter() - started
         gray = np.concatenate([np.asarray(tiles.color.gray()), np.asarray(tiles.ink.gray())])
-        real = np.asarray(tiles.color.color())
+        real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
         _floor(checkpoint, gray[:4], real[:2], models, args.device, args.batch_size)  # warm-up
 
         evaluations, floors = [], []
@@ -177,7 +177,7 @@ def modes(args: argparse.Namespace) -> None:
     models = default_models(args.device)
     tiles = load_test_set(layout)
     real_stats = real_statistics(layout, tiles, models)
-    real = np.asarray(tiles.color.color())
+    real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
     print(f"{args.storage} {args.variant}: {tiles.color.n} test_color + {tiles.ink.n if tiles.ink else 0} "
           f"test_ink tiles, bootstrap {args.bootstrap}")
     print()
