@@ -190,8 +190,10 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
 
 render_masterpieces = dg.define_asset_job(
     "render_masterpieces",
-    selection=dg.AssetSelection.assets(colorized_masterpieces),
-    description="Colorize every test_ink painting (and configured ones) with each variant's best checkpoint.",
+    # The group's assets but survey_results, which scores answers that come back from people later.
+    selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("survey_results"),
+    description="Colorize every test_ink painting (and configured ones) with each variant's best checkpoint; "
+                "publish the results page and the survey kit.",
 )
 
 RENDERING_ASSETS = [colorized_masterpieces]
