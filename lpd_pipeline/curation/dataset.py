@@ -19,6 +19,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -451,12 +453,16 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
 _SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
 
 
+def _score_cache_name(config: CurationConfig) -> str:
+    return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+
+
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Filter scores depend only on the pixels and the grid, so they are cached per painting and grid.
 
     Returns the scores and, when it had to decode them, the painting's pixels (so they are decoded once).
     """
-    cache_path = tile_dir / f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+    cache_path = tile_dir / _score_cache_name(config)
     if cache_path.exists():
         try:
             cached = pd.read_parquet(cache_path)
@@ -484,31 +490,21 @@ def _write_missing_pairs(
     painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
 ) -> None:
     """Write the kept pairs that are missing, or whose files no longer match what was written (damaged,
-    truncated or replaced on disk: the manifest holds each file's sha256). Pair files of tiles that are no
-    longer kept (thresholds or tile size changed) are deleted: one storage holds one curated dataset."""
+    truncated or replaced on disk: the manifest holds each file's sha256).
+
+    Nothing is deleted here: pair files of tiles no longer kept (thresholds or tile size changed) may still be
+    listed by the current ``tiles.parquet`` until this run writes the new one; :func:`remove_superseded_files`
+    deletes them after that."""
     manifest_path = layout.tiles_dir / painting.painting_id / PAIR_MANIFEST
     remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
-    record = read_json_object(manifest_path)
-    # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
-    hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
-    hashes = hashes if isinstance(hashes, dict) else {}
-    wanted = {Path(p).name for p in (*kept["gray_path"], *kept["color_path"])}
-    unwanted = [path for path in manifest_path.parent.glob("*_*.png") if path.name not in wanted]
-    for path in unwanted:
-        path.unlink(missing_ok=True)
-        hashes.pop(path.name, None)
+    hashes = _pair_hashes(manifest_path)
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
         return path.name in hashes and path.is_file() and sha256_file(path) == hashes[path.name]
 
-    def save_manifest() -> None:
-        write_text_atomic(manifest_path, json.dumps({"version": TILE_CACHE_VERSION, "sha256": hashes}, sort_keys=True))
-
     missing = [row for row in kept.itertuples() if not (intact(row.gray_path) and intact(row.color_path))]
     if not missing:
-        if unwanted:
-            save_manifest()
         return
     if rgb is None:
         rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
@@ -519,7 +515,80 @@ def _write_missing_pairs(
             data = imaging.encode_png(pixels)  # encoded here to hash the bytes written, not read them back
             path = write_bytes_atomic(layout.path(relative), data)
             hashes[path.name] = hashlib.sha256(data).hexdigest()
-    save_manifest()
+    _save_pair_hashes(manifest_path, hashes)
+
+
+def _pair_hashes(manifest_path: Path) -> dict[str, str]:
+    """{file name: sha256} of a pair manifest; empty when missing, damaged or of another tile cache version
+    (files written by another decoder or scorer version are rewritten, whatever their hashes say)."""
+    record = read_json_object(manifest_path)
+    hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
+    return dict(hashes) if isinstance(hashes, dict) else {}
+
+
+def _save_pair_hashes(manifest_path: Path, hashes: Mapping[str, str]) -> None:
+    """Write the manifest, or remove it when it would list nothing (a clean run writes none then)."""
+    if not hashes:
+        manifest_path.unlink(missing_ok=True)
+        return
+    payload = {"version": TILE_CACHE_VERSION, "sha256": dict(hashes)}
+    write_text_atomic(manifest_path, json.dumps(payload, sort_keys=True))
+
+
+_PAINTING_FOLDER = re.compile(r"^[0-9a-f]{16}$")  # a painting id (imaging.content_hash)
+
+
+def remove_superseded_files(
+    layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame, config: CurationConfig
+) -> list[str]:
+    """Delete what a clean run with this config would not have written under ``dataset/tiles/``; call it only
+    after the new ``tiles.parquet`` is in place (until then the previous one may list these files).
+
+    Removed: the folder of every painting that is no longer a representative (gone from the sources, or now a
+    near-duplicate); in the others, pair files of tiles no longer kept, filter-score caches of another grid or
+    cache version, and pair manifests left listing nothing. ``paintings``: the deduplicated paintings;
+    ``tiles``: every tile of this run (``rejected_by`` empty = kept). Returns the removed paths, relative to the
+    storage root (files, and folders with a trailing ``/``).
+    """
+    tiles_dir = layout.tiles_dir
+    if not tiles_dir.is_dir():
+        return []
+    if "is_representative" in paintings:
+        paintings = paintings[paintings["is_representative"]]
+    kept_ids = set(paintings["painting_id"])
+    kept_tiles = tiles[tiles["rejected_by"] == ""]
+    wanted: dict[str, set[str]] = {}
+    for pid, color, gray in zip(kept_tiles["painting_id"], kept_tiles["color_path"], kept_tiles["gray_path"]):
+        wanted.setdefault(pid, set()).update((Path(color).name, Path(gray).name))
+    current_scores = _score_cache_name(config)
+    removed: list[str] = []
+
+    def relative(path: Path) -> str:
+        return path.relative_to(layout.root).as_posix()
+
+    for folder in sorted(tiles_dir.iterdir()):
+        if not folder.is_dir() or folder.is_symlink() or not _PAINTING_FOLDER.match(folder.name):
+            continue  # not a painting folder this code wrote: left alone
+        if folder.name not in kept_ids:
+            shutil.rmtree(folder)
+            removed.append(relative(folder) + "/")
+            continue
+        names = wanted.get(folder.name, set())
+        stale = [path for path in folder.glob("*_*.png")
+                 if path.name not in names and not path.name.startswith(".")]  # hidden: temp files
+        stale += [path for path in folder.glob("scores_*.parquet") if path.name != current_scores]
+        for path in sorted(stale):
+            path.unlink(missing_ok=True)
+            removed.append(relative(path))
+        manifest_path = folder / PAIR_MANIFEST
+        if manifest_path.exists():
+            hashes = _pair_hashes(manifest_path)
+            listed = {name: digest for name, digest in hashes.items() if name in names}
+            if listed != hashes or not listed:
+                _save_pair_hashes(manifest_path, listed)
+                if not listed:
+                    removed.append(relative(manifest_path))
+    return removed
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
@@ -639,11 +708,7 @@ def write_dataset_tables(
     layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame, rejections: pd.DataFrame
 ) -> dict[str, Path]:
     """Write paintings.parquet, tiles.parquet and rejections.parquet under ``<storage>/dataset/``."""
-    paths = {
-        "paintings": layout.dataset_dir / "paintings.parquet",
-        "tiles": layout.dataset_dir / "tiles.parquet",
-        "rejections": layout.dataset_dir / "rejections.parquet",
-    }
+    paths = {"paintings": layout.paintings_table, "tiles": layout.tiles_table, "rejections": layout.rejections_table}
     write_parquet_atomic(paintings, paths["paintings"])
     write_parquet_atomic(tiles, paths["tiles"])
     write_parquet_atomic(rejections[REJECTION_COLUMNS], paths["rejections"])
