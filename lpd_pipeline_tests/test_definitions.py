@@ -31,10 +31,10 @@ def _module_level_objects() -> dict[str, set[str]]:
         parts = path.relative_to(package_dir).with_suffix("").parts
         module = importlib.import_module(".".join(["lpd_pipeline.defs", *parts]).removesuffix(".__init__"))
         for value in vars(module).values():
-            if isinstance(value, dg.AssetChecksDefinition):
+            if isinstance(value, dg.AssetsDefinition):  # checks: @asset_check, or check_specs of an asset
                 found["asset_checks"] |= {key.name for key in value.check_keys}
-            elif isinstance(value, dg.AssetsDefinition):
-                found["assets"] |= {key.to_user_string() for key in value.keys}
+                if not isinstance(value, dg.AssetChecksDefinition):
+                    found["assets"] |= {key.to_user_string() for key in value.keys}
             elif isinstance(value, (dg.JobDefinition, ASSET_JOB_TYPE)):
                 found["jobs"].add(value.name)
             elif isinstance(value, dg.ScheduleDefinition):
