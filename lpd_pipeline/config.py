@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 
 
 def describe_validation_error(model: type[BaseModel], error: ValidationError) -> str:
-    """One line per problem: ``Model.field=value: reason`` (unknown keys listed with the known fields)."""
+    """Each problem as ``Model.field=value: reason``, joined by "; " (unknown keys listed with the known fields)."""
     name = model.__name__
     unknown = [".".join(map(str, e["loc"])) for e in error.errors() if e["type"] == "extra_forbidden"]
     lines = []

@@ -8,7 +8,10 @@ Examples::
 
 Settings are layered: TrainConfig defaults < ``--config-json`` < explicit command-line flags. Settings travel on
 the command line (not in Pipes extras) so that every torchrun rank, not only the one talking to Dagster, sees
-them. Re-running continues from the newest checkpoint in the run directory unless ``--restart``.
+them. Re-running continues from the newest checkpoint in the run directory unless ``--restart``. The flags of the
+training section are generated from TrainConfig's fields. A refusal (bad settings, other data, ...) exits with
+status 2 and the reason on stderr; under Dagster Pipes it is raised inside the Pipes session first, which reports
+it to the launching step.
 """
 
 from __future__ import annotations

@@ -118,6 +118,8 @@ class PlainSettings(pydantic.BaseModel):
     metric: Literal["l1", "lpips"] = Field("l1", description="what to score")
     every: int = Field(5, ge=1, description="score every this many epochs")
     names: list[str] = Field(default_factory=lambda: ["a"], description="what to score")
+    split: Literal["test_color", "test_ink"] | None = Field(None, description="one split, or all")
+    sizes: tuple[int, ...] = Field((256,), description="tile sizes")
 
 
 class RunConfig(settings_config(PlainSettings)):
@@ -126,7 +128,7 @@ class RunConfig(settings_config(PlainSettings)):
 
 def test_generated_config_has_the_model_fields_with_defaults_and_builds_the_model():
     schema = RunConfig.to_fields_dict()
-    assert set(schema) == {"metric", "every", "names", "dry_run"}
+    assert set(schema) == {"metric", "every", "names", "split", "sizes", "dry_run"}
     assert schema["every"].default_value == 5 and schema["every"].description == "score every this many epochs"
     seen = {}
 
@@ -135,8 +137,14 @@ def test_generated_config_has_the_model_fields_with_defaults_and_builds_the_mode
         seen["settings"] = config.settings()
         seen["dry_run"] = config.dry_run
 
-    run = dg.materialize([scored], run_config={"ops": {"scored": {"config": {"every": 2, "dry_run": True}}}})
-    assert run.success and seen == {"settings": PlainSettings(every=2), "dry_run": True}
+    run = dg.materialize([scored], run_config={"ops": {"scored": {"config": {
+        "every": 2, "dry_run": True, "split": "test_ink", "sizes": [128, 256]}}}})
+    assert run.success and seen["dry_run"] is True
+    assert seen["settings"] == PlainSettings(every=2, split="test_ink", sizes=(128, 256))
+    refused_split = dg.materialize([scored], run_config={"ops": {"scored": {"config": {"split": "train"}}}},
+                                   raise_on_error=False)
+    failure = refused_split.get_step_failure_events()[0].event_specific_data
+    assert "PlainSettings.split='train'" in failure.user_failure_data.description
     refused = dg.materialize([scored], run_config={"ops": {"scored": {"config": {"every": 0}}}},
                              raise_on_error=False)
     failure = refused.get_step_failure_events()[0].event_specific_data

@@ -86,11 +86,9 @@ def settings_config(
 
 
 def _config_field(default: Any, description: str | None) -> Any:
-    if isinstance(default, BaseModel) or dataclasses.is_dataclass(default):
-        return pydantic.Field(default_factory=lambda: _plain(default), description=description)
-    if isinstance(default, (dict, list)) or isinstance(default, collections.abc.Mapping):
-        frozen = copy.deepcopy(dict(default) if isinstance(default, collections.abc.Mapping) else default)
-        return pydantic.Field(default_factory=lambda: copy.deepcopy(frozen), description=description)
+    if isinstance(default, (BaseModel, collections.abc.Mapping, list, tuple)) or dataclasses.is_dataclass(default):
+        plain = _plain(default)  # dicts and lists, as Dagster's config holds them (a fresh copy each time)
+        return pydantic.Field(default_factory=lambda: copy.deepcopy(plain), description=description)
     return pydantic.Field(default=default, description=description)
 
 
@@ -102,11 +100,13 @@ def _config_annotation(annotation: Any, default: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1 and len(args) == 2:
+            if typing.get_origin(inner[0]) is Literal:  # Dagster takes a Literal, not an optional one
+                return type(typing.get_args(inner[0])[0]) | None  # the choices are checked by the model
             return _config_annotation(inner[0], default, where) | None
     if origin in (dict, collections.abc.Mapping, typing.Mapping) and args:
         return dict[args[0], _config_annotation(args[1], None, where)]
-    if origin in (list, tuple, collections.abc.Sequence) and args and (origin is not tuple or len(args) == 1
-                                                                        or args[-1] is Ellipsis):
+    variadic = origin is not tuple or len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis)
+    if origin in (list, tuple, collections.abc.Sequence) and args and variadic:
         return list[_config_annotation(args[0], None, where)]
     if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
         return _nested_config(annotation, default, where)

@@ -56,7 +56,8 @@ class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color
         if extra:
             _deprecated(log, f"run config key 'extra' is deprecated: move {sorted(extra)} to run-config fields of "
                              "their own (every TrainConfig field is one)")
-            extra.pop("backbone", None), extra.pop("tile_size", None), extra.pop("color_space", None)
+            for decided_elsewhere in ("backbone", "color_space", "tile_size"):  # by the partition and the tiles
+                extra.pop(decided_elsewhere, None)
         return self.settings(**extra, backbone=backbone, color_space=color_space, tile_size=tile_size)
 
 
@@ -135,12 +136,14 @@ def _train_variant(context: dg.AssetExecutionContext, config: TrainingRunConfig,
     settings_path = write_text_atomic(run_dir / "dagster_run_config.json", settings.to_json())
     command += ["--config-json", str(settings_path)]
     context.log.info(f"launching: {' '.join(command)}")
+    earlier = len(_exceptions_reported_through_pipes(context))  # by an earlier variant or attempt of this step
     try:
         invocation = pipes_subprocess_client.run(context=context, command=command)
     except Exception as exc:
-        refusal = _exception_reported_through_pipes(context)
-        if refusal is None:
+        errors = _exceptions_reported_through_pipes(context)[earlier:]
+        if not errors:
             raise
+        refusal = errors[-1]
         # The training refused with a reason (changed data, bad settings...): make it the step's failure.
         raise dg.Failure(description=f"training did not start or stopped: {refusal}") from exc
     reported: dict[str, Any] = {}
@@ -157,15 +160,15 @@ def _train_variant(context: dg.AssetExecutionContext, config: TrainingRunConfig,
     return metadata
 
 
-def _exception_reported_through_pipes(context: dg.AssetExecutionContext) -> str | None:
-    """The message of the exception the training process closed its Pipes session with, if it did.
+def _exceptions_reported_through_pipes(context: dg.AssetExecutionContext) -> list[str]:
+    """The messages of the exceptions training processes of this step closed their Pipes session with, in order.
 
-    Pipes records it (class, message, traceback) as an engine event of this step in the run's event log; the
-    client itself only says that the process exited with a non-zero status.
+    Pipes records such an exception (class, message, traceback) as an engine event of the step in the run's event
+    log; the client itself only says that the process exited with a non-zero status.
     """
     step_key = str(context.op_execution_context.op_handle)  # the step of a plain asset is named by its op
-    entries = context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-    for entry in reversed(entries):
+    messages = []
+    for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         event = entry.dagster_event
         data = event.engine_event_data if event is not None else None
         if event is None or event.step_key != step_key or data is None or data.error is None:
@@ -173,8 +176,8 @@ def _exception_reported_through_pipes(context: dg.AssetExecutionContext) -> str 
         if event.message and event.message.startswith("[pipes]"):
             message = data.error.message.strip()
             # "lpd_pipeline.training.loop.TrainingError: <reason>": the reason is what the user needs.
-            return message.split(": ", 1)[1] if ": " in message.split("\n", 1)[0] else message
-    return None
+            messages.append(message.split(": ", 1)[1] if ": " in message.split("\n", 1)[0] else message)
+    return messages
 
 
 def _checkpoint_table(run_dir) -> pd.DataFrame:
