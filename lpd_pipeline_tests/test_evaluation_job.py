@@ -30,7 +30,8 @@ def _definitions(storage_root) -> dg.Definitions:
         jobs=[evaluate_checkpoints],
         resources={
             "storage": StorageResource(storage_root=str(storage_root)),
-            "parquet_io_manager": ParquetIOManager(storage_root=str(storage_root)),
+            "parquet_io_manager": ParquetIOManager(
+                storage=StorageResource(storage_root=str(storage_root))),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
     )

@@ -31,7 +31,8 @@ def _materialize(root, config=None):
     return dg.materialize(
         [colorized_masterpieces],
         resources={"storage": StorageResource(storage_root=str(root)),
-                   "parquet_io_manager": ParquetIOManager(storage_root=str(root))},
+                   "parquet_io_manager": ParquetIOManager(
+                       storage=StorageResource(storage_root=str(root)))},
         run_config={"ops": {"colorized_masterpieces": {"config": config or {}}}},
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 

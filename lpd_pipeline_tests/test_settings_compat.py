@@ -44,7 +44,8 @@ def test_a_saved_run_config_with_todays_keys_runs_and_warns_in_the_run_log(stora
     defs = dg.Definitions(
         assets=[trained_generator], jobs=[train_models],
         resources={"storage": StorageResource(storage_root=str(storage_root)),
-                   "parquet_io_manager": ParquetIOManager(storage_root=str(storage_root)),
+                   "parquet_io_manager": ParquetIOManager(
+                       storage=StorageResource(storage_root=str(storage_root))),
                    "pipes_subprocess_client": dg.PipesSubprocessClient(env={"OMP_NUM_THREADS": "1"})})
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("train_models").execute_in_process(

@@ -91,6 +91,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     storage: dg.ResourceDependency[StorageResource]
 
     def _path(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
+        if not isinstance(self.storage, StorageResource):  # Dagster leaves an unset dependency as None
+            raise TypeError("ParquetIOManager needs storage=<the Definitions' StorageResource> (it has no "
+                            "storage_root of its own: the root is the storage resource's)")
         return asset_table_path(self.storage.layout().root, asset_key, partition_key)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
