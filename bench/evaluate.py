@@ -129,7 +129,7 @@ def speed(args: argparse.Namespace) -> None:
         real_statistics(layout, tiles, models)
         real_s = time.perf_counter() - started
         gray = np.concatenate([np.asarray(tiles.color.gray()), np.asarray(tiles.ink.gray())])
-        real = np.asarray(tiles.color.color())
+        real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
         _floor(checkpoint, gray[:4], real[:2], models, args.device, args.batch_size)  # warm-up
 
         evaluations, floors = [], []
@@ -177,18 +177,24 @@ def modes(args: argparse.Namespace) -> None:
     models = default_models(args.device)
     tiles = load_test_set(layout)
     real_stats = real_statistics(layout, tiles, models)
-    real = np.asarray(tiles.color.color())
-    print(f"{args.storage} {args.variant}: {tiles.color.n} test_color + {tiles.ink.n if tiles.ink else 0} "
+    real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
+    ink_gray = np.array(tiles.ink.gray()) if tiles.ink else None
+    if ink_gray is not None and args.max_ink:
+        ink_gray = ink_gray[np.linspace(0, len(ink_gray) - 1, min(args.max_ink, len(ink_gray))).astype(int)]
+    epochs = set(args.epochs or table["epoch"])
+    print(f"{args.storage} {args.variant}: {tiles.color.n} test_color + {0 if ink_gray is None else len(ink_gray)} "
           f"test_ink tiles, bootstrap {args.bootstrap}")
     print()
     print("| epoch | mode | FID [95%] | KID | LPIPS | ΔE | PSNR | SSIM | ΔCF | ink FID | ink CF | s |")
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for record in table.sort_values("epoch").itertuples():
+        if record.epoch not in epochs:
+            continue
         for mode in ("eval", "pix2pix"):
             started = time.perf_counter()
             loaded = load_for_evaluation(record.path, args.device, mode=mode)
             generated = generate(loaded, np.asarray(tiles.color.gray()), batch_size=args.batch_size)
-            ink = generate(loaded, np.asarray(tiles.ink.gray()), batch_size=args.batch_size) if tiles.ink else None
+            ink = generate(loaded, ink_gray, batch_size=args.batch_size) if ink_gray is not None else None
             v = score_generated(real, generated, real_stats, models, settings, ink_generated=ink)
             print(f"| {record.epoch} | {mode} | {v['fid']:.2f} [{v['fid_lo']:.2f}, {v['fid_hi']:.2f}] | "
                   f"{v['kid']:.4f} | {v['lpips']:.4f} | {v['delta_e']:.2f} | {v['psnr']:.2f} | {v['ssim']:.3f} | "
@@ -210,6 +216,8 @@ def main() -> None:
     m = sub.add_parser("modes", help="eval vs pix2pix inference mode on a trained run")
     m.add_argument("--storage", required=True)
     m.add_argument("--variant", default="unet256")
+    m.add_argument("--epochs", type=int, nargs="*", help="only these checkpoints (default: all)")
+    m.add_argument("--max-ink", type=int, default=0, help="at most this many test_ink tiles, evenly spread (0: all)")
     for p in (s, m):
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--bootstrap", type=int, default=200)

@@ -2,7 +2,7 @@
 
     python bench/render.py speed [--sizes 1,10,100] [--backbone unet256] [--ngf 64] [--narrow-ngf 8]
                                  [--narrow-from-mp 50] [--device cpu]
-    python bench/render.py quality --checkpoint PATH PAINTING [PAINTING ...]
+    python bench/render.py quality --checkpoint PATH [--stand-in tile-offset] PAINTING [PAINTING ...]
 
 speed: for synthetic gray paintings of 1, 10 and 100 megapixels (1000x1000, 1000x10000, 3334x30000), one fresh
 process per case: blended at 50 % overlap (the default, with its anchor pass), blended at 25 %, and naive. Each
@@ -149,6 +149,8 @@ def quality(args: argparse.Namespace) -> None:
     from lpd_pipeline.rendering.seams import chroma_of, seam_spike
 
     model = load_render_model(args.checkpoint, args.device)
+    if args.stand_in == "tile-offset":
+        model = tile_offset_model(model)
     print(f"\ncheckpoint {args.checkpoint} ({model.variant}, epoch {model.epoch}, tile {model.tile_size})\n")
     print("| painting | size | spread none | spread anchor | p95 none | p95 anchor | chroma none | chroma anchor "
           "| seam naive | seam blended |")
@@ -185,6 +187,29 @@ def quality(args: argparse.Namespace) -> None:
         print(f"| {name} | {scale} | {ratio:.2f}x | {chroma:.1f} | {full:.1f} | {delta:.2f} |")
 
 
+def tile_offset_model(model):
+    """The checkpoint's generator with a per-tile a*b* offset added (+-0.1 of the output range, from the tile's
+    content): a stand-in for a model whose neighbouring tiles disagree in colour, to show what the anchor does."""
+    import torch
+    from torch import nn
+
+    from lpd_pipeline.rendering.model import RenderModel
+
+    class TileOffset(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net(x)
+            key = x.mean(dim=(1, 2, 3)) * 997.0
+            offset = torch.stack([torch.sin(key), torch.cos(key * 1.3), -torch.sin(key * 0.7)], dim=1) * 0.1
+            return (out + offset[:, :out.shape[1], None, None]).clamp(-1, 1)
+
+    return RenderModel(TileOffset(model.net), model.color_space, model.tile_size, model.multiple,
+                       model.variant + " + tile offsets", model.checkpoint, model.epoch, model.origin)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["speed", "quality", "child"])
@@ -197,9 +222,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint")
+    parser.add_argument("--stand-in", choices=["none", "tile-offset"], default="none",
+                        help="quality: add per-tile colour offsets to the model (a disagreeing stand-in)")
     for name in ("child-ngf", "child-settings", "child-input", "child-output"):
         parser.add_argument(f"--{name}", type=int if name == "child-ngf" else str)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.what == "child":
         child(args)
     elif args.what == "speed":

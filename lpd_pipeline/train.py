@@ -96,22 +96,44 @@ def _open_pipes():
     return open_dagster_pipes()
 
 
-def _event_message(event: dict[str, Any]) -> str | None:
-    kind = event.get("event")
-    if kind == "epoch_end":
-        return (f"epoch {event['epoch']}/{event['total_epochs']} G_GAN={event['G_GAN']:.4f} "
-                f"G_L1={event['G_L1']:.4f} D_real={event['D_real']:.4f} D_fake={event['D_fake']:.4f} "
-                f"lr={event['lr']:.2e} img/s={event['img_per_s']:.2f} eta_s={event['eta_s']:.0f}")
-    if kind == "checkpoint":
-        return f"checkpoint epoch {event['epoch']} written: {event['path']}"
-    if kind == "run_start":
-        if event["start_epoch"] >= event["end_epoch"]:
-            return (f"nothing to train: the run in {event.get('run_dir', 'this run directory')} is already at epoch "
-                    f"{event['start_epoch']} of {event['total_epochs']} (lengthen the schedule or restart)")
-        source = f"resuming from {event['resumed_from']}" if event["resumed_from"] else "fresh start"
-        return (f"training epochs {event['start_epoch'] + 1}..{event['end_epoch']} of {event['total_epochs']} "
-                f"on {event['n_tiles']} tiles ({source}, device {event['device']}, world size {event['world_size']})")
-    return None
+class _PipesLogHandler(logging.Handler):
+    """Forwards this process's log records to Dagster through Pipes, at their level."""
+
+    def __init__(self, pipes) -> None:
+        super().__init__(level=logging.INFO)
+        self.pipes = pipes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            if record.levelno >= logging.ERROR:
+                self.pipes.log.error(message)
+            elif record.levelno >= logging.WARNING:
+                self.pipes.log.warning(message)
+            else:
+                self.pipes.log.info(message)
+        except Exception:  # a logging handler must never raise into the training
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logs_through(pipes):
+    """While launched by Dagster, log lines go to Dagster only (once), not also to this process's stderr, which
+    the launcher shows too. (A crash's traceback still reaches stderr: Python prints it, not logging.)"""
+    root = logging.getLogger()
+    handler = _PipesLogHandler(pipes)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    stderr_handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.level for h in stderr_handlers]
+    for h in stderr_handlers:
+        h.setLevel(logging.CRITICAL + 1)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for h, level in zip(stderr_handlers, previous):
+            h.setLevel(level)
 
 
 def materialization_metadata(result, config: TrainConfig) -> dict[str, Any]:
@@ -168,6 +190,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 # Closing the session reports an exception raised inside it (class, message, traceback) to
                 # Dagster: that is how a refusal reaches the launching step (see defs/assets/training.py).
                 stack.enter_context(pipes)
+                stack.enter_context(_logs_through(pipes))
             return _run_training(args, pipes, train)
     except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -186,19 +209,13 @@ def _run_training(args: argparse.Namespace, pipes, train) -> int:
         config = config.replace(tile_size=train_tile_size(tiles))
     run_dir = (args.run_dir or default_run_dir(storage, config)).resolve()
 
-    def on_event(event: dict[str, Any]) -> None:
-        message = _event_message(event)
-        if message and pipes is not None:
-            pipes.log.info(message)
-
-    result = train(config, tiles, storage, run_dir, restart=args.restart, on_event=on_event,
+    result = train(config, tiles, storage, run_dir, restart=args.restart,
                    max_epochs_this_run=args.max_epochs_this_run)
     summary = (f"trained {config.backbone}/{config.color_space}: {result.epochs_completed}/{result.total_epochs} "
                f"epochs, {len(result.checkpoints)} checkpoint(s) in {result.run_dir}")
     if _is_rank_zero():
         log.info(summary)
     if pipes is not None:
-        pipes.log.info(summary)
         pipes.report_asset_materialization(metadata=materialization_metadata(result, config))
     return 0
 

@@ -267,3 +267,34 @@ def test_settings_are_strict():
         EvaluationSettings(selection_rule="psnr")
     assert EvaluationSettings().cache_key("eval") != EvaluationSettings().cache_key("pix2pix")
     assert EvaluationSettings(device="cuda").cache_key("eval") == EvaluationSettings().cache_key("eval")
+
+
+def test_one_ink_tile_gets_colourfulness_but_no_fid(storage_root):
+    tiny_dataset(storage_root, n_ink=1)
+    layout = StorageLayout(storage_root)
+    run = _evaluate(layout, tiny_training(storage_root, epochs=1))
+    row = run.rows.iloc[0]
+    assert row["status"] == "ok" and row["n_ink"] == 1
+    assert math.isfinite(row["ink_colorfulness"]) and not math.isfinite(float(row["ink_fid"]))
+
+
+@pytest.mark.slow
+def test_with_the_real_metric_networks_rows_equal_the_metrics_suite(trained):
+    """The evaluation's composition of the metrics equals metrics.all_metrics on the same generated tiles."""
+    from lpd_pipeline import metrics
+    from lpd_pipeline.metrics.weights import weights_ready
+
+    if not weights_ready():
+        pytest.skip("metric weights not provisioned (python -m lpd_pipeline.metrics.weights)")
+    layout, table = trained
+    models = metrics.MetricModels("cpu", allow_download=False)
+    run = evaluate_checkpoints(layout, "resnet9", table.tail(1), FAST, models_factory=lambda device: models)
+    row = run.rows.iloc[0]
+    tiles = load_test_set(layout)
+    generated = generate(load_for_evaluation(table["path"].iloc[-1]), np.asarray(tiles.color.gray()))
+    expected = metrics.all_metrics(np.asarray(tiles.color.color()), generated, models, bootstrap=FAST.bootstrap,
+                                   seed=FAST.seed)
+    for key in metrics.KEYS:
+        if key != "n":
+            assert float(row[key]) == pytest.approx(expected[key], rel=1e-6, abs=1e-9), key
+    assert row["n_color"] == expected["n"]

@@ -8,8 +8,8 @@ import torch
 
 from lpd_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, evaluate_checkpoints
 from lpd_pipeline.defs.assets.training import trained_generator
-from lpd_pipeline.defs.resources import ParquetIOManager, StorageResource, asset_table_path
-from lpd_pipeline.evaluation import evaluate, read_best_checkpoint
+from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.evaluation import evaluate, read_best_checkpoint, store
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline_tests.evaluation_fixtures import FakeMetricModels, tiny_dataset, tiny_training
 
@@ -30,8 +30,6 @@ def _definitions(storage_root) -> dg.Definitions:
         jobs=[evaluate_checkpoints],
         resources={
             "storage": StorageResource(storage_root=str(storage_root)),
-            "parquet_io_manager": ParquetIOManager(
-                storage=StorageResource(storage_root=str(storage_root))),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
     )
@@ -45,8 +43,8 @@ def _run(defs, instance, variant="resnet9", best=None, **config):
 
 
 def _as_training_output(storage_root, table, variant="resnet9"):
-    """What trained_generator's IO manager would have stored for the partition (training is tested elsewhere)."""
-    path = asset_table_path(storage_root, trained_generator.key, variant)
+    """The checkpoint table trained_generator leaves for the partition (training is tested elsewhere)."""
+    path = storage_root / "training" / variant / "checkpoints.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(path, index=False)
 
@@ -60,7 +58,7 @@ def test_evaluate_checkpoints_job_end_to_end(storage_root, monkeypatch):
 
     result = _run(defs, instance, best={"keep_every_epochs": 2})
     assert result.success
-    rows = result.output_for_node("checkpoint_evaluations")
+    rows = store.read_evaluations(StorageLayout(storage_root), "resnet9")
     assert list(rows["epoch"]) == [1, 2, 3] and set(rows["status"]) == {"ok"}
     by_key = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
     meta = by_key["checkpoint_evaluations"].materialization.metadata
@@ -113,8 +111,12 @@ def test_bad_settings_fail_with_the_field(storage_root, monkeypatch):
     monkeypatch.setattr(evaluate, "default_models", FakeMetricModels)
     tiny_dataset(storage_root)
     _as_training_output(storage_root, tiny_training(storage_root, epochs=1))
-    result = _run(_definitions(storage_root), dg.DagsterInstance.ephemeral(), best={"selection_rule": "psnr"})
+    # The run config is typed from EvaluationSettings: a bad value is refused before the run starts.
+    with pytest.raises(dg.DagsterInvalidConfigError, match="selection_rule"):
+        _run(_definitions(storage_root), dg.DagsterInstance.ephemeral(), best={"selection_rule": "psnr"})
+    # A value only the core model can judge (a range) fails the step naming the field.
+    result = _run(_definitions(storage_root), dg.DagsterInstance.ephemeral(), bootstrap=-1)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data
     message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message
-    assert "selection_rule" in message
+    assert "bootstrap" in message

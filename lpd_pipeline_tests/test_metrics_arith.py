@@ -283,6 +283,15 @@ def test_cli_input_errors_name_the_files(tmp_path, capsys):
     assert "different sizes" in err and str(fake / "c.png") in err and "16x8" in err
 
 
+def test_cli_refuses_sets_of_mixed_sizes(tmp_path, capsys):
+    real, fake = _folders(tmp_path, ["a.png", "b.png"], ["a.png", "b.png"])
+    for folder in (real, fake):
+        save_image(folder / "b.png", np.zeros((24, 24, 3), np.uint8))
+    assert cli.main([str(real), str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "different sizes in one set" in err and "a.png (16x16)" in err and "b.png (24x24)" in err
+
+
 def test_cli_needs_two_pairs(tmp_path, capsys):
     real, fake = _folders(tmp_path, ["a.png"], ["a.png"])
     assert cli.main([str(real), str(fake)]) == 2

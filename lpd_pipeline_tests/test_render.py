@@ -269,3 +269,36 @@ def test_real_ink_painting_renders(shared_paintings, tmp_path):
     out = imaging.decode_image(tmp_path / "ink.png")
     gray = imaging.luma_bt601(imaging.decode_image(source))
     assert np.median(np.abs(lightness(out) - gray_lightness_table()[gray])) < 0.5
+
+
+# ---- small pieces ----------------------------------------------------------------------------------------
+def test_anchor_map_region_means_are_exact():
+    from lpd_pipeline.rendering.consistency import AnchorMap
+
+    small = np.random.default_rng(3).normal(size=(2, 5, 7))
+    anchor = AnchorMap(small, 50, 70)  # each map pixel covers 10 x 10 image pixels
+    nearest = np.repeat(np.repeat(small, 10, axis=1), 10, axis=2)
+    for rows, cols in ((slice(0, 50), slice(0, 70)), (slice(3, 27), slice(11, 64)), (slice(49, 50), slice(0, 1))):
+        assert np.allclose(anchor.mean(rows, cols), nearest[:, rows, cols].mean(axis=(1, 2)))
+
+
+def test_chroma_upsampling_by_row_blocks_equals_the_whole():
+    from lpd_pipeline.rendering.resample import upsample_rows
+
+    small = np.random.default_rng(4).normal(size=(2, 9, 13)).astype(np.float32)
+    whole = upsample_rows(small, 40, 57, 0, 40)
+    blocks = np.concatenate([upsample_rows(small, 40, 57, y, min(40, y + 7)) for y in range(0, 40, 7)], axis=1)
+    assert whole.shape == (2, 40, 57) and np.array_equal(whole, blocks)
+    assert np.allclose(upsample_rows(np.ones((2, 3, 3), np.float32), 10, 10, 0, 10), 1.0)
+
+
+def test_preview_thumbnail_is_a_box_filter_of_the_streamed_rows():
+    from lpd_pipeline.rendering.render import _Thumbnail
+
+    rgb = np.random.default_rng(5).integers(0, 256, (103, 64, 3), dtype=np.uint8)
+    thumb = _Thumbnail(103, 64, 20)  # factor 6
+    for start in range(0, 103, 17):
+        thumb.add(rgb[start:start + 17])
+    image = thumb.image()
+    assert image.shape == (18, 10, 3)
+    assert np.abs(image[0, 0].astype(float) - rgb[:6, :6].reshape(-1, 3).mean(axis=0)).max() <= 0.5

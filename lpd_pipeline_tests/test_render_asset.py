@@ -28,11 +28,10 @@ def _dataset(root, tmp_path):
 
 
 def _materialize(root, config=None):
+    storage = StorageResource(storage_root=str(root))
     return dg.materialize(
         [colorized_masterpieces],
-        resources={"storage": StorageResource(storage_root=str(root)),
-                   "parquet_io_manager": ParquetIOManager(
-                       storage=StorageResource(storage_root=str(root)))},
+        resources={"storage": storage, "parquet_io_manager": ParquetIOManager(storage=storage)},
         run_config={"ops": {"colorized_masterpieces": {"config": config or {}}}},
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from lpd_pipeline.defs.assets.training import trained_generator
 from lpd_pipeline.defs.jobs import train_models
-from lpd_pipeline.defs.resources import ParquetIOManager, StorageResource
+from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.loop import train
@@ -44,14 +44,12 @@ def test_a_saved_run_config_with_todays_keys_runs_and_warns_in_the_run_log(stora
     defs = dg.Definitions(
         assets=[trained_generator], jobs=[train_models],
         resources={"storage": StorageResource(storage_root=str(storage_root)),
-                   "parquet_io_manager": ParquetIOManager(
-                       storage=StorageResource(storage_root=str(storage_root))),
                    "pipes_subprocess_client": dg.PipesSubprocessClient(env={"OMP_NUM_THREADS": "1"})})
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("train_models").execute_in_process(
         partition_key="unet256", run_config={"ops": {"trained_generator": {"config": old_keys}}}, instance=instance)
     assert result.success
-    saved = ckpt.load_checkpoint(result.output_for_node("trained_generator")["path"].iloc[-1])["config"]
+    saved = ckpt.load_checkpoint(ckpt.read_checkpoint_table(storage_root / "training" / "unet256")["path"].iloc[-1])["config"]
     assert (saved["n_layers_d"], saved["ngf"], saved["checkpoint_every"]) == (2, 4, 1)
     warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == 30]
     assert any("'extra' is deprecated" in m for m in warnings), warnings

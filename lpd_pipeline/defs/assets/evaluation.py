@@ -8,16 +8,17 @@ variant like ``trained_generator``, so a variant's evaluation maps to its own tr
 
 import base64
 import math
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import ValidationError
 
 from lpd_pipeline.curation.previews import markdown_text
 from lpd_pipeline.defs.assets.training import trained_generator
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
 from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.evaluation.settings import EvaluationSettings
 
 GROUP = "evaluation"
@@ -25,29 +26,40 @@ _DEFAULTS = EvaluationSettings()  # the one source of the defaults below
 BEST_CHECK = "best_checkpoint_usable"
 
 
-class CheckpointEvaluationConfig(dg.Config):
-    """How checkpoints are scored (see lpd_pipeline.evaluation.settings.EvaluationSettings)."""
-
-    device: str = _DEFAULTS.device
-    batch_size: int = _DEFAULTS.batch_size
-    bootstrap: int = _DEFAULTS.bootstrap
-    seed: int = _DEFAULTS.seed
-    sample_color_tiles: int = _DEFAULTS.sample_color_tiles
-    sample_ink_tiles: int = _DEFAULTS.sample_ink_tiles
+_SCORING_FIELDS = ("device", "batch_size", "bootstrap", "seed", "sample_color_tiles", "sample_ink_tiles")
 
 
-class BestCheckpointConfig(dg.Config):
-    """How the best checkpoint is chosen and which checkpoints are kept afterwards."""
-
-    selection_rule: str = _DEFAULTS.selection_rule  # fid_then_lpips | fid | lpips
-    keep_every_epochs: int = _DEFAULTS.keep_every_epochs  # 0: delete nothing; else keep best, latest, multiples
+class CheckpointEvaluationConfig(settings_config(
+        EvaluationSettings, exclude=tuple(set(EvaluationSettings.model_fields) - set(_SCORING_FIELDS)))):
+    """How checkpoints are scored (fields of lpd_pipeline.evaluation.settings.EvaluationSettings)."""
 
 
-def _settings(values: dict[str, Any]) -> EvaluationSettings:
-    try:
-        return EvaluationSettings(**values)
-    except ValidationError as exc:
-        raise dg.Failure(description=f"invalid evaluation settings: {exc}") from None
+class BestCheckpointConfig(settings_config(EvaluationSettings, exclude=_SCORING_FIELDS)):
+    """How the best checkpoint is chosen and which checkpoints are kept afterwards (EvaluationSettings)."""
+
+
+def _for_each_variant(context: dg.AssetExecutionContext, what: str, work) -> dict[str, Any]:
+    """Run ``work(variant)`` for every partition of this run (one, or several in a single-run backfill).
+
+    A variant that fails does not stop the others; the step fails at the end naming each failure. Metadata keys
+    get a ``<variant>/`` prefix when the run has several variants."""
+    variants = list(context.partition_keys)
+    metadata: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    for variant in variants:
+        try:
+            result = work(variant)
+        except dg.Failure as exc:
+            if len(variants) == 1:
+                raise
+            failures[variant] = exc.description or str(exc)
+            context.log.error(f"{what} {variant}: {failures[variant]}")
+            continue
+        prefix = "" if len(variants) == 1 else f"{variant}/"
+        metadata.update({f"{prefix}{key}": value for key, value in result.items()})
+    if failures:
+        raise dg.Failure(description=f"{what} failed for " + "; ".join(f"{v}: {m}" for v, m in failures.items()))
+    return metadata
 
 
 def _number(value: Any, digits: int) -> str:
@@ -96,60 +108,69 @@ def _image_markdown(path: str, alt: str) -> str:
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"pytorch"},
+    kinds={"pytorch", "parquet"},
     partitions_def=VARIANT_PARTITIONS,
-    ins={"trained_generator": dg.AssetIn(key=trained_generator.key)},
-    io_manager_key="parquet_io_manager",
+    deps=[trained_generator],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=["team:lpd-evaluation"],
+    tags={"stage": "evaluate"},
 )
 def checkpoint_evaluations(
     context: dg.AssetExecutionContext,
     config: CheckpointEvaluationConfig,
     storage: StorageResource,
-    trained_generator: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.MaterializeResult:
     """Every checkpoint of the variant scored on the test tiles (FID/KID with 95% intervals, LPIPS, ΔE, PSNR,
     SSIM, colourfulness; ink tiles: FID/KID vs real colour tiles, colourfulness). One row per checkpoint, cached
-    by checkpoint content and test-set fingerprint: a new checkpoint evaluates only itself."""
+    by checkpoint content and test-set fingerprint: a new checkpoint evaluates only itself. The table lives in
+    ``<storage>/evaluation/<variant>/evaluations.parquet``; its input is the training's checkpoint table."""
     from lpd_pipeline.evaluation import evaluate  # imports torch: only when the step runs
+    from lpd_pipeline.training.checkpoints import read_checkpoint_table
 
-    variant = context.partition_key
-    settings = _settings(config.model_dump())
+    settings = config.settings()
     layout = storage.layout()
-    if trained_generator.empty:
-        raise dg.Failure(description=f"variant {variant!r} has no checkpoints: materialize trained_generator "
-                                     f"(job train_models) for it first")
-    try:
-        run = evaluate.evaluate_checkpoints(layout, variant, trained_generator, settings,
-                                            models_factory=evaluate.default_models, log_fn=context.log.info)
-    except ValueError as exc:  # DataError, EvaluationError, CheckpointError: the message names file and reason
-        raise dg.Failure(description=str(exc)) from exc
-    rows = run.rows
-    metadata: dict[str, Any] = {
-        "evaluated": len(run.evaluated), "reused": len(run.reused), "skipped": len(run.skipped),
-        "test_fingerprint": str(rows["test_fingerprint"].iloc[0])[:16] if len(rows) else "",
-        "metrics": dg.MetadataValue.md(_rows_markdown(rows)),
-    }
-    scored = rows[rows["status"] == "ok"]
-    if len(scored):
-        newest = scored.iloc[-1]
-        metadata["sample_sheet"] = dg.MetadataValue.md(
-            f"Epoch {int(newest['epoch'])}:\n\n{_image_markdown(newest['sample_sheet'], 'sample sheet')}")
-        metadata["sample_sheet_path"] = dg.MetadataValue.path(str(newest["sample_sheet"]))
-    return dg.Output(rows, metadata=metadata)
+
+    def one(variant: str) -> dict[str, Any]:
+        checkpoints = read_checkpoint_table(layout.training_dir(variant))
+        if checkpoints.empty:
+            raise dg.Failure(description=f"variant {variant!r} has no checkpoints: materialize trained_generator "
+                                         f"(job train_models) for it first")
+        try:
+            run = evaluate.evaluate_checkpoints(layout, variant, checkpoints, settings,
+                                                models_factory=evaluate.default_models, log_fn=context.log.info)
+        except ValueError as exc:  # DataError, EvaluationError, CheckpointError: the message names file and reason
+            raise dg.Failure(description=f"{variant}: {exc}") from exc
+        rows = run.rows
+        metadata: dict[str, Any] = {
+            "evaluated": len(run.evaluated), "reused": len(run.reused), "skipped": len(run.skipped),
+            "test_fingerprint": str(rows["test_fingerprint"].iloc[0])[:16] if len(rows) else "",
+            "metrics": dg.MetadataValue.md(_rows_markdown(rows)),
+        }
+        scored = rows[rows["status"] == "ok"]
+        if len(scored):
+            newest = scored.iloc[-1]
+            metadata["sample_sheet"] = dg.MetadataValue.md(
+                f"Epoch {int(newest['epoch'])}:\n\n{_image_markdown(newest['sample_sheet'], 'sample sheet')}")
+            metadata["sample_sheet_path"] = dg.MetadataValue.path(str(newest["sample_sheet"]))
+        return metadata
+
+    return dg.MaterializeResult(metadata=_for_each_variant(context, "evaluation", one))
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=VARIANT_PARTITIONS,
-    ins={"checkpoint_evaluations": dg.AssetIn(key=checkpoint_evaluations.key)},
+    deps=[checkpoint_evaluations],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[dg.AssetCheckSpec(BEST_CHECK, asset="best_checkpoint", blocking=True,
                                    description="the chosen checkpoint file exists and its metrics are finite")],
+    owners=["team:lpd-evaluation"],
+    tags={"stage": "evaluate"},
 )
 def best_checkpoint(
     context: dg.AssetExecutionContext,
     config: BestCheckpointConfig,
     storage: StorageResource,
-    checkpoint_evaluations: pd.DataFrame,
 ):
     """The variant's best checkpoint by the configured rule (default: lowest FID; when its bootstrap interval
     overlaps others', the lowest LPIPS among those), written to ``evaluation/<variant>/best_checkpoint.json``
@@ -157,56 +178,71 @@ def best_checkpoint(
     and every k-th epoch are deleted (never an unevaluated one)."""
     from lpd_pipeline.evaluation import retention, selection, store
 
-    variant = context.partition_key
-    settings = _settings(config.model_dump())
+    settings = config.settings()
     layout = storage.layout()
-    choice = selection.choose_best(checkpoint_evaluations, settings.selection_rule)
-    if choice is None:
-        reasons = "; ".join(f"epoch {int(r['epoch'])}: {r['reason']}"
-                            for _, r in checkpoint_evaluations.iterrows() if r["status"] != "ok")
-        raise dg.Failure(description=f"no checkpoint of {variant!r} could be scored"
-                                     f"{' (' + reasons + ')' if reasons else ''}; best_checkpoint.json unchanged")
-    record = selection.best_record(variant, choice, settings.selection_rule)
-    path = store.write_best_checkpoint(layout, variant, record)
-    deleted = retention.apply_evaluated_retention(layout.training_dir(variant), checkpoint_evaluations,
-                                                  record["checkpoint"], settings.keep_every_epochs)
-    if deleted:
-        context.log.info(f"evaluation-aware retention deleted {len(deleted)} checkpoint(s): "
-                         f"{', '.join(p.name for p in deleted)}")
-    metadata: dict[str, Any] = {
-        "epoch": record["epoch"], "checkpoint": dg.MetadataValue.path(record["checkpoint"]),
-        "rule": record["rule"], "chosen_by": record["chosen_by"], "record": dg.MetadataValue.path(str(path)),
-        "checkpoints_deleted": len(deleted),
-        **{k: record[k] for k in ("fid", "fid_lo", "fid_hi", "kid", "lpips", "delta_e", "delta_cf")
-           if record[k] is not None},
-    }
-    if record["sample_sheet"]:
-        metadata["sample_sheet"] = dg.MetadataValue.md(_image_markdown(record["sample_sheet"], "sample sheet"))
-    return dg.MaterializeResult(metadata=metadata, check_results=[_best_check(layout, variant)])
+    checks: list[dg.AssetCheckResult] = []
+
+    def one(variant: str) -> dict[str, Any]:
+        evaluations = store.read_evaluations(layout, variant)
+        choice = selection.choose_best(evaluations, settings.selection_rule)
+        if choice is None:
+            reasons = "; ".join(f"epoch {int(r['epoch'])}: {r['reason']}"
+                                for _, r in evaluations.iterrows() if r["status"] != "ok")
+            raise dg.Failure(description=f"no checkpoint of {variant!r} could be scored"
+                                         f"{' (' + reasons + ')' if reasons else ''}; best_checkpoint.json unchanged")
+        record = selection.best_record(variant, choice, settings.selection_rule)
+        path = store.write_best_checkpoint(layout, variant, record)
+        deleted = retention.apply_evaluated_retention(layout.training_dir(variant), evaluations,
+                                                      record["checkpoint"], settings.keep_every_epochs)
+        if deleted:
+            context.log.info(f"{variant}: evaluation-aware retention deleted {len(deleted)} checkpoint(s): "
+                             f"{', '.join(p.name for p in deleted)}")
+        context.log.info(f"{variant}: best checkpoint epoch {record['epoch']} ({record['chosen_by']})")
+        metadata: dict[str, Any] = {
+            "epoch": record["epoch"], "checkpoint": dg.MetadataValue.path(record["checkpoint"]),
+            "rule": record["rule"], "chosen_by": record["chosen_by"], "record": dg.MetadataValue.path(str(path)),
+            "checkpoints_deleted": len(deleted),
+            **{k: record[k] for k in ("fid", "fid_lo", "fid_hi", "kid", "lpips", "delta_e", "delta_cf")
+               if record[k] is not None},
+        }
+        if record["sample_sheet"]:
+            metadata["sample_sheet"] = dg.MetadataValue.md(_image_markdown(record["sample_sheet"], "sample sheet"))
+        return metadata
+
+    metadata = _for_each_variant(context, "best-checkpoint choice", one)
+    # One check result covers the run's partitions: it fails when any variant's record is unusable.
+    checks.append(_best_check(layout, list(context.partition_keys)))
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
-def _best_check(layout, variant: str) -> dg.AssetCheckResult:
+def _best_check(layout, variants: list[str]) -> dg.AssetCheckResult:
     from lpd_pipeline.evaluation import store
 
     problems = []
-    try:
-        record = store.read_best_checkpoint(layout, variant)
-    except store.EvaluationError as exc:
-        record, problems = None, [str(exc)]
-    if record is None and not problems:
-        problems.append(f"{store.best_path(layout, variant)} was not written")
-    if record is not None:
+    for variant in variants:
+        try:
+            record = store.read_best_checkpoint(layout, variant)
+        except store.EvaluationError as exc:
+            problems.append(str(exc))
+            continue
+        if record is None:
+            problems.append(f"{store.best_path(layout, variant)} was not written")
+            continue
+        if not Path(record["checkpoint"]).is_file():
+            problems.append(f"{variant}: the chosen checkpoint {record['checkpoint']} does not exist")
         bad = [k for k in ("fid", "kid", "lpips", "delta_e", "psnr", "ssim", "delta_cf")
                if not store.finite(record.get(k))]
         if bad:
-            problems.append(f"non-finite metric(s) {bad} for {record['checkpoint']}")
+            problems.append(f"{variant}: non-finite metric(s) {bad} for {record['checkpoint']}")
     return dg.AssetCheckResult(
         check_name=BEST_CHECK, passed=not problems,
-        metadata={"details": dg.MetadataValue.md("\n".join(f"- {markdown_text(p)}" for p in problems)
+        metadata={"variants": ", ".join(variants),
+                  "details": dg.MetadataValue.md("\n".join(f"- {markdown_text(p)}" for p in problems)
                                                  or "All good.")})
 
 
-@dg.asset(group_name=GROUP, deps=[best_checkpoint])
+@dg.asset(group_name=GROUP, deps=[best_checkpoint], kinds={"csv", "matplotlib"}, owners=["team:lpd-evaluation"],
+          tags={"stage": "evaluate"})
 def backbone_comparison(storage: StorageResource) -> dg.MaterializeResult:
     """The method's table (best epoch, FID, KID, LPIPS, ΔE, ΔCF per variant) and every metric vs epoch, from the
     variants' evaluation results on disk; also written to ``<storage>/reports/backbone_comparison.{csv,png}``."""

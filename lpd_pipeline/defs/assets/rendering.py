@@ -15,12 +15,15 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from lpd_pipeline.curation import previews
 from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.imaging import content_hash, decode_image, png_complete
 from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
+from lpd_pipeline.rendering.settings import RenderSettings
 from lpd_pipeline.settings import StorageLayout
 
 GROUP = "render"
@@ -33,12 +36,16 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREVIEW_HEIGHT = 160
 
 
-class MasterpiecesConfig(dg.Config):
-    """Which variants and extra paintings to render, and how (any RenderSettings field in ``render``)."""
+class MasterpiecesConfig(settings_config(RenderSettings)):
+    """Which variants and extra paintings to render, and how (every RenderSettings field)."""
 
-    variants: list[str] = list(PAPER_VARIANTS)
-    extra_paintings: list[str] = []  # image files to colorize besides the test_ink paintings
-    render: dict[str, Any] = {}  # RenderSettings fields, e.g. {"overlap": 0.25, "device": "cuda"}
+    variants: list[str] = Field(default_factory=lambda: list(PAPER_VARIANTS),
+                                description=f"model variants to render with, of {list(VARIANTS)}")
+    extra_paintings: list[str] = Field(default_factory=list,
+                                       description="image files to colorize besides the test_ink paintings")
+    # Key of earlier run configs, still accepted with a DeprecationWarning.
+    render: dict[str, Any] = Field(default_factory=dict,
+                                   description="deprecated: every RenderSettings field is a run-config field")
 
 
 def masterpieces_table_path(layout: StorageLayout) -> Path:
@@ -103,18 +110,15 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
                            storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """Every test_ink painting (whole) and the configured ones, colorized with each variant's best checkpoint:
     ``renders/<variant>/<painting_id>.png`` (+ ``.preview.jpg``), table ``renders/masterpieces.parquet``."""
-    from pydantic import ValidationError
-
-    from lpd_pipeline.rendering import (
-        RenderInputError, RenderSettings, load_render_model, render_file, resolve_checkpoint)
+    from lpd_pipeline.rendering import RenderInputError, load_render_model, render_file, resolve_checkpoint
 
     unknown = sorted(set(config.variants) - set(VARIANTS))
     if unknown:
         raise dg.Failure(description=f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
-    try:
-        settings = RenderSettings(**config.render)
-    except ValidationError as exc:
-        raise dg.Failure(description=f"invalid render settings: {exc}") from exc
+    if config.render:
+        context.log.warning(f"run config key 'render' is deprecated: move {sorted(config.render)} to run-config "
+                            "fields of their own (every RenderSettings field is one)")
+    settings = config.settings(**config.render)
     settings_json = json.dumps(settings.describe(), sort_keys=True)
     layout = storage.layout()
     paintings = _paintings(layout, config.extra_paintings, context.log)
@@ -186,8 +190,10 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
 
 render_masterpieces = dg.define_asset_job(
     "render_masterpieces",
-    selection=dg.AssetSelection.assets(colorized_masterpieces),
-    description="Colorize every test_ink painting (and configured ones) with each variant's best checkpoint.",
+    # The group's assets but survey_results, which scores answers that come back from people later.
+    selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("survey_results"),
+    description="Colorize every test_ink painting (and configured ones) with each variant's best checkpoint; "
+                "publish the results page and the survey kit.",
 )
 
 RENDERING_ASSETS = [colorized_masterpieces]

@@ -72,16 +72,22 @@ def _deprecated(log, message: str) -> None:
     partitions_def=BACKBONES,
     deps=[tile_pairs],
     pool=GPU_POOL,
-    io_manager_key="parquet_io_manager",
+    # One run may train several variants one after the other (make demo, a single-run backfill in the UI).
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=["team:lpd-training"],
+    tags={"stage": "train"},
 )
 def trained_generator(
     context: dg.AssetExecutionContext,
     config: TrainingRunConfig,
     storage: StorageResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
-) -> dg.Output[pd.DataFrame]:
-    """pix2pix (70×70 PatchGAN, cGAN + λ·L1) for one generator backbone. Value: the checkpoint table."""
-    variant = context.partition_key
+) -> dg.MaterializeResult:
+    """pix2pix (70×70 PatchGAN, cGAN + λ·L1) per model variant. The checkpoint table each run writes
+    (``<storage>/training/<variant>/checkpoints.parquet``) is what evaluation reads.
+
+    A run over several partitions trains them one after the other; a variant that fails does not stop the others,
+    and the step fails at the end naming each failure."""
     layout = storage.layout()
     tiles_path = layout.dataset_dir / "tiles.parquet"
     if not tiles_path.exists():
@@ -89,6 +95,32 @@ def trained_generator(
     from lpd_pipeline.training.data import train_tile_size  # imports torch: only when training runs
 
     tile_size = train_tile_size(tiles_path)  # one size, a non-empty train split: checked, with the reason
+    metadata: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    variants = list(context.partition_keys)
+    for number, variant in enumerate(variants, start=1):
+        context.log.info(f"training variant {variant} ({number} of {len(variants)})")
+        try:
+            reported = _train_variant(context, config, storage, pipes_subprocess_client, variant, tile_size)
+        except dg.Failure as exc:
+            if len(variants) == 1:
+                raise
+            failures[variant] = exc.description or str(exc)
+            context.log.error(f"{variant}: {failures[variant]}")
+            continue
+        prefix = "" if len(variants) == 1 else f"{variant}/"
+        metadata.update({f"{prefix}{key}": value for key, value in reported.items()})
+    if failures:
+        raise dg.Failure(description="training failed for " + "; ".join(f"{v}: {m}" for v, m in failures.items()))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _train_variant(context: dg.AssetExecutionContext, config: TrainingRunConfig, storage: StorageResource,
+                   pipes_subprocess_client: dg.PipesSubprocessClient, variant: str, tile_size: int
+                   ) -> dict[str, Any]:
+    """Train one variant in its own process (Pipes); the materialization metadata it reported."""
+    layout = storage.layout()
+    tiles_path = layout.dataset_dir / "tiles.parquet"
     settings = config.train_config(variant, tile_size, context.log)
     run_dir = layout.training_dir(variant)
     launcher = list(config.launcher) or [sys.executable]
@@ -122,7 +154,7 @@ def trained_generator(
         png = loss_curve_png(history, f"{settings.backbone} ({settings.color_space})")
         metadata["loss_curve"] = dg.MetadataValue.md(
             f"![loss curve](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
-    return dg.Output(table, metadata=metadata)
+    return metadata
 
 
 def _exception_reported_through_pipes(context: dg.AssetExecutionContext) -> str | None:
