@@ -167,3 +167,18 @@ def test_run_config_storage_root_receives_every_output(raw, tmp_path):
         assert (configured / expected).is_file(), expected
     assert not (configured / "assets" / "tile_pairs.parquet").exists()
     assert len(pd.read_parquet(configured / "dataset" / "tiles.parquet")) > 0
+
+
+def test_the_io_manager_has_no_root_of_its_own(tmp_path):
+    @dg.asset(io_manager_key="parquet_io_manager")
+    def table() -> pd.DataFrame:
+        return pd.DataFrame({"a": [1]})
+
+    storage = StorageResource(storage_root=str(tmp_path))
+    result = dg.materialize([table], resources={"storage": storage, "parquet_io_manager": ParquetIOManager()},
+                            raise_on_error=False)
+    assert not result.success
+    assert "needs storage=" in str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert dg.materialize([table], resources={"storage": storage,
+                                              "parquet_io_manager": ParquetIOManager(storage=storage)}).success
+    assert (tmp_path / "assets" / "table.parquet").is_file()

@@ -205,3 +205,11 @@ def test_through_an_environment_proxy_the_target_is_checked_not_the_proxy(tmp_pa
     direct = downloader(tmp_path / "b", allow_private=False, timeout_s=0.5).fetch("http://10.1.2.3/a.png")
     assert direct.reason == "private_address" and server.hits["/a.png"] == 1
     assert DownloadPolicy().use_env_proxies is False and DownloadPolicy().allow_private_networks is False
+
+
+def test_the_sources_resource_carries_the_network_rules_to_the_downloader():
+    assert PaintingSourcesResource().download_policy() == DownloadPolicy(timeout_s=30.0, max_bytes=100 * 1024 * 1024)
+    policy = PaintingSourcesResource(allow_private_addresses=True, use_env_proxies=True, download_max_mb=2,
+                                     download_timeout_s=5).download_policy()
+    assert (policy.allow_private_networks, policy.use_env_proxies, policy.max_bytes, policy.timeout_s) == (
+        True, True, 2 * 1024 * 1024, 5)

@@ -5,11 +5,14 @@ Stages (each is one Dagster asset in :mod:`lpd_pipeline.defs.assets`):
 1. :func:`ingest_paintings`  decode every file, give it a stable id (content hash), decide its kind.
 2. :func:`dedup_paintings`   collapse near-duplicate paintings to one representative.
 3. :func:`cut_tiles`         cut tiles, score every filter, write colour/grayscale PNG pairs of kept tiles.
-4. :func:`assemble_dataset`  drop tile near-duplicates across paintings, split by work, final tables.
+4. :func:`assemble_dataset`  drop tile near-duplicates across paintings, split by work, final tables
+   (:func:`write_dataset_tables`, then :func:`remove_superseded_files`).
 5. :func:`export_pix2pix_aligned`  A|B side-by-side images in pix2pix's train/test layout.
 
 Every stage returns its rejections (item, stage, reason, detail) instead of raising, so one bad file never
-stops a run. Work is cached on disk (paintings by file identity, tiles and their scores by painting content)
+stops a run. Stages 1-3 only add or rewrite files; what the previous dataset used and the new one does not is
+deleted after the new tables are written, so a run killed at any moment leaves ``tiles.parquet`` listing only
+files that exist. Work is cached on disk (paintings by file identity, tiles and their scores by painting content)
 so re-running after adding paintings only does the new work.
 """
 

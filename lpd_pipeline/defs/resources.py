@@ -11,6 +11,7 @@ from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation.dataset import CurationConfig
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.settings import StorageLayout, default_storage_root
+from lpd_pipeline.sources.download import DownloadPolicy
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -47,10 +48,19 @@ class PaintingSourcesResource(dg.ConfigurableResource):
     # Downloads refuse loopback, private, link-local, multicast and reserved addresses (checked on the resolved
     # address, at every redirect) unless this is set: for an intranet mirror, or tests on 127.0.0.1.
     allow_private_addresses: bool = False
+    # Use HTTP(S)_PROXY from the environment (off: a proxy's own DNS lookup escapes the address check; with it on,
+    # the target host is still resolved and checked here, the proxy itself is not).
+    use_env_proxies: bool = False
 
     @classmethod
     def from_env(cls) -> "PaintingSourcesResource":
         return cls(raw_dir=os.environ.get("LPD_RAW_DIR", ""))
+
+    def download_policy(self) -> DownloadPolicy:
+        """The downloader's limits and network rules for these sources."""
+        return DownloadPolicy(timeout_s=self.download_timeout_s, max_bytes=self.download_max_mb * 1024 * 1024,
+                              allow_private_networks=self.allow_private_addresses,
+                              use_env_proxies=self.use_env_proxies)
 
     @property
     def uses_demo(self) -> bool:
@@ -91,6 +101,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     storage: dg.ResourceDependency[StorageResource]
 
     def _path(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
+        if not isinstance(self.storage, StorageResource):  # Dagster leaves an unset dependency as None
+            raise TypeError("ParquetIOManager needs storage=<the Definitions' StorageResource> (it has no "
+                            "storage_root of its own: the root is the storage resource's)")
         return asset_table_path(self.storage.layout().root, asset_key, partition_key)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:

@@ -23,7 +23,7 @@ from lpd_pipeline.defs.resources import (
 )
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources import local
-from lpd_pipeline.sources.download import Downloader, DownloadPolicy
+from lpd_pipeline.sources.download import Downloader
 from lpd_pipeline.sources.manifest import collect_from_manifest
 from lpd_pipeline.sources.met import MetSource
 
@@ -103,10 +103,7 @@ def raw_paintings(
     if painting_sources.raw_dir:
         collected.append(local.scan_local_folder(Path(painting_sources.raw_dir)))
     if painting_sources.url_manifest or painting_sources.met_query:
-        policy = DownloadPolicy(timeout_s=painting_sources.download_timeout_s,
-                                max_bytes=painting_sources.download_max_mb * 1024 * 1024,
-                                allow_private_networks=painting_sources.allow_private_addresses)
-        downloader = Downloader(layout.downloads_dir, policy)
+        downloader = Downloader(layout.downloads_dir, painting_sources.download_policy())
         if painting_sources.url_manifest:
             collected.append(collect_from_manifest(Path(painting_sources.url_manifest), downloader))
         if painting_sources.met_query:
