@@ -156,6 +156,9 @@ def test_kid_equals_brute_force_and_subsets():
     sub = distribution.kernel_inception_distance(big_x, big_y, subset_size=100, subsets=50, seed=1)
     assert sub == distribution.kernel_inception_distance(big_x, big_y, subset_size=100, subsets=50, seed=1)
     assert sub == pytest.approx(whole, abs=0.05 * abs(whole) + 0.01)
+    # the Gram route's subsets are the feature route's subsets (same seed, same draws)
+    direct = distribution._kid_subsets(big_x, big_y, 100, 50, np.random.default_rng(1))
+    assert sub == pytest.approx(direct, rel=1e-9)
 
 
 def test_distribution_metrics_bootstrap():
