@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +316,13 @@ def test_cli_needs_two_pairs(tmp_path, capsys):
 def test_json_value_writes_null_for_infinity():
     assert json.dumps({k: cli._json_value(v) for k, v in {"psnr": float("inf"), "n": 2}.items()}) == \
         '{"psnr": null, "n": 2}'
+
+
+def test_python_m_entry_point(tmp_path):
+    """``python -m lpd_pipeline.metrics`` runs the CLI (an input error: exits 2 before any network loads)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "lpd_pipeline.metrics", str(tmp_path / "real"),
+                           str(tmp_path / "fake")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and "need at least 2 image pairs" in done.stderr
