@@ -140,6 +140,7 @@ def evaluate_checkpoints(
     run = EvaluationRun(store.empty_rows())
     rows: list[dict[str, Any]] = []
     models = real_stats = None
+    known: dict[str, leakage.TrainingSet | None] = {}  # per data fingerprint, looked up once per run
     for record in checkpoint_table.sort_values("epoch").to_dict("records"):
         epoch, path = int(record["epoch"]), Path(str(record["path"]))
         base = {"variant": variant, "epoch": epoch, "checkpoint": str(path), "test_fingerprint": tiles.fingerprint,
@@ -162,7 +163,7 @@ def evaluate_checkpoints(
         except CheckpointError as exc:
             rows.append(_skip(run, base, str(exc)))
             continue
-        reason = _refusal(layout, loaded, variant, backbone, color_space, tiles, tiles_frame, test_rows)
+        reason = _refusal(layout, loaded, variant, backbone, color_space, tiles, tiles_frame, test_rows, known)
         if reason:
             rows.append(_skip(run, base, f"checkpoint {path} refused: {reason}"))
             continue
@@ -188,14 +189,16 @@ def _skip(run: EvaluationRun, base: dict[str, Any], reason: str) -> dict[str, An
     return {**base, "status": "skipped", "reason": reason}
 
 
-def _refusal(layout, loaded, variant, backbone, color_space, tiles, tiles_frame, test_rows) -> str | None:
+def _refusal(layout, loaded, variant, backbone, color_space, tiles, tiles_frame, test_rows, known) -> str | None:
     config = loaded.config
     if (config.backbone, config.color_space) != (backbone, color_space):
         return (f"it is a {config.backbone}/{config.color_space} model, not of variant {variant!r}")
     if config.tile_size != tiles.color.size:
         return f"it was trained on {config.tile_size}px tiles, the test tiles are {tiles.color.size}px"
-    training_set = leakage.known_training_set(layout, loaded.data_fingerprint, tiles_frame)
-    return leakage.overlap_reason(training_set, loaded.data_fingerprint, test_rows)
+    fingerprint = loaded.data_fingerprint
+    if fingerprint not in known:
+        known[fingerprint] = leakage.known_training_set(layout, fingerprint, tiles_frame)
+    return leakage.overlap_reason(known[fingerprint], fingerprint, test_rows)
 
 
 def _score(layout, variant, epoch, loaded, tiles: EvaluationTiles, real_stats, models,
