@@ -144,11 +144,18 @@ def print_speed_table(rows, args) -> None:
 
 
 def quality(args: argparse.Namespace) -> None:
-    from lpd_pipeline.rendering import RenderReport, RenderSettings, colorize_gray, load_render_model, plan_render
+    from lpd_pipeline.rendering import RenderReport, RenderSettings, colorize_gray, load_render_model
     from lpd_pipeline.rendering.render import read_gray, seam_phase
     from lpd_pipeline.rendering.seams import chroma_of, seam_spike
 
     model = load_render_model(args.checkpoint, args.device)
+    if args.inference_mode == "pix2pix":
+        # The reference test script's mode (batch statistics, dropout on): the source of the paper's
+        # "neighbouring tiles in different colours". Rendering itself always uses DEFAULT_INFERENCE_MODE.
+        from lpd_pipeline.training.checkpoints import load_generator
+
+        model.net = load_generator(args.checkpoint, model.device, mode="pix2pix").net
+        model.variant += " (pix2pix mode)"
     if args.stand_in == "tile-offset":
         model = tile_offset_model(model)
     print(f"\ncheckpoint {args.checkpoint} ({model.variant}, epoch {model.epoch}, tile {model.tile_size})\n")
@@ -173,7 +180,7 @@ def quality(args: argparse.Namespace) -> None:
               f"| {s_none.p95:.2f} | {s_anchor.p95:.2f} | {s_none.mean_chroma:.1f} | {s_anchor.mean_chroma:.1f} "
               f"| {seams['naive']:.2f} | {seams['none']:.2f} |")
         reference = chroma_of(cases["anchor"][0])
-        for scale in (0.5, 0.25):
+        for scale in () if args.no_scales else (0.5, 0.25):
             started = time.perf_counter()
             rgb = colorize_gray(gray, model, RenderSettings(scale=scale))
             seconds = time.perf_counter() - started
@@ -181,6 +188,8 @@ def quality(args: argparse.Namespace) -> None:
             delta = float(np.sqrt(((chroma - reference) ** 2).sum(axis=0)).mean())
             scale_rows.append((Path(path).name[:40], scale, seconds / cases["anchor"][3],
                                float(np.hypot(*chroma).mean()), float(np.hypot(*reference).mean()), delta))
+    if not scale_rows:
+        return
     print("\n| painting | scale | time vs full | chroma | chroma at full scale | mean Delta-E(a*b*) to full |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, scale, ratio, chroma, full, delta in scale_rows:
@@ -222,6 +231,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint")
+    parser.add_argument("--inference-mode", choices=["eval", "pix2pix"], default="eval",
+                        help="quality: load the generator in this mode (rendering always uses eval)")
+    parser.add_argument("--no-scales", action="store_true", help="quality: skip the reduced-scale rows")
     parser.add_argument("--stand-in", choices=["none", "tile-offset"], default="none",
                         help="quality: add per-tile colour offsets to the model (a disagreeing stand-in)")
     for name in ("child-ngf", "child-settings", "child-input", "child-output"):
