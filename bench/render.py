@@ -176,7 +176,7 @@ def quality(args: argparse.Namespace) -> None:
         seams = {k: seam_spike(cases[k][0], *seam_phase(cases[k][1].plan, cases[k][2])).worst
                  for k in ("naive", "none")}
         s_none, s_anchor = cases["none"][1].consistency, cases["anchor"][1].consistency
-        print(f"| {Path(path).name[:40]} | {gray.shape[1]}x{gray.shape[0]} | {s_none.mean:.2f} | {s_anchor.mean:.2f} "
+        print(f"| {Path(path).name[-36:]} | {gray.shape[1]}x{gray.shape[0]} | {s_none.mean:.2f} | {s_anchor.mean:.2f} "
               f"| {s_none.p95:.2f} | {s_anchor.p95:.2f} | {s_none.mean_chroma:.1f} | {s_anchor.mean_chroma:.1f} "
               f"| {seams['naive']:.2f} | {seams['none']:.2f} |")
         reference = chroma_of(cases["anchor"][0])
@@ -186,7 +186,7 @@ def quality(args: argparse.Namespace) -> None:
             seconds = time.perf_counter() - started
             chroma = chroma_of(rgb)
             delta = float(np.sqrt(((chroma - reference) ** 2).sum(axis=0)).mean())
-            scale_rows.append((Path(path).name[:40], scale, seconds / cases["anchor"][3],
+            scale_rows.append((Path(path).name[-36:], scale, seconds / cases["anchor"][3],
                                float(np.hypot(*chroma).mean()), float(np.hypot(*reference).mean()), delta))
     if not scale_rows:
         return
