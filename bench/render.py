@@ -77,11 +77,11 @@ def child(args: argparse.Namespace) -> None:
 
     torch.manual_seed(0)
     device = resolve_device(args.device)
-    out_ch = 3
+    out_ch = 3 if args.child_space == "rgb" else 2
     net = build_generator(args.backbone, in_channels=1, out_channels=out_ch, ngf=args.child_ngf,
                           use_dropout=False, image_size=256).to(device).eval()
-    model = RenderModel(net, "rgb", 256, 256 if args.backbone == "unet256" else 4, args.backbone, "random", None,
-                        "lpd")
+    multiple = 256 if args.backbone == "unet256" else 4
+    model = RenderModel(net, args.child_space, 256, multiple, args.backbone, "random", None, "lpd")
     settings = RenderSettings(**json.loads(args.child_settings), device=args.device)
     tiles = np.random.default_rng(0).integers(0, 256, (settings.batch_size, 256, 256), dtype=np.uint8)
     model.predict(tiles)  # warm-up (allocator, kernels)
@@ -109,19 +109,23 @@ def speed(args: argparse.Namespace) -> None:
             height, width = SIZES[size]
             source = Path(tmp) / f"painting_{size}mp.png"
             synthetic_painting(source, height, width)
-            ngf = args.narrow_ngf if size >= args.narrow_from_mp else args.ngf
+            narrow = size >= args.narrow_from_mp
+            ngf = args.narrow_ngf if narrow else args.ngf
+            space = args.narrow_space if narrow else "rgb"
             results = {}
             for name, overrides in CASES:
+                if name not in args.cases.split(","):
+                    continue
                 settings = {"batch_size": args.batch_size, **overrides}
                 command = [sys.executable, __file__, "child", "--backbone", args.backbone, "--device", args.device,
-                           "--child-ngf", str(ngf), "--child-settings", json.dumps(settings),
+                           "--child-ngf", str(ngf), "--child-space", space, "--child-settings", json.dumps(settings),
                            "--child-input", str(source), "--child-output", str(Path(tmp) / "out.png")]
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 if done.returncode:
                     sys.exit(f"case {name} at {size} MP failed:\n{done.stderr[-3000:]}")
                 results[name] = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"  {size} MP {name}: {results[name]}", file=sys.stderr)
-            rows.append((size, height, width, ngf, results))
+            rows.append((size, height, width, f"ngf {ngf}{', lab' if space == 'lab' else ''}", results))
     print_speed_table(rows, args)
 
 
@@ -131,13 +135,13 @@ def print_speed_table(rows, args) -> None:
     print("| painting | generator | case | tiles | s | MP/s | render / floor | vs naive | peak RSS over "
           "baseline | input + output | beyond the images |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for size, height, width, ngf, results in rows:
-        naive = results["naive"]["seconds"]
+    for size, height, width, generator, results in rows:
+        naive = results["naive"]["seconds"] if "naive" in results else float("nan")
         images_mb = 2 * height * width * 3 / 2**20  # decoded RGB input + RGB output
         for name, r in results.items():
             floor = r["tiles"] * r["per_tile"]
             over = r["peak_mb"] - r["baseline_mb"]
-            label = f"ngf {ngf}" + (" (narrow stand-in)" if ngf != args.ngf else "")
+            label = generator + (" (narrow stand-in)" if generator != f"ngf {args.ngf}" else "")
             print(f"| {width}x{height} ({height * width / 1e6:.0f} MP) | {label} | {name} | {r['tiles']} | "
                   f"{r['seconds']:.1f} | {height * width / 1e6 / r['seconds']:.3f} | {r['seconds'] / floor:.2f}x | "
                   f"{r['seconds'] / naive:.2f}x | {over:.0f} MB | {images_mb:.0f} MB | {over - images_mb:+.0f} MB |")
@@ -228,6 +232,9 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--narrow-ngf", type=int, default=8)
     parser.add_argument("--narrow-from-mp", type=int, default=50)
+    parser.add_argument("--narrow-space", choices=["rgb", "lab"], default="rgb",
+                        help="colour space of the narrow stand-in (lab skips the per-tile RGB->Lab conversion)")
+    parser.add_argument("--cases", default=",".join(name for name, _ in CASES))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint")
@@ -236,6 +243,7 @@ def main() -> None:
     parser.add_argument("--no-scales", action="store_true", help="quality: skip the reduced-scale rows")
     parser.add_argument("--stand-in", choices=["none", "tile-offset"], default="none",
                         help="quality: add per-tile colour offsets to the model (a disagreeing stand-in)")
+    parser.add_argument("--child-space", default="rgb")
     for name in ("child-ngf", "child-settings", "child-input", "child-output"):
         parser.add_argument(f"--{name}", type=int if name == "child-ngf" else str)
     args = parser.parse_intermixed_args()
