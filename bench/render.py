@@ -11,7 +11,8 @@ stands in from ``--narrow-from-mp`` megapixels to keep the run short: the table 
 model alone on ``batch_size`` tiles (the per-tile time), then renders the file (decode, tiles, blending, PNG).
 Columns: MP/s of the whole file; the render beside its floor (tiles x per-tile model time measured in the same
 process; goal: blended <= 1.15x); blended/naive cost ratio; peak RSS minus the RSS after loading torch and the
-model, beside the input + output image bytes (goal: <= those + 300 MB, flat across sizes).
+model, beside the input + output image bytes (goal: <= those + 300 MB, flat across sizes). ``--narrow-ngf 0``: a
+1x1 convolution stands in for the generator, which leaves the renderer's own time and memory.
 
 quality: for real paintings and a trained checkpoint: colour spread between overlapping predictions without and
 with the anchor, the seam spike of naive vs blended output, and reduced scales (time, colourfulness, Delta-E of
@@ -75,11 +76,17 @@ def child(args: argparse.Namespace) -> None:
     from lpd_pipeline.rendering import RenderSettings, render_file
     from lpd_pipeline.rendering.model import RenderModel, resolve_device
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = resolve_device(args.device)
     out_ch = 3 if args.child_space == "rgb" else 2
-    net = build_generator(args.backbone, in_channels=1, out_channels=out_ch, ngf=args.child_ngf,
-                          use_dropout=False, image_size=256).to(device).eval()
+    if args.child_ngf:
+        net = build_generator(args.backbone, in_channels=1, out_channels=out_ch, ngf=args.child_ngf,
+                              use_dropout=False, image_size=256)
+    else:  # the renderer alone: a 1x1 convolution stands in for the generator
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, out_ch, 1), torch.nn.Tanh())
+    net = net.to(device).eval()
     multiple = 256 if args.backbone == "unet256" else 4
     model = RenderModel(net, args.child_space, 256, multiple, args.backbone, "random", None, "lpd")
     settings = RenderSettings(**json.loads(args.child_settings), device=args.device)
@@ -118,6 +125,7 @@ def speed(args: argparse.Namespace) -> None:
                     continue
                 settings = {"batch_size": args.batch_size, **overrides}
                 command = [sys.executable, __file__, "child", "--backbone", args.backbone, "--device", args.device,
+                           "--threads", str(args.threads),
                            "--child-ngf", str(ngf), "--child-space", space, "--child-settings", json.dumps(settings),
                            "--child-input", str(source), "--child-output", str(Path(tmp) / "out.png")]
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -125,13 +133,15 @@ def speed(args: argparse.Namespace) -> None:
                     sys.exit(f"case {name} at {size} MP failed:\n{done.stderr[-3000:]}")
                 results[name] = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"  {size} MP {name}: {results[name]}", file=sys.stderr)
-            rows.append((size, height, width, f"ngf {ngf}{', lab' if space == 'lab' else ''}", results))
+            generator = f"ngf {ngf}" if ngf else "1x1 conv"
+            rows.append((size, height, width, generator + (", lab" if space == "lab" else ""), results))
     print_speed_table(rows, args)
 
 
 def print_speed_table(rows, args) -> None:
+    threads = args.threads or __import__("torch").get_num_threads()
     print(f"\nbackbone {args.backbone}, batch {args.batch_size}, device {args.device}, "
-          f"{os.cpu_count()} CPU(s) visible, torch threads {__import__('torch').get_num_threads()}\n")
+          f"{os.cpu_count()} CPU(s) visible, torch threads {threads}, load average {os.getloadavg()[0]:.1f}\n")
     print("| painting | generator | case | tiles | s | MP/s | render / floor | vs naive | peak RSS over "
           "baseline | input + output | beyond the images |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -234,6 +244,7 @@ def main() -> None:
     parser.add_argument("--narrow-from-mp", type=int, default=50)
     parser.add_argument("--narrow-space", choices=["rgb", "lab"], default="rgb",
                         help="colour space of the narrow stand-in (lab skips the per-tile RGB->Lab conversion)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--cases", default=",".join(name for name, _ in CASES))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
