@@ -11,7 +11,8 @@ stands in from ``--narrow-from-mp`` megapixels to keep the run short: the table 
 model alone on ``batch_size`` tiles (the per-tile time), then renders the file (decode, tiles, blending, PNG).
 Columns: MP/s of the whole file; the render beside its floor (tiles x per-tile model time measured in the same
 process; goal: blended <= 1.15x); blended/naive cost ratio; peak RSS minus the RSS after loading torch and the
-model, beside the input + output image bytes (goal: <= those + 300 MB, flat across sizes).
+model, beside the input + output image bytes (goal: <= those + 300 MB, flat across sizes). ``--narrow-ngf 0``: a
+1x1 convolution stands in for the generator, which leaves the renderer's own time and memory.
 
 quality: for real paintings and a trained checkpoint: colour spread between overlapping predictions without and
 with the anchor, the seam spike of naive vs blended output, and reduced scales (time, colourfulness, Delta-E of
@@ -75,13 +76,19 @@ def child(args: argparse.Namespace) -> None:
     from lpd_pipeline.rendering import RenderSettings, render_file
     from lpd_pipeline.rendering.model import RenderModel, resolve_device
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = resolve_device(args.device)
-    out_ch = 3
-    net = build_generator(args.backbone, in_channels=1, out_channels=out_ch, ngf=args.child_ngf,
-                          use_dropout=False, image_size=256).to(device).eval()
-    model = RenderModel(net, "rgb", 256, 256 if args.backbone == "unet256" else 4, args.backbone, "random", None,
-                        "lpd")
+    out_ch = 3 if args.child_space == "rgb" else 2
+    if args.child_ngf:
+        net = build_generator(args.backbone, in_channels=1, out_channels=out_ch, ngf=args.child_ngf,
+                              use_dropout=False, image_size=256)
+    else:  # the renderer alone: a 1x1 convolution stands in for the generator
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, out_ch, 1), torch.nn.Tanh())
+    net = net.to(device).eval()
+    multiple = 256 if args.backbone == "unet256" else 4
+    model = RenderModel(net, args.child_space, 256, multiple, args.backbone, "random", None, "lpd")
     settings = RenderSettings(**json.loads(args.child_settings), device=args.device)
     tiles = np.random.default_rng(0).integers(0, 256, (settings.batch_size, 256, 256), dtype=np.uint8)
     model.predict(tiles)  # warm-up (allocator, kernels)
@@ -109,46 +116,60 @@ def speed(args: argparse.Namespace) -> None:
             height, width = SIZES[size]
             source = Path(tmp) / f"painting_{size}mp.png"
             synthetic_painting(source, height, width)
-            ngf = args.narrow_ngf if size >= args.narrow_from_mp else args.ngf
+            narrow = size >= args.narrow_from_mp
+            ngf = args.narrow_ngf if narrow else args.ngf
+            space = args.narrow_space if narrow else "rgb"
             results = {}
             for name, overrides in CASES:
+                if name not in args.cases.split(","):
+                    continue
                 settings = {"batch_size": args.batch_size, **overrides}
                 command = [sys.executable, __file__, "child", "--backbone", args.backbone, "--device", args.device,
-                           "--child-ngf", str(ngf), "--child-settings", json.dumps(settings),
+                           "--threads", str(args.threads),
+                           "--child-ngf", str(ngf), "--child-space", space, "--child-settings", json.dumps(settings),
                            "--child-input", str(source), "--child-output", str(Path(tmp) / "out.png")]
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 if done.returncode:
                     sys.exit(f"case {name} at {size} MP failed:\n{done.stderr[-3000:]}")
                 results[name] = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"  {size} MP {name}: {results[name]}", file=sys.stderr)
-            rows.append((size, height, width, ngf, results))
+            generator = f"ngf {ngf}" if ngf else "1x1 conv"
+            rows.append((size, height, width, generator + (", lab" if space == "lab" else ""), results))
     print_speed_table(rows, args)
 
 
 def print_speed_table(rows, args) -> None:
+    threads = args.threads or __import__("torch").get_num_threads()
     print(f"\nbackbone {args.backbone}, batch {args.batch_size}, device {args.device}, "
-          f"{os.cpu_count()} CPU(s) visible, torch threads {__import__('torch').get_num_threads()}\n")
+          f"{os.cpu_count()} CPU(s) visible, torch threads {threads}, load average {os.getloadavg()[0]:.1f}\n")
     print("| painting | generator | case | tiles | s | MP/s | render / floor | vs naive | peak RSS over "
           "baseline | input + output | beyond the images |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for size, height, width, ngf, results in rows:
-        naive = results["naive"]["seconds"]
+    for size, height, width, generator, results in rows:
+        naive = results["naive"]["seconds"] if "naive" in results else float("nan")
         images_mb = 2 * height * width * 3 / 2**20  # decoded RGB input + RGB output
         for name, r in results.items():
             floor = r["tiles"] * r["per_tile"]
             over = r["peak_mb"] - r["baseline_mb"]
-            label = f"ngf {ngf}" + (" (narrow stand-in)" if ngf != args.ngf else "")
+            label = generator + (" (narrow stand-in)" if generator != f"ngf {args.ngf}" else "")
             print(f"| {width}x{height} ({height * width / 1e6:.0f} MP) | {label} | {name} | {r['tiles']} | "
                   f"{r['seconds']:.1f} | {height * width / 1e6 / r['seconds']:.3f} | {r['seconds'] / floor:.2f}x | "
                   f"{r['seconds'] / naive:.2f}x | {over:.0f} MB | {images_mb:.0f} MB | {over - images_mb:+.0f} MB |")
 
 
 def quality(args: argparse.Namespace) -> None:
-    from lpd_pipeline.rendering import RenderReport, RenderSettings, colorize_gray, load_render_model, plan_render
+    from lpd_pipeline.rendering import RenderReport, RenderSettings, colorize_gray, load_render_model
     from lpd_pipeline.rendering.render import read_gray, seam_phase
     from lpd_pipeline.rendering.seams import chroma_of, seam_spike
 
     model = load_render_model(args.checkpoint, args.device)
+    if args.inference_mode == "pix2pix":
+        # The reference test script's mode (batch statistics, dropout on): the source of the paper's
+        # "neighbouring tiles in different colours". Rendering itself always uses DEFAULT_INFERENCE_MODE.
+        from lpd_pipeline.training.checkpoints import load_generator
+
+        model.net = load_generator(args.checkpoint, model.device, mode="pix2pix").net
+        model.variant += " (pix2pix mode)"
     if args.stand_in == "tile-offset":
         model = tile_offset_model(model)
     print(f"\ncheckpoint {args.checkpoint} ({model.variant}, epoch {model.epoch}, tile {model.tile_size})\n")
@@ -169,18 +190,20 @@ def quality(args: argparse.Namespace) -> None:
         seams = {k: seam_spike(cases[k][0], *seam_phase(cases[k][1].plan, cases[k][2])).worst
                  for k in ("naive", "none")}
         s_none, s_anchor = cases["none"][1].consistency, cases["anchor"][1].consistency
-        print(f"| {Path(path).name[:40]} | {gray.shape[1]}x{gray.shape[0]} | {s_none.mean:.2f} | {s_anchor.mean:.2f} "
+        print(f"| {Path(path).name[-36:]} | {gray.shape[1]}x{gray.shape[0]} | {s_none.mean:.2f} | {s_anchor.mean:.2f} "
               f"| {s_none.p95:.2f} | {s_anchor.p95:.2f} | {s_none.mean_chroma:.1f} | {s_anchor.mean_chroma:.1f} "
               f"| {seams['naive']:.2f} | {seams['none']:.2f} |")
         reference = chroma_of(cases["anchor"][0])
-        for scale in (0.5, 0.25):
+        for scale in () if args.no_scales else (0.5, 0.25):
             started = time.perf_counter()
             rgb = colorize_gray(gray, model, RenderSettings(scale=scale))
             seconds = time.perf_counter() - started
             chroma = chroma_of(rgb)
             delta = float(np.sqrt(((chroma - reference) ** 2).sum(axis=0)).mean())
-            scale_rows.append((Path(path).name[:40], scale, seconds / cases["anchor"][3],
+            scale_rows.append((Path(path).name[-36:], scale, seconds / cases["anchor"][3],
                                float(np.hypot(*chroma).mean()), float(np.hypot(*reference).mean()), delta))
+    if not scale_rows:
+        return
     print("\n| painting | scale | time vs full | chroma | chroma at full scale | mean Delta-E(a*b*) to full |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, scale, ratio, chroma, full, delta in scale_rows:
@@ -219,11 +242,19 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--narrow-ngf", type=int, default=8)
     parser.add_argument("--narrow-from-mp", type=int, default=50)
+    parser.add_argument("--narrow-space", choices=["rgb", "lab"], default="rgb",
+                        help="colour space of the narrow stand-in (lab skips the per-tile RGB->Lab conversion)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
+    parser.add_argument("--cases", default=",".join(name for name, _ in CASES))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint")
+    parser.add_argument("--inference-mode", choices=["eval", "pix2pix"], default="eval",
+                        help="quality: load the generator in this mode (rendering always uses eval)")
+    parser.add_argument("--no-scales", action="store_true", help="quality: skip the reduced-scale rows")
     parser.add_argument("--stand-in", choices=["none", "tile-offset"], default="none",
                         help="quality: add per-tile colour offsets to the model (a disagreeing stand-in)")
+    parser.add_argument("--child-space", default="rgb")
     for name in ("child-ngf", "child-settings", "child-input", "child-output"):
         parser.add_argument(f"--{name}", type=int if name == "child-ngf" else str)
     args = parser.parse_intermixed_args()

@@ -1,8 +1,9 @@
 """Seam measure: does the colour jump where tile borders fall?
 
 The rule: the chroma step between neighbouring columns (the a*b* difference averaged over each tile-high block
-of rows, its Euclidean length averaged over the blocks) is folded by the tile period: phase ``(x + 1 - offset) mod period`` for the step between columns x and x + 1, so
-phase 0 is the step across a tile border. A stitched (naive) rendering shows a spike at phase 0; a blended one
+of rows, its Euclidean length averaged over the blocks) is folded by the tile period: phase
+``(x + 1 - offset) mod period`` for the step between columns x and x + 1, so phase 0 is the step across a tile
+border. A stitched (naive) rendering shows a spike at phase 0; a blended one
 does not. ``spike`` = step at phase 0 / median step of the other phases (1 = no seam). Rows likewise.
 """
 
