@@ -139,6 +139,8 @@ def build_results_site(
     missing = [c for c in RENDER_COLUMNS if c not in renders.columns]
     if missing:
         raise ValueError(f"renders table lacks column(s) {missing}; needs {list(RENDER_COLUMNS)}")
+    if tile_size < 16 or not 1 <= quality <= 100:
+        raise ValueError(f"tile_size must be >= 16 and quality within 1..100, got {tile_size}, {quality}")
     base = Path(base_dir).resolve() if base_dir is not None else None
     site_dir = Path(site_dir)
     problems: list[str] = []  # for the operator (full paths); the page shows page_problems (file names)

@@ -127,10 +127,13 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
     comparison = _comparison(layout)
     by_epoch = _metrics_by_epoch(layout, comparison, context.log)
     plots = _inside(layout, sorted(layout.path("reports").glob("*.png")), context.log)
-    site = build_results_site(
-        layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
-        metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
-        title=config.title, tile_size=config.tile_size, quality=config.jpeg_quality)
+    try:
+        site = build_results_site(
+            layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
+            metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
+            title=config.title, tile_size=config.tile_size, quality=config.jpeg_quality)
+    except ValueError as exc:  # a renders table without the needed columns, or bad settings
+        raise dg.Failure(description=str(exc)) from exc
     for problem in site.problems:
         context.log.warning(problem)
     metadata = {
@@ -139,6 +142,7 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
         "paintings": site.paintings,
         "outputs": site.outputs,
         "pyramid_tiles": site.tiles,
+        "pyramids_reused": site.reused_pyramids,
         "problems": dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(p, 300)}" for p in site.problems)
                                         or "None."),
     }
