@@ -3,7 +3,7 @@
 import dagster as dg
 
 from lpd_pipeline.defs.assets.dataset import DATASET_ASSETS
-from lpd_pipeline.defs.assets.reports import REPORT_ASSETS
+from lpd_pipeline.defs.assets.reports import REPORT_ASSETS, REPORT_JOBS
 from lpd_pipeline.defs.assets.training import TRAINING_ASSETS
 from lpd_pipeline.defs.checks import DATASET_CHECKS
 from lpd_pipeline.defs.jobs import JOBS
@@ -21,7 +21,7 @@ _storage = StorageResource.from_env()
 defs = dg.Definitions(
     assets=[*DATASET_ASSETS, *TRAINING_ASSETS, *REPORT_ASSETS],
     asset_checks=[*DATASET_CHECKS],
-    jobs=JOBS,
+    jobs=[*JOBS, *REPORT_JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources={

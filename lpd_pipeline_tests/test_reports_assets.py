@@ -124,3 +124,13 @@ def test_results_page_reads_the_evaluation_modules_files(storage_root):
     html = (storage_root / "reports" / "site" / "index.html").read_text()
     assert "resnet9: every scored epoch" in html and "40.25" in html and "30.5" in html
     assert "1e+09" not in html  # skipped rows are not scores
+
+
+def test_definitions_register_the_report_assets_and_job():
+    from lpd_pipeline.definitions import defs
+    job = defs.resolve_job_def("publish_reports")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"results_page", "survey_kit"}
+    graph = defs.resolve_asset_graph()
+    for key in ("results_page", "survey_kit", "survey_results"):
+        assert graph.get(dg.AssetKey(key)).group_name == "render"
+    assert dg.AssetKey("colorized_masterpieces") in graph.get(dg.AssetKey("results_page")).parent_keys

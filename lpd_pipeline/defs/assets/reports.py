@@ -297,3 +297,11 @@ def survey_results(context: dg.AssetExecutionContext, config: SurveyResultsConfi
 
 
 REPORT_ASSETS = [results_page, survey_kit, survey_results]
+
+# The pages only: survey_results runs once respondents' answers are back.
+publish_reports = dg.define_asset_job(
+    "publish_reports",
+    selection=dg.AssetSelection.assets(results_page, survey_kit),
+    description="Build the results page and the survey kit from the rendered paintings and the evaluation.",
+)
+REPORT_JOBS = [publish_reports]
