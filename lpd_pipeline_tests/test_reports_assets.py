@@ -67,6 +67,7 @@ def test_results_page_and_survey_assets(storage_root):
     assert len(list((storage_root / "reports" / "site" / "plots").iterdir())) == 1
     kit = _metadata(result, "survey_kit")
     assert kit["questions"].value == 3 and set(kit["variants"].value) == set(VARIANTS)
+    assert "data:image/png" in kit["preview"].value
     failure = [e for e in result.all_events if e.is_step_failure][0]
     assert "survey_answers" in str(failure.event_specific_data.error) and "does not exist" in str(
         failure.event_specific_data.error)

@@ -240,7 +240,12 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
         kit = build_survey_kit(layout.path("reports", "survey"), layout.path("reports", "survey_key.json"),
                                real, generated, questions=config.questions, seed=config.seed, size=config.size)
     context.log.info(f"survey {kit.survey_id}: {kit.questions} questions, variants {', '.join(kit.variants)}")
+    first = read_survey_key(kit.key_path)["questions"][0]
+    sheet = previews.contact_sheet(
+        [imaging.decode_image(kit.index.parent / "img" / f"{i}.png") for i in first["images"]],
+        [f"image {n}" for n in range(1, 5)], thumb=128, columns=4)
     return dg.MaterializeResult(metadata={
+        "preview": dg.MetadataValue.md(previews.markdown_image(sheet, "question 1 as respondents see it")),
         "url": dg.MetadataValue.url(kit.url),
         "answer_key": dg.MetadataValue.path(str(kit.key_path)),
         "survey_id": kit.survey_id,
