@@ -306,7 +306,8 @@ def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], pr
     return copied
 
 
-def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6) -> np.ndarray | None:
+def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6, max_width: int = 960
+             ) -> np.ndarray | None:
     """One strip per painting (ink, then each output), each image scaled to ``height`` pixels."""
     strips = []
     for thumbs in rows[:max_rows]:
@@ -319,7 +320,11 @@ def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6) 
             scaled += [cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
                        np.full((height, 4, 3), 255, np.uint8)]
         if scaled:
-            strips.append(np.hstack(scaled))
+            strip = np.hstack(scaled)
+            if strip.shape[1] > max_width:  # handscrolls: the strip shrinks to fit, keeping its proportions
+                strip = cv2.resize(strip, (max_width, max(1, round(strip.shape[0] * max_width / strip.shape[1]))),
+                                   interpolation=cv2.INTER_AREA)
+            strips.append(strip)
     if not strips:
         return None
     width = max(s.shape[1] for s in strips)
