@@ -1,5 +1,6 @@
 # Fresh-machine entry points. Each target creates/updates the virtual environment it needs.
-#   make demo   run the main job (prepare_dataset) on the embedded demo paintings
+#   make demo   run the whole pipeline (job full_pipeline: prepare, train both backbones, evaluate, render) on the
+#               embedded demo paintings with tiny networks, then print a summary
 #   make test   run the test suite
 #   make train-demo  a small CPU training (U-Net-256, 2 epochs, 16 channels) on the demo dataset
 #   make ui     open the Dagster UI (http://127.0.0.1:3000)
@@ -20,7 +21,7 @@ override LPD_STORAGE := $(abspath $(LPD_STORAGE))
 export LPD_STORAGE
 export DAGSTER_HOME ?= $(LPD_STORAGE)/dagster_home
 
-.PHONY: install demo train-demo test ui bench clean-storage
+.PHONY: install demo prepare-demo train-demo test ui bench clean-storage
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +37,18 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp config/dagster.yaml $@
 
+# One run covers both backbones: the partition range resnet9..unet256 (single-run backfill of the model assets).
+PAPER_RANGE := '{"dagster/asset_partition_range_start": "resnet9", "dagster/asset_partition_range_end": "unet256"}'
+
 demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m lpd_pipeline.metrics.weights
+	$(BIN)/dagster job execute -m lpd_pipeline -j full_pipeline -c config/demo.yaml --tags $(PAPER_RANGE)
+	@$(BIN)/python -m lpd_pipeline.summary --demo
+
+prepare-demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m lpd_pipeline -j prepare_dataset
 
-train-demo: demo
+train-demo: prepare-demo
 	$(BIN)/dagster job execute -m lpd_pipeline -j train_models -c config/train_demo.yaml \
 		--tags '{"dagster/partition": "unet256"}'
 

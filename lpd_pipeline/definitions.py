@@ -1,34 +1,13 @@
-"""The Dagster Definitions of lpd-pipeline (``dagster dev`` / ``dagster job execute -m lpd_pipeline``)."""
+"""The Dagster Definitions of lpd-pipeline (``dagster dev`` / ``dg dev`` / ``dagster job execute -m lpd_pipeline``).
+
+Rule: nothing is listed here. Every module under :mod:`lpd_pipeline.defs` is loaded by Dagster's
+``load_from_defs_folder`` (the project is described by ``[tool.dg]`` in pyproject.toml); each module's
+module-level assets, asset checks, jobs, schedules and sensors are picked up, and the resources are the
+``Definitions`` of ``defs/resources.py``. A new module under ``defs/`` needs no entry anywhere.
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from lpd_pipeline.defs.assets.dataset import DATASET_ASSETS
-from lpd_pipeline.defs.assets.reports import REPORT_ASSETS, REPORT_JOBS
-from lpd_pipeline.defs.assets.training import TRAINING_ASSETS
-from lpd_pipeline.defs.checks import DATASET_CHECKS
-from lpd_pipeline.defs.jobs import JOBS
-from lpd_pipeline.defs.resources import (
-    CurationResource,
-    PaintingSourcesResource,
-    ParquetIOManager,
-    StorageResource,
-)
-from lpd_pipeline.defs.schedules import SCHEDULES
-from lpd_pipeline.defs.sensors import SENSORS
-
-_storage = StorageResource.from_env()
-
-defs = dg.Definitions(
-    assets=[*DATASET_ASSETS, *TRAINING_ASSETS, *REPORT_ASSETS],
-    asset_checks=[*DATASET_CHECKS],
-    jobs=[*JOBS, *REPORT_JOBS],
-    schedules=SCHEDULES,
-    sensors=SENSORS,
-    resources={
-        "storage": _storage,
-        "painting_sources": PaintingSourcesResource.from_env(),
-        "curation_settings": CurationResource(),
-        "parquet_io_manager": ParquetIOManager(storage_root=_storage.storage_root),
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
-    },
-)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -13,6 +13,7 @@ import functools
 import io
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -76,8 +77,11 @@ def sniff_image_type(head: bytes) -> str | None:
     return None
 
 
-def _describe_non_image(head: bytes, suffix: str) -> str:
-    """A human hint for what a non-image file actually is (the classic: an HTML error page saved as .jpg)."""
+def describe_non_image(head: bytes, suffix: str = "", *, show_bytes: bool = True) -> str:
+    """A human hint for what a non-image file actually is (the classic: an HTML error page saved as .jpg).
+
+    Only the kind of content is named; ``show_bytes=False`` also leaves out the first bytes of unrecognised
+    content (for bodies sent by a server, whose content must not be copied into reports)."""
     named = f" named {suffix}" if suffix else ""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html")) or any(t in text for t in (b"<html", b"<head", b"<body")):
@@ -94,12 +98,16 @@ def _describe_non_image(head: bytes, suffix: str) -> str:
         decoded = None
     if decoded is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in decoded):
         return f"text file{named}"
-    return f"unrecognised content{named} (first bytes {head[:8].hex()})"
+    return f"unrecognised content{named}" + (f" (first bytes {head[:8].hex()})" if show_bytes else "")
 
 
 def _read_head(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # A FIFO, socket or device named like an image: opening it could block forever or read without end.
+            raise ImageDecodeError(path, "not_a_regular_file", f"not a regular file ({_file_type(status.st_mode)})")
+        size = status.st_size
         if size == 0:
             raise ImageDecodeError(path, "zero_byte", "file is empty")
         with open(path, "rb") as handle:
@@ -110,10 +118,19 @@ def _read_head(path: Path) -> bytes:
         raise ImageDecodeError(path, "unreadable", f"{type(exc).__name__}: {exc}") from exc
 
 
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO / named pipe"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def _check_type(path: Path, head: bytes) -> str:
     kind = sniff_image_type(head)
     if kind is None:
-        raise ImageDecodeError(path, "not_an_image", _describe_non_image(head, path.suffix.lower()))
+        raise ImageDecodeError(path, "not_an_image", describe_non_image(head, path.suffix.lower()))
     if kind not in SUPPORTED_TYPES:
         raise ImageDecodeError(path, "unsupported", f"{kind.upper()} is not a supported painting format")
     return kind
@@ -325,8 +342,9 @@ def _cv2_high_bit_depth(path: Path) -> np.ndarray | None:
 def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode any supported painting file to uint8 RGB ``(H, W, 3)`` with EXIF orientation applied.
 
-    Raises :class:`ImageDecodeError` (reason: zero_byte, not_an_image, truncated, decompression_bomb,
-    unsupported, unreadable). The pixel-count check happens on the header, before any pixels are decoded.
+    Raises :class:`ImageDecodeError` (reason: not_a_regular_file, zero_byte, not_an_image, truncated,
+    decompression_bomb, unsupported, unreadable). The pixel-count check happens on the header, before any
+    pixels are decoded; a FIFO, socket or device is never opened.
     """
     path = Path(path)
     head = _read_head(path)

@@ -1,7 +1,10 @@
 """Where things live on disk. One storage root holds every asset, checkpoint and the Dagster instance.
 
 Environment: ``LPD_STORAGE`` (default ``./storage``) and ``LPD_RAW_DIR`` (default: the embedded demo paintings,
-generated into ``<storage>/raw/demo``). Both can also be set as Dagster resource config.
+generated into ``<storage>/raw/demo``). Both can also be set as Dagster resource config. ``LPD_STORAGE`` is
+read by :func:`default_storage_root` only, which gives the default of the Dagster ``storage`` resource
+(``StorageResource.from_env``) and of the standalone training CLI's ``--storage``; every Dagster writer, the IO
+manager included, takes the root from that one resource, never from the environment.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def safe_join(root: str | os.PathLike, *parts: str) -> Path:
 
 
 def default_storage_root() -> Path:
+    """``LPD_STORAGE`` (or ``./storage``), absolute: the default root, never read behind a resource's back."""
     return Path(os.environ.get("LPD_STORAGE", "storage")).resolve()
 
 
@@ -37,10 +41,6 @@ class StorageLayout:
     def __post_init__(self) -> None:
         # Absolute from the start: stored paths are relative to the root, and a later chdir must not move it.
         object.__setattr__(self, "root", Path(self.root).resolve())
-
-    @classmethod
-    def from_env(cls) -> "StorageLayout":
-        return cls(default_storage_root())
 
     def path(self, *parts: str) -> Path:
         return safe_join(self.root, *parts)
@@ -56,6 +56,19 @@ class StorageLayout:
     @property
     def dataset_dir(self) -> Path:
         return self.path("dataset")
+
+    @property
+    def tiles_table(self) -> Path:
+        """The curated dataset (the table training reads): ``dataset/tiles.parquet``."""
+        return self.path("dataset", "tiles.parquet")
+
+    @property
+    def paintings_table(self) -> Path:
+        return self.path("dataset", "paintings.parquet")
+
+    @property
+    def rejections_table(self) -> Path:
+        return self.path("dataset", "rejections.parquet")
 
     @property
     def tiles_dir(self) -> Path:

@@ -18,23 +18,17 @@ import contextlib
 import logging
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from lpd_pipeline.files import write_text_atomic
-from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
-from lpd_pipeline.training.config import AMP_MODES, DEVICES, ConfigError, TrainConfig
+from lpd_pipeline.training.config import ConfigError, TrainConfig
 
 log = logging.getLogger("lpd_pipeline.train")
 PROG = "python -m lpd_pipeline.train"
-CHOICES = {"backbone": GENERATOR_BACKBONES, "color_space": COLOR_SPACES, "gan_mode": GAN_MODES,
-           "norm": NORM_LAYERS, "amp": AMP_MODES, "device": DEVICES}
-TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # Defaults are written into each help text (argparse's own would print "(default: None)" for derived ones).
+    """The launcher options, then one flag per TrainConfig field (generated from the fields, defaults shown)."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", type=Path, default=None,
                         help="storage root (default: $LPD_STORAGE or ./storage)")
@@ -47,39 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start over; the previous checkpoints and outputs move to <run dir>/previous_runs/<time>/")
     parser.add_argument("--max-epochs-this-run", type=int, default=None,
                         help="stop after this many epochs (a checkpoint is written); rerun to continue")
-    parser.add_argument("--error-file", type=Path, default=None,
-                        help="also write the error message here when exiting with status 2 (for a launcher)")
     group = parser.add_argument_group("training config (TrainConfig fields; unset flags keep the lower layers)")
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if f.type == "bool":
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                               help=f"(default {default})")
-        else:
-            shown = "the size of the training tiles in the tiles table" if f.name == "tile_size" else repr(default)
-            group.add_argument(flag, type=TYPES[f.type], choices=CHOICES.get(f.name), default=argparse.SUPPRESS,
-                               help=f"(default {shown})")
+    TrainConfig.add_cli_arguments(
+        group, default_text={"tile_size": "the size of the training tiles in the tiles table"})
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Layer defaults < --config-json < explicit flags into one validated TrainConfig."""
-    values: dict[str, Any] = {}
+    base = None
     if args.config_json is not None:
         try:
             text = Path(args.config_json).read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read --config-json {args.config_json}: {exc}") from exc
         try:
-            values.update(TrainConfig.from_json(text).to_dict())
+            base = TrainConfig.from_json(text)
         except ConfigError as exc:
             raise ConfigError(f"{args.config_json}: {exc}") from exc
-    for f in fields(TrainConfig):
-        if hasattr(args, f.name):
-            values[f.name] = getattr(args, f.name)
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_cli(args, base=base)
 
 
 def default_run_dir(storage: Path, config: TrainConfig) -> Path:
@@ -181,20 +161,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not _is_rank_zero():
         logging.getLogger().setLevel(logging.WARNING)
 
-    with contextlib.ExitStack() as stack:
-        pipes = _open_pipes()
-        if pipes is not None:
-            stack.enter_context(pipes)  # closes the Pipes session, reporting any uncaught exception
-        try:
-            return _run_training(args, pipes, train)
-        except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
-            message = f"{PROG}: error: {exc}"
-            print(message, file=sys.stderr)
+    try:
+        with contextlib.ExitStack() as stack:
+            pipes = _open_pipes()
             if pipes is not None:
-                pipes.log.error(message)
-            if args.error_file is not None and _is_rank_zero():
-                write_text_atomic(args.error_file, str(exc))
-            return 2
+                # Closing the session reports an exception raised inside it (class, message, traceback) to
+                # Dagster: that is how a refusal reaches the launching step (see defs/assets/training.py).
+                stack.enter_context(pipes)
+            return _run_training(args, pipes, train)
+    except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_training(args: argparse.Namespace, pipes, train) -> int:

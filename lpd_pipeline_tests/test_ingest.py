@@ -183,9 +183,14 @@ def test_pair_files_of_tiles_no_longer_kept_are_removed(raw, tmp_path):
     first = _tiles_of(raw, storage, loose)
     files_before = sorted((storage / "dataset" / "tiles").rglob("*.png"))
     assert len(files_before) == 2 * int((first["rejected_by"] == "").sum())
-    # Another tile size: the old size's files go, only the new kept pairs remain.
+    # Another tile size: the old size's files go, only the new kept pairs remain. They go once the new tables
+    # are written (remove_superseded_files, called by tile_pairs after write_dataset_tables), not before: until
+    # then the previous tiles.parquet lists them.
     other = curation.CurationConfig(workers=1, tile_size=48, stride=48)
     second = _tiles_of(raw, storage, other)
+    assert set(files_before) <= set((storage / "dataset" / "tiles").rglob("*.png"))
+    paintings, _ = curation.dedup_paintings(_ingest(raw)[0], other)
+    curation.remove_superseded_files(StorageLayout(storage), paintings, second, other)
     kept = second[second["rejected_by"] == ""]
     expected = sorted({storage / p for p in (*kept["color_path"], *kept["gray_path"])})
     assert sorted((storage / "dataset" / "tiles").rglob("*.png")) == expected

@@ -54,7 +54,8 @@ def met_server():
 
 def make_source(dest, server: FixtureServer) -> MetSource:
     clock = FakeClock()
-    policy = DownloadPolicy(timeout_s=2.0, retries=1, min_interval_s=0.0, use_env_proxies=False)
+    policy = DownloadPolicy(timeout_s=2.0, retries=1, min_interval_s=0.0, use_env_proxies=False,
+                            allow_private_networks=True)
     downloader = Downloader(dest, policy, sleep=clock.sleep, clock=clock.clock)
     return MetSource(downloader, base_url=server.url(""))
 

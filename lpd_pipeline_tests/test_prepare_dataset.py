@@ -23,11 +23,12 @@ TILE = 128
 
 
 def _resources(storage: Path, raw_dir: Path) -> dict:
+    storage_resource = StorageResource(storage_root=str(storage))
     return {
-        "storage": StorageResource(storage_root=str(storage)),
+        "storage": storage_resource,
         "painting_sources": PaintingSourcesResource(raw_dir=str(raw_dir)),
         "curation_settings": CurationResource(tile_size=TILE, stride=TILE, test_color_fraction=0.25),
-        "parquet_io_manager": ParquetIOManager(storage_root=str(storage)),
+        "parquet_io_manager": ParquetIOManager(storage=storage_resource),
     }
 
 

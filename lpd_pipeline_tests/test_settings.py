@@ -40,4 +40,4 @@ def test_relative_root_is_resolved_once(tmp_path, monkeypatch):
 def test_storage_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LPD_STORAGE", str(tmp_path / "s"))
     assert default_storage_root() == tmp_path / "s"
-    assert StorageLayout.from_env().dagster_home == tmp_path / "s" / "dagster_home"
+    assert StorageLayout(default_storage_root()).dagster_home == tmp_path / "s" / "dagster_home"

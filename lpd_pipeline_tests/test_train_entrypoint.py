@@ -3,7 +3,6 @@
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +23,10 @@ TINY_FLAGS = ["--ngf", "8", "--ndf", "8", "--n-layers-d", "2", "--tile-size", "3
 def test_every_config_field_has_a_flag_and_layers_apply_in_order(tmp_path):
     parser = entry.build_parser()
     flags = {opt for action in parser._actions for opt in action.option_strings}
-    for f in fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in flags, f.name
-        if f.type == "bool":
-            assert "--no-" + f.name.replace("_", "-") in flags, f.name
+    for name, field in TrainConfig.model_fields.items():
+        assert "--" + name.replace("_", "-") in flags, name
+        if field.annotation is bool:
+            assert "--no-" + name.replace("_", "-") in flags, name
 
     layer = tmp_path / "run.json"
     layer.write_text(TrainConfig(backbone="resnet9", ngf=16, lr=1e-3).to_json())

@@ -12,19 +12,25 @@ from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline_tests.training_fixtures import write_fake_tiles
 
 TINY = {"n_epochs": 1, "n_epochs_decay": 1, "batch_size": 2, "checkpoint_every": 1, "ngf": 8, "ndf": 8,
-        "device": "cpu", "extra": {"n_layers_d": 2, "num_workers": 0}}
+        "device": "cpu", "n_layers_d": 2, "num_workers": 0}
 
 
 def _definitions(storage_root) -> dg.Definitions:
+    storage = StorageResource(storage_root=str(storage_root))
     return dg.Definitions(
         assets=[trained_generator],
         jobs=[train_models],
         resources={
-            "storage": StorageResource(storage_root=str(storage_root)),
-            "parquet_io_manager": ParquetIOManager(storage_root=str(storage_root)),
+            "storage": storage,
+            "parquet_io_manager": ParquetIOManager(storage=storage),
             "pipes_subprocess_client": dg.PipesSubprocessClient(env={"OMP_NUM_THREADS": "1"}),
         },
     )
+
+
+def _table(storage_root, variant):
+    """The checkpoint table the training of ``variant`` wrote (what evaluation reads)."""
+    return ckpt.read_checkpoint_table(storage_root / "training" / variant)
 
 
 def _run(defs, backbone, **config):
@@ -40,7 +46,7 @@ def test_tiny_training_per_backbone_and_colour_space(storage_root, backbone, col
     # The partition is the model variant: the colour space comes from it, not from the run config.
     result = _run(_definitions(storage_root), variant_key(backbone, color_space))
     assert result.success
-    table = result.output_for_node("trained_generator")
+    table = _table(storage_root, variant_key(backbone, color_space))
     assert list(table["epoch"]) == [1, 2]
     run_dir = storage_root / "training" / (backbone if color_space == "rgb" else f"{backbone}-lab")
     assert all(pd.Series(table["path"]).map(lambda p: p.startswith(str(run_dir))))
@@ -57,13 +63,13 @@ def test_materializing_again_continues_and_restart_starts_over(storage_root):
     write_fake_tiles(storage_root, n_train=4, n_test=1, size=32)
     defs = _definitions(storage_root)
     first = _run(defs, "resnet9", max_epochs_this_run=1)
-    assert list(first.output_for_node("trained_generator")["epoch"]) == [1]
+    assert list(_table(storage_root, "resnet9")["epoch"]) == [1]
     second = _run(defs, "resnet9")  # continues at epoch 2 instead of starting over
-    assert list(second.output_for_node("trained_generator")["epoch"]) == [1, 2]
+    assert list(_table(storage_root, "resnet9")["epoch"]) == [1, 2]
     history = ckpt.read_loss_history(storage_root / "training" / "resnet9")
     assert list(history["epoch"]) == [1, 2]
     third = _run(defs, "resnet9", restart=True, max_epochs_this_run=1)
-    assert list(third.output_for_node("trained_generator")["epoch"]) == [1]
+    assert list(_table(storage_root, "resnet9")["epoch"]) == [1]
 
     # New tiles (a dataset refresh): training refuses, and the step failure says why and what to set.
     write_fake_tiles(storage_root, n_train=5, n_test=1, size=32)
@@ -97,7 +103,7 @@ def test_torchrun_launcher_trains_with_two_cpu_processes(storage_root):
     launcher = [str(torchrun), "--standalone", "--nproc-per-node", "2"]
     result = _run(_definitions(storage_root), "resnet9", launcher=launcher, n_epochs_decay=0)
     assert result.success
-    table = result.output_for_node("trained_generator")
+    table = _table(storage_root, "resnet9")
     assert list(table["epoch"]) == [1]
     payload = ckpt.load_checkpoint(table["path"].iloc[0])
     assert payload["world_size"] == 2

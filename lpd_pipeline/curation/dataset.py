@@ -19,8 +19,9 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from pydantic import Field, field_validator
+
 from lpd_pipeline import imaging
+from lpd_pipeline.config import Settings
 from lpd_pipeline.files import (
     read_json_object,
     remove_stale_temp_files,
@@ -67,35 +71,67 @@ EXPORT_MANIFEST = "exports.json"
 STALE_TEMP_AGE_S = 60.0
 
 
-@dataclass(frozen=True)
-class CurationConfig:
-    """Every knob of dataset curation. Defaults follow the method (256×256 tiles, non-overlapping)."""
+class CurationConfig(Settings):
+    """Every knob of dataset curation. Defaults follow the method (256×256 tiles, non-overlapping).
 
-    tile_size: int = 256
-    stride: int = 256
-    painting_max_distance: int = dedup.PAINTING_MAX_DISTANCE
-    tile_max_distance: int = dedup.TILE_MAX_DISTANCE
-    thresholds: filters.FilterThresholds = field(default_factory=filters.FilterThresholds)
-    kind_rule: kind.KindRule = field(default_factory=kind.KindRule)
-    test_color_fraction: float = 0.1
-    seed: int = 0
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    Thresholds stay per filter (one field per filter in :class:`filters.FilterThresholds`)."""
+
+    tile_size: int = Field(256, description="tile side in pixels")
+    stride: int = Field(256, description="step between tiles (the tile size: no overlap)")
+    painting_max_distance: int = Field(
+        dedup.PAINTING_MAX_DISTANCE, ge=0, description="pHash bits within which two paintings are near-duplicates")
+    tile_max_distance: int = Field(
+        dedup.TILE_MAX_DISTANCE, ge=0, description="pHash bits within which two tiles are near-duplicates")
+    # Dataclass fields also take a mapping of their fields (JSON, Dagster config), see Settings.
+    thresholds: filters.FilterThresholds = Field(
+        default_factory=filters.FilterThresholds,
+        description="per filter: reject a tile whose score is above this threshold")
+    kind_rule: kind.KindRule = Field(
+        default_factory=kind.KindRule, description="the coloured-vs-ink image rule")
+    test_color_fraction: float = Field(0.1, description="share of coloured works held out as test_color")
+    seed: int = Field(0, description="seed of the split")
+    max_pixels: int = Field(imaging.DEFAULT_MAX_PIXELS, ge=1, description="larger images are refused (decompression bombs)")
     # Processes for decoding and tile scoring (0: one per CPU core). Small batches stay in-process.
-    workers: int = 0
+    workers: int = Field(0, description="processes for decoding and tile scoring (0: one per CPU core)")
     # file name, relative source path or painting id -> "colored" | "ink"
-    kind_overrides: Mapping[str, str] = field(default_factory=dict)
+    kind_overrides: dict[str, str] = Field(
+        default_factory=dict, description="painting id, source reference or file name -> 'colored' or 'ink'")
 
-    def __post_init__(self) -> None:
-        if self.tile_size < filters.MIN_TILE_SIDE or self.stride < 1:
-            raise ValueError(f"tile_size must be >= {filters.MIN_TILE_SIDE} (the filters' minimum) and stride >= 1, "
-                             f"got {self.tile_size}, {self.stride}")
-        if not 0.0 <= self.test_color_fraction < 1.0:
-            raise ValueError(f"test_color_fraction must be in [0, 1), got {self.test_color_fraction}")
-        for key, value in self.kind_overrides.items():
-            if value not in (kind.KIND_COLORED, kind.KIND_INK):
-                raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {value!r}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_fits_the_filters(cls, value: int) -> int:
+        if value < filters.MIN_TILE_SIDE:
+            raise ValueError(f"tile_size must be >= {filters.MIN_TILE_SIDE} (the filters' minimum), got {value}")
+        return value
+
+    @field_validator("stride")
+    @classmethod
+    def _positive_stride(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"stride must be >= 1, got {value}")
+        return value
+
+    @field_validator("test_color_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"test_color_fraction must be in [0, 1), got {value}")
+        return value
+
+    @field_validator("kind_overrides")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, kind_name in value.items():
+            if kind_name not in (kind.KIND_COLORED, kind.KIND_INK):
+                raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {kind_name!r}")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"workers must be >= 0 (0: one per CPU core), got {value}")
+        return value
 
     def worker_count(self) -> int:
         """Processes to use: ``workers``, or one per CPU core this process may run on."""
@@ -417,12 +453,16 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
 _SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
 
 
+def _score_cache_name(config: CurationConfig) -> str:
+    return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+
+
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Filter scores depend only on the pixels and the grid, so they are cached per painting and grid.
 
     Returns the scores and, when it had to decode them, the painting's pixels (so they are decoded once).
     """
-    cache_path = tile_dir / f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+    cache_path = tile_dir / _score_cache_name(config)
     if cache_path.exists():
         try:
             cached = pd.read_parquet(cache_path)
@@ -450,31 +490,21 @@ def _write_missing_pairs(
     painting, kept: pd.DataFrame, layout: StorageLayout, config: CurationConfig, rgb: np.ndarray | None
 ) -> None:
     """Write the kept pairs that are missing, or whose files no longer match what was written (damaged,
-    truncated or replaced on disk: the manifest holds each file's sha256). Pair files of tiles that are no
-    longer kept (thresholds or tile size changed) are deleted: one storage holds one curated dataset."""
+    truncated or replaced on disk: the manifest holds each file's sha256).
+
+    Nothing is deleted here: pair files of tiles no longer kept (thresholds or tile size changed) may still be
+    listed by the current ``tiles.parquet`` until this run writes the new one; :func:`remove_superseded_files`
+    deletes them after that."""
     manifest_path = layout.tiles_dir / painting.painting_id / PAIR_MANIFEST
     remove_stale_temp_files(manifest_path.parent, min_age_s=STALE_TEMP_AGE_S)
-    record = read_json_object(manifest_path)
-    # Files written by another decoder or scorer version are rewritten, whatever their hashes say.
-    hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
-    hashes = hashes if isinstance(hashes, dict) else {}
-    wanted = {Path(p).name for p in (*kept["gray_path"], *kept["color_path"])}
-    unwanted = [path for path in manifest_path.parent.glob("*_*.png") if path.name not in wanted]
-    for path in unwanted:
-        path.unlink(missing_ok=True)
-        hashes.pop(path.name, None)
+    hashes = _pair_hashes(manifest_path)
 
     def intact(relative: str) -> bool:
         path = layout.path(relative)
         return path.name in hashes and path.is_file() and sha256_file(path) == hashes[path.name]
 
-    def save_manifest() -> None:
-        write_text_atomic(manifest_path, json.dumps({"version": TILE_CACHE_VERSION, "sha256": hashes}, sort_keys=True))
-
     missing = [row for row in kept.itertuples() if not (intact(row.gray_path) and intact(row.color_path))]
     if not missing:
-        if unwanted:
-            save_manifest()
         return
     if rgb is None:
         rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
@@ -485,7 +515,80 @@ def _write_missing_pairs(
             data = imaging.encode_png(pixels)  # encoded here to hash the bytes written, not read them back
             path = write_bytes_atomic(layout.path(relative), data)
             hashes[path.name] = hashlib.sha256(data).hexdigest()
-    save_manifest()
+    _save_pair_hashes(manifest_path, hashes)
+
+
+def _pair_hashes(manifest_path: Path) -> dict[str, str]:
+    """{file name: sha256} of a pair manifest; empty when missing, damaged or of another tile cache version
+    (files written by another decoder or scorer version are rewritten, whatever their hashes say)."""
+    record = read_json_object(manifest_path)
+    hashes = record.get("sha256") if record.get("version") == TILE_CACHE_VERSION else None
+    return dict(hashes) if isinstance(hashes, dict) else {}
+
+
+def _save_pair_hashes(manifest_path: Path, hashes: Mapping[str, str]) -> None:
+    """Write the manifest, or remove it when it would list nothing (a clean run writes none then)."""
+    if not hashes:
+        manifest_path.unlink(missing_ok=True)
+        return
+    payload = {"version": TILE_CACHE_VERSION, "sha256": dict(hashes)}
+    write_text_atomic(manifest_path, json.dumps(payload, sort_keys=True))
+
+
+_PAINTING_FOLDER = re.compile(r"^[0-9a-f]{16}$")  # a painting id (imaging.content_hash)
+
+
+def remove_superseded_files(
+    layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame, config: CurationConfig
+) -> list[str]:
+    """Delete what a clean run with this config would not have written under ``dataset/tiles/``; call it only
+    after the new ``tiles.parquet`` is in place (until then the previous one may list these files).
+
+    Removed: the folder of every painting that is no longer a representative (gone from the sources, or now a
+    near-duplicate); in the others, pair files of tiles no longer kept, filter-score caches of another grid or
+    cache version, and pair manifests left listing nothing. ``paintings``: the deduplicated paintings;
+    ``tiles``: every tile of this run (``rejected_by`` empty = kept). Returns the removed paths, relative to the
+    storage root (files, and folders with a trailing ``/``).
+    """
+    tiles_dir = layout.tiles_dir
+    if not tiles_dir.is_dir():
+        return []
+    if "is_representative" in paintings:
+        paintings = paintings[paintings["is_representative"]]
+    kept_ids = set(paintings["painting_id"])
+    kept_tiles = tiles[tiles["rejected_by"] == ""]
+    wanted: dict[str, set[str]] = {}
+    for pid, color, gray in zip(kept_tiles["painting_id"], kept_tiles["color_path"], kept_tiles["gray_path"]):
+        wanted.setdefault(pid, set()).update((Path(color).name, Path(gray).name))
+    current_scores = _score_cache_name(config)
+    removed: list[str] = []
+
+    def relative(path: Path) -> str:
+        return path.relative_to(layout.root).as_posix()
+
+    for folder in sorted(tiles_dir.iterdir()):
+        if not folder.is_dir() or folder.is_symlink() or not _PAINTING_FOLDER.match(folder.name):
+            continue  # not a painting folder this code wrote: left alone
+        if folder.name not in kept_ids:
+            shutil.rmtree(folder)
+            removed.append(relative(folder) + "/")
+            continue
+        names = wanted.get(folder.name, set())
+        stale = [path for path in folder.glob("*_*.png")
+                 if path.name not in names and not path.name.startswith(".")]  # hidden: temp files
+        stale += [path for path in folder.glob("scores_*.parquet") if path.name != current_scores]
+        for path in sorted(stale):
+            path.unlink(missing_ok=True)
+            removed.append(relative(path))
+        manifest_path = folder / PAIR_MANIFEST
+        if manifest_path.exists():
+            hashes = _pair_hashes(manifest_path)
+            listed = {name: digest for name, digest in hashes.items() if name in names}
+            if listed != hashes or not listed:
+                _save_pair_hashes(manifest_path, listed)
+                if not listed:
+                    removed.append(relative(manifest_path))
+    return removed
 
 
 # ------------------------------------------------------------------------------------- 4. split & tables
@@ -605,11 +708,7 @@ def write_dataset_tables(
     layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame, rejections: pd.DataFrame
 ) -> dict[str, Path]:
     """Write paintings.parquet, tiles.parquet and rejections.parquet under ``<storage>/dataset/``."""
-    paths = {
-        "paintings": layout.dataset_dir / "paintings.parquet",
-        "tiles": layout.dataset_dir / "tiles.parquet",
-        "rejections": layout.dataset_dir / "rejections.parquet",
-    }
+    paths = {"paintings": layout.paintings_table, "tiles": layout.tiles_table, "rejections": layout.rejections_table}
     write_parquet_atomic(paintings, paths["paintings"])
     write_parquet_atomic(tiles, paths["tiles"])
     write_parquet_atomic(rejections[REJECTION_COLUMNS], paths["rejections"])
@@ -682,6 +781,6 @@ def _pair_key(layout: StorageLayout, row, manifests: dict[str, dict]) -> str | N
 
 def curation_config_fingerprint(config: CurationConfig) -> str:
     """A short hash of the config, recorded in asset metadata so runs with different knobs are told apart."""
-    payload = asdict(config)
+    payload = config.to_dict()
     payload["kind_overrides"] = dict(sorted(config.kind_overrides.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,4 +1,5 @@
-"""Asset checks on the curated dataset: no leak across splits, aligned pairs, grayscale = BT.601 luma."""
+"""Asset checks on the curated dataset (read from ``dataset/tiles.parquet``, its one copy): no leak across
+splits, aligned pairs, grayscale = BT.601 luma."""
 
 
 import dagster as dg
@@ -24,23 +25,24 @@ def _result(problems: list[str], checked: int) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=tile_pairs, blocking=True)
-def no_leak_across_splits(
-    tile_pairs: pd.DataFrame, storage: StorageResource, curation_settings: CurationResource
-) -> dg.AssetCheckResult:
+def no_leak_across_splits(storage: StorageResource, curation_settings: CurationResource) -> dg.AssetCheckResult:
     """No painting, work, near-duplicate painting cluster or near-duplicate tile appears in two splits."""
-    paintings = pd.read_parquet(storage.layout().dataset_dir / "paintings.parquet")
+    layout = storage.layout()
+    tiles = pd.read_parquet(layout.tiles_table)
+    paintings = pd.read_parquet(layout.paintings_table)
     config = curation_settings.to_config()
-    return _result(validation.split_leaks(paintings, tile_pairs, config.tile_max_distance), len(tile_pairs))
+    return _result(validation.split_leaks(paintings, tiles, config.tile_max_distance), len(tiles))
 
 
 @dg.asset_check(asset=tile_pairs, blocking=True)
-def pairs_aligned_and_luma_exact(tile_pairs: pd.DataFrame, storage: StorageResource) -> dg.AssetCheckResult:
+def pairs_aligned_and_luma_exact(storage: StorageResource) -> dg.AssetCheckResult:
     """Every pair exists, both tiles are size×size, each colour tile is its painting's crop at (x, y), and the
     grayscale tile is single-channel and equals the colour tile's BT.601 luma."""
-    paintings = pd.read_parquet(storage.layout().dataset_dir / "paintings.parquet", columns=["painting_id", "path"])
+    layout = storage.layout()
+    tiles = pd.read_parquet(layout.tiles_table)
+    paintings = pd.read_parquet(layout.paintings_table, columns=["painting_id", "path"])
     painting_paths = dict(zip(paintings["painting_id"], paintings["path"]))
-    return _result(validation.pair_problems(tile_pairs, storage.layout().root, painting_paths=painting_paths),
-                   len(tile_pairs))
+    return _result(validation.pair_problems(tiles, layout.root, painting_paths=painting_paths), len(tiles))
 
 
 DATASET_CHECKS = [no_leak_across_splits, pairs_aligned_and_luma_exact]

@@ -1,6 +1,12 @@
-"""Jobs: prepare_dataset (raw paintings -> curated pairs) and train_models (one run per backbone)."""
+"""Jobs: prepare_dataset (raw paintings -> curated pairs), train_models (per variant) and full_pipeline (all)."""
 
 import dagster as dg
+
+from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
+
+if VARIANTS[:len(PAPER_VARIANTS)] != PAPER_VARIANTS:
+    raise ValueError("the paper's variants must come first in VARIANTS: their partition range is PAPER_RANGE_TAGS")
 
 # Run tag that the instance config (config/dagster.yaml) limits to one in-progress run.
 DATASET_WRITER_TAG = "lpd/writes"
@@ -23,4 +29,25 @@ train_models = dg.define_asset_job(
     description="Train pix2pix for each generator backbone (one run per partition: resnet9, unet256).",
 )
 
-JOBS = [prepare_dataset, train_models]
+
+# The whole mission in one run: prepare -> train -> evaluate -> render -> report. The model assets are partitioned
+# by variant with a single-run backfill policy, so one run covers several variants: launch it with the partition
+# range tags (``make demo`` does), e.g. --tags '{"dagster/asset_partition_range_start": "resnet9",
+# "dagster/asset_partition_range_end": "unet256"}' for the paper's two backbones, or one partition key.
+# survey_results is left out: it scores answers that come back from people, later.
+full_pipeline = dg.define_asset_job(
+    "full_pipeline",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("survey_results"),
+    partitions_def=VARIANT_PARTITIONS,
+    description="The whole chain for the variants of the run: ingest, curate, train, evaluate every checkpoint, "
+                "choose the best, colorize the test paintings, publish the results page and the survey kit.",
+    # One process: a subprocess per step would cost seconds of imports each; training runs in its own process
+    # anyway (Pipes).
+    executor_def=dg.in_process_executor,
+    # It rewrites the dataset: queued behind (and ahead of) prepare_dataset runs, one at a time.
+    tags={DATASET_WRITER_TAG: "dataset"},
+)
+
+# The partition range of the paper's two backbones (VARIANTS lists them first), for one-run commands.
+PAPER_RANGE_TAGS = {"dagster/asset_partition_range_start": PAPER_VARIANTS[0],
+                    "dagster/asset_partition_range_end": PAPER_VARIANTS[-1]}

@@ -8,19 +8,27 @@ import dagster as dg
 import pandas as pd
 
 from lpd_pipeline.files import write_parquet_atomic
-from lpd_pipeline.curation import filters
 from lpd_pipeline.curation.dataset import CurationConfig
+from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.settings import StorageLayout, default_storage_root
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The storage root. Default: ``LPD_STORAGE`` or ``./storage``."""
+    """The storage root: the one place every writer (assets, checks, the IO manager) takes it from.
+
+    Default: ``LPD_STORAGE`` or ``./storage`` (read by :meth:`from_env` only); a run may set
+    ``resources.storage.config.storage_root``.
+    """
 
     storage_root: str
 
     @classmethod
-    def from_env(cls) -> "StorageResource":
-        return cls(storage_root=str(default_storage_root()))
+    def from_env(cls):
+        """The storage resource of the Definitions: defaults to ``LPD_STORAGE``, configurable at launch.
+
+        A partially configured resource, so that the IO manager, which gets this same object as its ``storage``,
+        follows a root set in run config too (a fully configured nested resource would keep its own root)."""
+        return cls.configure_at_launch(storage_root=str(default_storage_root()))
 
     def layout(self) -> StorageLayout:
         return StorageLayout(Path(self.storage_root).resolve())
@@ -36,6 +44,9 @@ class PaintingSourcesResource(dg.ConfigurableResource):
     met_max_objects: int = 0  # object records to look at, at most (0: 20 x met_limit)
     download_timeout_s: float = 30.0
     download_max_mb: int = 100
+    # Downloads refuse loopback, private, link-local, multicast and reserved addresses (checked on the resolved
+    # address, at every redirect) unless this is set: for an intranet mirror, or tests on 127.0.0.1.
+    allow_private_addresses: bool = False
 
     @classmethod
     def from_env(cls) -> "PaintingSourcesResource":
@@ -55,28 +66,11 @@ class PaintingSourcesResource(dg.ConfigurableResource):
         return ", ".join(part for part in parts if part)
 
 
-class CurationResource(dg.ConfigurableResource):
-    """Curation knobs (see lpd_pipeline.curation.dataset.CurationConfig). Thresholds: filter name -> value."""
-
-    tile_size: int = 256
-    stride: int = 256
-    test_color_fraction: float = 0.1
-    seed: int = 0
-    thresholds: dict[str, float] = {}
-    kind_overrides: dict[str, str] = {}
-    # Worker processes for decoding and tile scoring; 0 = one per CPU core.
-    workers: int = 0
+class CurationResource(settings_config(CurationConfig, base=dg.ConfigurableResource)):
+    """Curation knobs: the fields of lpd_pipeline.curation.dataset.CurationConfig (thresholds per filter)."""
 
     def to_config(self) -> CurationConfig:
-        unknown = set(self.thresholds) - set(filters.FILTER_NAMES)
-        if unknown:
-            raise ValueError(f"unknown filter(s) in thresholds: {sorted(unknown)}; known: {filters.FILTER_NAMES}")
-        defaults = filters.FilterThresholds().as_dict()
-        thresholds = filters.FilterThresholds(**{**defaults, **self.thresholds})
-        return CurationConfig(
-            tile_size=self.tile_size, stride=self.stride, test_color_fraction=self.test_color_fraction,
-            seed=self.seed, thresholds=thresholds, kind_overrides=dict(self.kind_overrides), workers=self.workers,
-        )
+        return self.settings()
 
 
 def asset_table_path(storage_root: str | Path, asset_key: dg.AssetKey, partition_key: str | None = None) -> Path:
@@ -89,21 +83,39 @@ def asset_table_path(storage_root: str | Path, asset_key: dg.AssetKey, partition
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrame assets as Parquet under ``<storage>/assets/`` (tables, never pickled tensors)."""
+    """Stores DataFrame assets as Parquet under ``<storage>/assets/`` (tables, never pickled tensors).
 
-    storage_root: str
+    The root comes from the ``storage`` resource (pass the Definitions' own ``storage`` object), never from the
+    environment, so a root set in run config moves every output."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def _path(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
+        return asset_table_path(self.storage.layout().root, asset_key, partition_key)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, not a DataFrame")
-        partition = context.partition_key if context.has_partition_key else None
-        path = asset_table_path(self.storage_root, context.asset_key, partition)
+        path = self._path(context.asset_key, context.partition_key if context.has_partition_key else None)
         write_parquet_atomic(obj, path)
         context.add_output_metadata({"table_path": dg.MetadataValue.path(str(path)), "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        path = asset_table_path(self.storage_root, context.asset_key, partition)
+        path = self._path(context.asset_key, partition)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
         return pd.read_parquet(path)
+
+
+# The one place resources are registered (keys used by the assets, checks and jobs of every defs module).
+_storage = StorageResource.from_env()
+defs = dg.Definitions(
+    resources={
+        "storage": _storage,
+        "painting_sources": PaintingSourcesResource.from_env(),
+        "curation_settings": CurationResource(),
+        "parquet_io_manager": ParquetIOManager(storage=_storage),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    },
+)

@@ -1,10 +1,13 @@
 """One bounded, polite, resumable HTTP downloader shared by the network sources (standard library only).
 
-Guarantees: only http/https; per-URL deadline across retries; exponential backoff on 5xx, 429, timeouts and
-connection errors (never on other 4xx); a size cap checked against Content-Length and while streaming; a
-Content-Type check *and* a magic-byte check of the first bytes; file names derived from the URL (hash + sanitized
-basename, never the server's name, always inside ``dest_dir``); atomic writes; and resume: an index
-(``downloads.json``) maps URL -> file + sha256, and files are named by the URL hash, so a re-run downloads nothing
+Guarantees: only http/https; only global addresses, checked on the resolved address that is then connected
+to, at every redirect hop (:mod:`lpd_pipeline.sources.addresses`); URLs reported redacted
+(:func:`lpd_pipeline.sources.urls.redact_url`); per-URL deadline across retries; exponential backoff on 5xx,
+429, timeouts and connection errors (never on other 4xx); a size cap checked against Content-Length and while
+streaming; a Content-Type check *and* a magic-byte check of the first bytes (a rejected body is described by
+its kind, never quoted); file names derived from the URL (hash + sanitized basename, never the server's name,
+always inside ``dest_dir``); atomic writes; and resume: an index (``downloads.json``) maps URL -> file +
+sha256, and files are named by the URL hash, so a re-run downloads nothing
 it already has even when the index lost its last entries.
 """
 
@@ -32,9 +35,11 @@ from lpd_pipeline.files import (
     sha256_file,
     write_text_atomic,
 )
-from lpd_pipeline.imaging import sniff_image_type
+from lpd_pipeline.imaging import describe_non_image, sniff_image_type
 from lpd_pipeline.settings import PathEscapeError, safe_join
+from lpd_pipeline.sources.addresses import CheckedHTTPHandler, CheckedHTTPSHandler, PrivateAddressError
 from lpd_pipeline.sources.records import SourceFailure
+from lpd_pipeline.sources.urls import redact_url, redact_urls_in
 
 MiB = 1024 * 1024
 INDEX_NAME = "downloads.json"
@@ -60,7 +65,11 @@ class DownloadPolicy:
     allowed_types: tuple[str, ...] = ("jpeg", "png", "tiff", "webp", "bmp")
     user_agent: str = "lpd-pipeline/0.1 (research dataset builder; python-urllib)"
     verify_cached_sha256: bool = False  # re-hash cached files on every run (slow for big collections)
-    use_env_proxies: bool = True
+    # Loopback, private, link-local, multicast and reserved addresses are refused unless this is set (tests,
+    # an intranet mirror); see lpd_pipeline.sources.addresses.
+    allow_private_networks: bool = False
+    # HTTP(S)_PROXY from the environment: off by default, as the proxy's own DNS lookup escapes the check above.
+    use_env_proxies: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.deadline_s <= 0:
@@ -90,14 +99,14 @@ class DownloadResult:
         return self.status in ("downloaded", "cached")
 
     def to_failure(self, stage: str = "download") -> SourceFailure:
-        return SourceFailure(item=self.url, stage=stage, reason=self.reason, detail=self.detail)
+        return SourceFailure(item=redact_url(self.url), stage=stage, reason=self.reason, detail=self.detail)
 
 
 class DownloadError(Exception):
     """A request that failed for good (after retries where retrying made sense)."""
 
     def __init__(self, url: str, reason: str, detail: str = "") -> None:
-        super().__init__(f"{url}: {reason}" + (f" ({detail})" if detail else ""))
+        super().__init__(f"{redact_url(url)}: {reason}" + (f" ({detail})" if detail else ""))
         self.url = url
         self.reason = reason
         self.detail = detail
@@ -192,22 +201,27 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _classify_network_error(exc: BaseException) -> _Permanent:
-    """Map urllib/http.client/socket errors to retryable or final failures."""
+    """Map urllib/http.client/socket errors to retryable or final failures. Messages may quote a URL (a
+    redirect target, say): every URL in them is redacted."""
     if isinstance(exc, urllib.error.HTTPError):
         code = exc.code
         retry_after = _retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
         exc.close()
         if code == 429 or 500 <= code < 600:
-            return _Transient(f"http_{code}", str(exc.reason), retry_after)
-        return _Permanent(f"http_{code}", str(exc.reason))
+            return _Transient(f"http_{code}", redact_urls_in(exc.reason), retry_after)
+        return _Permanent(f"http_{code}", redact_urls_in(exc.reason))
     if isinstance(exc, urllib.error.URLError):
         inner = exc.reason
+        if isinstance(inner, PrivateAddressError):
+            return _Permanent("private_address", redact_urls_in(inner))
         if isinstance(inner, TimeoutError):
-            return _Transient("timeout", str(inner) or "timed out")
-        return _Transient("connection_error", str(inner))
+            return _Transient("timeout", redact_urls_in(inner) or "timed out")
+        return _Transient("connection_error", redact_urls_in(inner))
+    if isinstance(exc, PrivateAddressError):
+        return _Permanent("private_address", redact_urls_in(exc))
     if isinstance(exc, TimeoutError):
-        return _Transient("timeout", str(exc) or "timed out")
-    return _Transient("connection_error", f"{type(exc).__name__}: {exc}")
+        return _Transient("timeout", redact_urls_in(exc) or "timed out")
+    return _Transient("connection_error", redact_urls_in(f"{type(exc).__name__}: {exc}"))
 
 
 _NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError)
@@ -235,7 +249,8 @@ class Downloader:
         self._sleep = sleep
         self._clock = clock
         if opener is None:
-            handlers: list[Any] = [_HttpOnlyRedirects()]
+            allow = self.policy.allow_private_networks
+            handlers: list[Any] = [_HttpOnlyRedirects(), CheckedHTTPHandler(allow), CheckedHTTPSHandler(allow)]
             if not self.policy.use_env_proxies:
                 handlers.append(urllib.request.ProxyHandler({}))
             opener = urllib.request.build_opener(*handlers)
@@ -432,12 +447,10 @@ class Downloader:
             head = self._read_head(response, _SNIFF_BYTES, deadline)
             image_type = sniff_image_type(head)
             if image_type is None or image_type not in policy.allowed_types:
-                preview = head[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
-                raise _Permanent(
-                    "wrong_type",
-                    f"body is {image_type or 'not a recognised image'} (starts {preview!r}; "
-                    f"Content-Type {declared_type!r})",
-                )
+                # The kind of body only, never its bytes: a server's error page may echo tokens or worse.
+                what = (f"a {image_type} image, not an allowed type" if image_type
+                        else describe_non_image(head, show_bytes=False))
+                raise _Permanent("wrong_type", f"body is {what} (Content-Type {declared_type!r:.80})")
             final_path = safe_join(self.dest_dir, stem + _SUFFIX_FOR_TYPE[image_type])
             digest = hashlib.sha256(head)
             size = len(head)

@@ -29,6 +29,50 @@ def _inside(root: Path, path: Path) -> bool:
     return resolved == root or root in resolved.parents
 
 
+def _linked_folder_problem(root: Path, link: Path, walked: set[Path]) -> tuple[str, str] | None:
+    """Why the symlinked folder ``link`` is not scanned ((reason, detail)), or None to follow it: it must
+    resolve inside ``root`` to a folder not scanned already (a real folder of the root, another link's target,
+    or an ancestor of the link: a loop)."""
+    try:
+        real = link.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        return "broken_symlink", f"folder {link}: {exc}"
+    if real != root and root not in real.parents:
+        return "symlink_outside_root", f"folder {link} -> {real} leaves {root}; not scanned"
+    if real in walked:
+        return "symlink_repeats_folder", (f"folder {link} -> {real}, which is scanned already (or holds the link); "
+                                          "its paintings are not listed twice")
+    return None
+
+
+def _walk_files(root: Path, top: Path, walked: set[Path], links: list[Path], failures: list[SourceFailure],
+                onerror) -> list[tuple[str, Path]]:
+    """(relative path, path) of the image files under ``top`` without following symlinked folders, which are
+    appended to ``links`` instead; every real folder walked is added to ``walked``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror, followlinks=False):
+        here = Path(dirpath)
+        walked.add(here.resolve())
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        links += [here / name for name in dirnames if (here / name).is_symlink()]
+        for name in filenames:
+            if _is_ours_or_hidden(name) or Path(name).suffix.lower() not in _SUFFIXES:
+                continue
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                try:
+                    inside = _inside(root, path)
+                except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+                    failures.append(SourceFailure(rel, _STAGE, "broken_symlink", f"{path}: {exc}"))
+                    continue
+                if not inside:
+                    failures.append(SourceFailure(rel, _STAGE, "symlink_outside_root", f"{path} -> {path.resolve()}"))
+                    continue
+            found.append((rel, path))
+    return found
+
+
 def _read_metadata(root: Path, image_rels: set[str]) -> tuple[dict[str, dict], list[SourceFailure]]:
     """Metadata per relative POSIX path from ``<root>/metadata.csv``. Every problem is a failure, never a crash."""
     csv_path = root / METADATA_FILE
@@ -78,8 +122,11 @@ def _read_metadata(root: Path, image_rels: set[str]) -> tuple[dict[str, dict], l
 def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[SourceFailure]]:
     """All images under ``root`` (recursive, sorted by relative path) and the problems met on the way.
 
-    Hidden files/folders and partial-download temp files are skipped; symlinked folders are not descended,
-    and a symlinked file is used only when it resolves inside ``root``. Bad or unreadable image files are
+    Hidden files/folders and partial-download temp files are skipped. A symlinked file is used only when it
+    resolves inside ``root``. A symlinked folder is followed when it resolves inside ``root`` to a folder not
+    scanned otherwise (real folders are scanned first, so a painting keeps its real path; no loops, nothing
+    listed twice); others are reported (``symlink_outside_root``, ``symlink_repeats_folder``,
+    ``broken_symlink``), never skipped silently. Bad or unreadable image files (FIFOs named .jpg included) are
     left to the decoder, which names the reason. Raises when ``root`` is not an existing folder.
     """
     root_path = Path(root)
@@ -90,28 +137,23 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
     root_path = root_path.resolve()
     failures: list[SourceFailure] = []
     candidates: list[tuple[str, Path]] = []
+
     def unreadable_folder(error: OSError) -> None:
         rel = Path(error.filename).relative_to(root_path).as_posix() if error.filename else "."
         failures.append(SourceFailure(rel, _STAGE, "unreadable_folder", str(error)))
 
-    for dirpath, dirnames, filenames in os.walk(root_path, onerror=unreadable_folder, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        here = Path(dirpath)
-        for name in filenames:
-            if _is_ours_or_hidden(name) or Path(name).suffix.lower() not in _SUFFIXES:
+    # Real folders first, then the symlinked folders found on the way (each followed at most once), so a
+    # painting is listed under its real folder and a link can neither loop nor list a folder twice.
+    walked: set[Path] = set()
+    to_walk = [root_path]
+    while to_walk:
+        top = to_walk.pop(0)
+        if top != root_path:
+            problem = _linked_folder_problem(root_path, top, walked)
+            if problem is not None:
+                failures.append(SourceFailure(top.relative_to(root_path).as_posix(), _STAGE, *problem))
                 continue
-            path = here / name
-            rel = path.relative_to(root_path).as_posix()
-            if path.is_symlink():
-                try:
-                    inside = _inside(root_path, path)
-                except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
-                    failures.append(SourceFailure(rel, _STAGE, "broken_symlink", f"{path}: {exc}"))
-                    continue
-                if not inside:
-                    failures.append(SourceFailure(rel, _STAGE, "symlink_outside_root", f"{path} -> {path.resolve()}"))
-                    continue
-            candidates.append((rel, path))
+        candidates += _walk_files(root_path, top, walked, to_walk, failures, unreadable_folder)
     candidates.sort(key=lambda pair: pair[0])
 
     metadata, meta_failures = _read_metadata(root_path, {rel for rel, _ in candidates})

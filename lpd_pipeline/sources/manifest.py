@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lpd_pipeline.sources.download import Downloader, check_http_url
 from lpd_pipeline.sources.records import METADATA_COLUMNS, RawPainting, SourceFailure
+from lpd_pipeline.sources.urls import redact_url
 
 _KIND_ALIASES = {
     "colored": "colored",
@@ -126,7 +127,8 @@ def read_url_manifest(csv_path: str | os.PathLike) -> tuple[list[ManifestRow], l
             continue
         problem = check_http_url(url)
         if problem:
-            failures.append(SourceFailure(item, "manifest", "bad_url", f"line {line}: {problem}: {url[:200]!r}"))
+            detail = f"line {line}: {problem}: {redact_url(url)!r}"
+            failures.append(SourceFailure(item, "manifest", "bad_url", detail))
             continue
         try:
             meta = metadata_from_row(raw)
@@ -159,7 +161,7 @@ def collect_from_manifest(
                 RawPainting(
                     path=result.path,  # type: ignore[arg-type]
                     source="manifest",
-                    source_ref=row.url,
+                    source_ref=redact_url(row.url),  # a table column: never a token or password
                     title=row.title,
                     artist=row.artist,
                     date=row.date,

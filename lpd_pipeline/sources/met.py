@@ -16,6 +16,7 @@ from lpd_pipeline.settings import safe_join
 from lpd_pipeline.sources.download import Downloader, DownloadError
 from lpd_pipeline.sources.manifest import kind_from_medium
 from lpd_pipeline.sources.records import RawPainting, SourceFailure
+from lpd_pipeline.sources.urls import redact_url
 
 MET_API_BASE = "https://collectionapi.metmuseum.org/public/collection/v1"
 MET_LICENSE = "CC0-1.0 (Met Open Access, public domain)"
@@ -44,12 +45,12 @@ class MetSource:
         url = f"{self.base_url}/search?{urllib.parse.urlencode(params)}"
         payload = self.downloader.fetch_json(url)
         if not isinstance(payload, dict):
-            raise ValueError(f"{url}: search answer is {type(payload).__name__}, expected an object")
+            raise ValueError(f"{redact_url(url)}: search answer is {type(payload).__name__}, expected an object")
         ids = payload.get("objectIDs")
         if ids is None:  # the API answers null when nothing matches
             return []
         if not isinstance(ids, list):
-            raise ValueError(f"{url}: 'objectIDs' is {type(ids).__name__}, expected a list")
+            raise ValueError(f"{redact_url(url)}: 'objectIDs' is {type(ids).__name__}, expected a list")
         seen: set[int] = set()
         unique: list[int] = []
         for value in ids:
@@ -73,7 +74,7 @@ class MetSource:
         url = f"{self.base_url}/objects/{int(object_id)}"
         record = self.downloader.fetch_json(url)
         if not isinstance(record, dict):
-            raise ValueError(f"{url}: object answer is {type(record).__name__}, expected an object")
+            raise ValueError(f"{redact_url(url)}: object answer is {type(record).__name__}, expected an object")
         if cache_path is not None:
             write_text_atomic(cache_path, json.dumps(record, ensure_ascii=False))
         return record
@@ -96,7 +97,7 @@ class MetSource:
         try:
             object_ids = self.search(query, department_id=department_id)
         except DownloadError as exc:
-            return paintings, [SourceFailure(exc.url, "met_api", exc.reason, exc.detail)]
+            return paintings, [SourceFailure(redact_url(exc.url), "met_api", exc.reason, exc.detail)]
         except ValueError as exc:
             return paintings, [SourceFailure(f"met:search:{query}", "met_api", "bad_response", str(exc))]
         examined = 0
@@ -135,7 +136,7 @@ class MetSource:
             return None, SourceFailure(item, "met_filter", "no_image", _text(record, "title"))
         result = self.downloader.fetch(image_url, name_hint=f"met_{object_id}")
         if not result.ok:
-            return None, SourceFailure(image_url, "download", result.reason, f"{item}: {result.detail}")
+            return None, SourceFailure(redact_url(image_url), "download", result.reason, f"{item}: {result.detail}")
         medium = _text(record, "medium")
         painting = RawPainting(
             path=result.path,  # type: ignore[arg-type]
@@ -148,7 +149,7 @@ class MetSource:
             license=MET_LICENSE,
             kind=kind_from_medium(medium),
             extra={
-                "image_url": image_url,
+                "image_url": redact_url(image_url),  # kept for people to read: never a token
                 "object_url": _text(record, "objectURL"),
                 "department": _text(record, "department"),
                 "classification": _text(record, "classification"),

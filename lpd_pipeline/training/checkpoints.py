@@ -101,6 +101,29 @@ def save_torch_atomic(obj: Any, final_path: str | os.PathLike) -> Path:
     return Path(final_path)
 
 
+def load_failure_reason(path: Path, error: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words that never advise loading the file unsafely.
+
+    An empty file says so (PyTorch raises a bare EOFError); a refusal of the weights-only unpickler keeps its
+    finding (the unsupported global or opcode) but not PyTorch's advice to retry with ``weights_only=False``,
+    which would run whatever code a hostile file carries.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return "file is empty"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    text = str(error)
+    if "Weights only load failed" in text:
+        finding = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+        finding = " ".join(line.strip() for line in finding.splitlines()
+                           if line.strip() and "weights_only" not in line and "torch.load" not in line)
+        return ("refused by the weights-only loader: it holds objects other than tensors and plain containers"
+                + (f" ({finding})" if finding else "") + "; never load it with weights_only=False")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return " ".join(lines) or f"{type(error).__name__} (damaged or truncated file)"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a training checkpoint with ``weights_only=True`` (never executes pickled code)."""
     path = Path(path)
@@ -109,7 +132,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be loaded: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} cannot be loaded: {load_failure_reason(path, exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an lpd training checkpoint (format {CHECKPOINT_FORMAT})")
     return payload
@@ -138,6 +161,16 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]
     return None
 
 
+def corrupt_name(path: Path) -> Path:
+    """Where an unreadable checkpoint is set aside: ``epoch_N.pt.corrupt``, or ``epoch_N.pt.2.corrupt``,
+    ``.3.corrupt``... when an earlier corruption of the same epoch is already there (never overwritten)."""
+    candidate, number = path.with_name(path.name + ".corrupt"), 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}.corrupt")
+    return candidate
+
+
 def set_aside_unreadable_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Rename the unreadable checkpoints newer than the newest readable one to ``*.pt.corrupt``.
 
@@ -161,8 +194,8 @@ def set_aside_unreadable_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
         )
     set_aside = []
     for path, error in unreadable:
-        corrupt = path.with_name(path.name + ".corrupt")
-        os.replace(path, corrupt)
+        corrupt = corrupt_name(path)
+        os.rename(path, corrupt)
         set_aside.append(corrupt)
         log.warning("set aside unreadable checkpoint as %s: %s", corrupt, error)
     return set_aside
@@ -290,7 +323,7 @@ def load_generator(
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"generator file {path} cannot be loaded: {exc}") from exc
+        raise CheckpointError(f"generator file {path} cannot be loaded: {load_failure_reason(path, exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") not in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
         raise CheckpointError(f"{path} is neither an exported lpd generator ({GENERATOR_FORMAT}) nor an lpd "
                               f"training checkpoint (format {CHECKPOINT_FORMAT})")

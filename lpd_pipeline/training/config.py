@@ -1,12 +1,20 @@
-"""Training configuration: the pix2pix paper defaults, validated, with a lossless JSON round-trip."""
+"""Training configuration: the pix2pix paper defaults, one typed model (validation, JSON, CLI flags, Dagster config).
+
+Rule: every training setting is a field of :class:`TrainConfig` (a :class:`lpd_pipeline.config.Settings`); the
+command line (``python -m lpd_pipeline.train``) and the Dagster run config are generated from these fields.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
+from lpd_pipeline.config import ConfigError, Settings
 from lpd_pipeline.models.options import COLOR_SPACES, GAN_MODES, GENERATOR_BACKBONES, NORM_LAYERS
+
+__all__ = ["AMP_MODES", "DEVICES", "LOSS_NAMES", "MODEL_FIELDS", "OPTIMISATION_FIELDS", "SCHEDULE_FIELDS",
+           "ConfigError", "TrainConfig", "config_differences"]
 
 AMP_MODES = ("off", "bf16", "fp16")
 # The losses every epoch and checkpoint reports: generator (cGAN, λ·L1), then discriminator (real, fake).
@@ -43,12 +51,7 @@ OPTIMISATION_FIELDS = (
 SCHEDULE_FIELDS = ("n_epochs", "n_epochs_decay")
 
 
-class ConfigError(ValueError):
-    """A training configuration value is invalid (the message names the field and the reason)."""
-
-
-@dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Hyper-parameters and runtime switches of one pix2pix training run.
 
     Defaults follow pix2pix (Isola et al. 2017) and its reference implementation: Adam(2e-4, 0.5, 0.999),
@@ -60,151 +63,64 @@ class TrainConfig:
     (mist above, water and rocks below) carry meaning a vertical flip would destroy.
     """
 
-    backbone: str = "unet256"
-    color_space: str = "rgb"
-    gan_mode: str = "vanilla"
-    norm: str = "batch"
-    ngf: int = 64
-    ndf: int = 64
-    n_layers_d: int = 3
-    use_dropout: bool = True
-    init_gain: float = 0.02
-    lambda_l1: float = 100.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    n_epochs: int = 100
-    n_epochs_decay: int = 100
-    batch_size: int = 1
-    tile_size: int = 256
-    checkpoint_every: int = 5
-    keep_every: int | None = None
-    flip: bool = True
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = False
-    deterministic: bool = True
-    sync_batchnorm: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
+    backbone: Literal[GENERATOR_BACKBONES] = Field("unet256", description="generator: ResNet-9blocks or U-Net-256")
+    color_space: Literal[COLOR_SPACES] = Field(
+        "rgb", description="rgb: gray in, RGB out (the method); lab: L in, ab out (keeps the input's L)")
+    gan_mode: Literal[GAN_MODES] = Field("vanilla", description="adversarial loss: vanilla cGAN or least squares")
+    norm: Literal[NORM_LAYERS] = Field("batch", description="normalisation layers of both networks")
+    ngf: int = Field(64, ge=1, description="generator filters in the first layer")
+    ndf: int = Field(64, ge=1, description="discriminator filters in the first layer")
+    n_layers_d: int = Field(3, ge=1, description="PatchGAN stride-2 layers (3: the 70x70 PatchGAN)")
+    use_dropout: bool = Field(True, description="dropout in the generator (pix2pix's noise)")
+    init_gain: float = Field(0.02, gt=0, description="std of the normal weight initialisation")
+    lambda_l1: float = Field(100.0, ge=0, description="weight of the L1 loss beside the cGAN loss")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of both networks")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    n_epochs: int = Field(100, ge=0, description="epochs at the initial learning rate")
+    n_epochs_decay: int = Field(100, ge=0, description="epochs of linear learning-rate decay to 0 after those")
+    batch_size: int = Field(1, ge=1, description="tiles per optimisation step (per process under DDP)")
+    tile_size: int = Field(256, ge=8, description="training tile side in pixels")
+    checkpoint_every: int = Field(5, ge=1, description="write a checkpoint every this many epochs")
+    keep_every: int | None = Field(
+        None, ge=0, description="keep every k-th regular checkpoint plus the latest; none/0 keeps all")
+    flip: bool = Field(True, description="random horizontal flips of each pair (never vertical)")
+    seed: int = Field(0, ge=0, description="seed of initialisation, shuffling, flips and dropout")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    device: Literal[DEVICES] = Field("auto", description="auto: CUDA when available, else CPU")
+    amp: Literal[AMP_MODES] = Field("off", description="mixed precision: bf16, or fp16 with a grad scaler")
+    channels_last: bool = Field(False, description="channels-last memory format (faster convs on GPUs)")
+    compile: bool = Field(False, description="torch.compile both networks")
+    cudnn_benchmark: bool = Field(False, description="let cuDNN pick the fastest kernels (not deterministic)")
+    deterministic: bool = Field(True, description="deterministic kernels (bit-identical resume on CPU)")
+    sync_batchnorm: bool = Field(False, description="synchronise BatchNorm statistics across DDP processes")
 
     @property
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
 
-    def validate(self) -> "TrainConfig":
-        """Raise ConfigError naming the first invalid field."""
-
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"TrainConfig.{name}={value!r} is not one of {list(allowed)}")
-
-        def integer(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"TrainConfig.{name}={value!r} must be an integer >= {minimum}")
-
-        def number(name: str, minimum: float, *, strict: bool) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"TrainConfig.{name}={value!r} must be a number")
-            if value < minimum or (strict and value == minimum):
-                relation = ">" if strict else ">="
-                raise ConfigError(f"TrainConfig.{name}={value!r} must be {relation} {minimum}")
-
-        def boolean(name: str) -> None:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
-
-        choice("backbone", GENERATOR_BACKBONES)
-        choice("color_space", COLOR_SPACES)
-        choice("gan_mode", GAN_MODES)
-        choice("norm", NORM_LAYERS)
-        choice("amp", AMP_MODES)
-        choice("device", DEVICES)
-        for name in ("ngf", "ndf", "n_layers_d", "batch_size", "checkpoint_every"):
-            integer(name, 1)
-        for name in ("n_epochs", "n_epochs_decay", "num_workers", "seed"):
-            integer(name, 0)
-        integer("tile_size", 8)
+    @model_validator(mode="after")
+    def _tile_size_fits_the_networks(self) -> "TrainConfig":
         if self.total_epochs < 1:
-            raise ConfigError("TrainConfig.n_epochs + n_epochs_decay must be >= 1")
-        if self.keep_every is not None:
-            integer("keep_every", 0)
-        number("lr", 0.0, strict=True)
-        number("lambda_l1", 0.0, strict=False)
-        number("init_gain", 0.0, strict=True)
-        for name in ("beta1", "beta2"):
-            number(name, 0.0, strict=False)
-            if getattr(self, name) >= 1.0:
-                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be < 1")
-        for name in ("use_dropout", "flip", "channels_last", "compile", "cudnn_benchmark", "deterministic",
-                     "sync_batchnorm"):
-            boolean(name)
+            raise ValueError("TrainConfig.n_epochs + n_epochs_decay must be >= 1")
         if self.backbone == "unet256":
             # The U-Net halves the tile down to a 1x1 bottleneck (min(8, log2(size)) levels).
             if self.tile_size < 32 or self.tile_size & (self.tile_size - 1) != 0:
-                raise ConfigError(
+                raise ValueError(
                     f"TrainConfig.tile_size={self.tile_size} must be a power of two >= 32 for the unet256 generator"
                 )
         elif self.tile_size % 4 != 0:
-            raise ConfigError(f"TrainConfig.tile_size={self.tile_size} must be a multiple of 4 for resnet9")
+            raise ValueError(f"TrainConfig.tile_size={self.tile_size} must be a multiple of 4 for resnet9")
         # The PatchGAN halves the tile n_layers_d times (4x4 convs, stride 2, padding 1), then two 4x4 stride-1
         # convs each take one pixel off; the first of them is batch-normalised, which needs > 1 value per
         # channel at batch 1. So at least 3 pixels must survive the halvings.
         if self.tile_size >> self.n_layers_d < 3:
             smallest = 3 * 2**self.n_layers_d
-            raise ConfigError(
+            raise ValueError(
                 f"TrainConfig.tile_size={self.tile_size} is too small for a PatchGAN with n_layers_d="
                 f"{self.n_layers_d}: use tile_size >= {smallest} or fewer discriminator layers"
             )
         return self
-
-    # ---- serialisation -------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Build from a dict; unknown keys are an error (a typo must not silently fall back to a default)."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"a training config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; known fields: {sorted(known)}")
-        values = dict(data)
-        # JSON has one number type: accept 1.0 for an int field and 1 for a float field.
-        for f in fields(cls):
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            if f.type in ("int", "int | None") and isinstance(value, float) and value.is_integer():
-                values[f.name] = int(value)
-            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
-                values[f.name] = float(value)
-        return cls(**values)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"training config is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        """A validated copy with ``changes`` applied."""
-        return type(self).from_dict({**self.to_dict(), **changes})
 
     def model_dict(self) -> dict[str, Any]:
         """The subset that defines the networks (what an exported generator needs to be rebuilt)."""

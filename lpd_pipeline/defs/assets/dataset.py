@@ -104,7 +104,8 @@ def raw_paintings(
         collected.append(local.scan_local_folder(Path(painting_sources.raw_dir)))
     if painting_sources.url_manifest or painting_sources.met_query:
         policy = DownloadPolicy(timeout_s=painting_sources.download_timeout_s,
-                                max_bytes=painting_sources.download_max_mb * 1024 * 1024)
+                                max_bytes=painting_sources.download_max_mb * 1024 * 1024,
+                                allow_private_networks=painting_sources.allow_private_addresses)
         downloader = Downloader(layout.downloads_dir, policy)
         if painting_sources.url_manifest:
             collected.append(collect_from_manifest(Path(painting_sources.url_manifest), downloader))
@@ -232,19 +233,21 @@ def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str) -> 
     return previews.markdown_image(sheet, f"{label} tiles")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
 def tile_pairs(
     context: dg.AssetExecutionContext,
     deduplicated_paintings: pd.DataFrame,
     painting_tiles: pd.DataFrame,
     storage: StorageResource,
     curation_settings: CurationResource,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.MaterializeResult:
     """The curated dataset: grayscale/colour pairs split by work into train, test_color and test_ink.
 
-    Writes ``dataset/paintings.parquet``, ``dataset/tiles.parquet`` and ``dataset/rejections.parquet``
-    (the rejections of every stage up to the split together; export problems stay in
-    ``dataset/rejections/export.parquet``).
+    Its one copy is ``dataset/tiles.parquet`` (the table training reads; downstream assets and checks read it
+    from there), beside ``dataset/paintings.parquet`` and ``dataset/rejections.parquet`` (the rejections of
+    every stage up to the split together; export problems stay in ``dataset/rejections/export.parquet``).
+    Files the previous dataset used and this one does not are deleted only once these tables are in place, so a
+    run killed before then leaves the previous dataset whole.
     """
     layout = storage.layout()
     config = curation_settings.to_config()
@@ -253,9 +256,19 @@ def tile_pairs(
     stage_files = [_stage_rejections_path(layout, s) for s in ("ingest", "dedup", "tiles", "split")]
     all_rejections = pd.concat([pd.read_parquet(p) for p in stage_files if p.exists()], ignore_index=True)
     paths = curation.write_dataset_tables(layout, paintings, tiles, all_rejections)
+    removed = curation.remove_superseded_files(layout, deduplicated_paintings, painting_tiles, config)
+    # Storages written before the dataset had one copy also hold the IO manager's copy of this table.
+    legacy_copy = asset_table_path(layout.root, context.asset_key)
+    if legacy_copy.exists():
+        legacy_copy.unlink()
+        removed.append(legacy_copy.relative_to(layout.root).as_posix())
+    if removed:
+        context.log.info(f"removed {len(removed)} file(s) and folder(s) the new dataset no longer uses, e.g. "
+                         f"{', '.join(removed[:5])}")
     counts = tiles["split"].value_counts().to_dict()
     per_painting = tiles.groupby("painting_id").size()
-    return dg.Output(tiles, metadata={
+    text = previews.markdown_text
+    return dg.MaterializeResult(metadata={
         "train_tiles": int(counts.get(curation.SPLIT_TRAIN, 0)),
         "test_color_tiles": int(counts.get(curation.SPLIT_TEST_COLOR, 0)),
         "test_ink_tiles": int(counts.get(curation.SPLIT_TEST_INK, 0)),
@@ -270,16 +283,17 @@ def tile_pairs(
         "rejections_total": len(all_rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(all_rejections)),
         "curation_config": curation.curation_config_fingerprint(config),
+        "removed_superseded": len(removed),
+        "removed_examples": dg.MetadataValue.md("\n".join(f"- {text(path)}" for path in removed[:20])
+                                                or "Nothing to remove."),
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager")
-def pix2pix_aligned_export(
-    context: dg.AssetExecutionContext, tile_pairs: pd.DataFrame, storage: StorageResource
-) -> dg.Output[pd.DataFrame]:
+@dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager", deps=[tile_pairs])
+def pix2pix_aligned_export(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """The pairs in pix2pix's aligned layout (A|B side by side; train/, test/, test_ink/) for other tools."""
     layout = storage.layout()
-    counts, rejections = curation.export_pix2pix_aligned(tile_pairs, layout)
+    counts, rejections = curation.export_pix2pix_aligned(pd.read_parquet(layout.tiles_table), layout)
     _save_stage_rejections(layout, "export", rejections)
     for row in rejections.itertuples():
         context.log.warning(f"not exported {row.item}: {row.reason} {row.detail}")

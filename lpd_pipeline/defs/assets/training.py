@@ -8,16 +8,18 @@ newest checkpoint unless ``restart`` is set.
 
 import base64
 import sys
+import warnings
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterPipesExecutionError  # not re-exported at the top level
 import pandas as pd
+from pydantic import Field
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
-from lpd_pipeline.defs.resources import StorageResource
-from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.defs.settings import settings_config
+from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
@@ -26,33 +28,42 @@ BACKBONES = VARIANT_PARTITIONS  # the partition key is the model variant (backbo
 GPU_POOL = "gpu"
 
 
-_PAPER = TrainConfig()  # the one source of the defaults below
+class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color_space", "tile_size"))):
+    """Run config of one training: every TrainConfig field (defaults: the paper's schedule), except the backbone
+    and colour space (the partition, a model variant) and the tile size (the tiles'), plus the run-only fields."""
+
+    restart: bool = Field(False, description="start over; the previous run moves to <run dir>/previous_runs/")
+    max_epochs_this_run: int = Field(0, description="stop after this many epochs (0: train to the end)")
+    launcher: list[str] = Field(
+        default_factory=list,
+        description='e.g. ["torchrun", "--nproc-per-node", "4"]; default: this Python')
+    # Keys of earlier run configs, still accepted with a DeprecationWarning.
+    color_space: str | None = Field(
+        None, description="deprecated: the partition (model variant) sets the colour space")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="deprecated: every TrainConfig field is a run-config field of its own")
+
+    def train_config(self, variant: str, tile_size: int, log=None) -> TrainConfig:
+        """The validated TrainConfig of this run on partition ``variant`` (dg.Failure naming a bad field)."""
+        backbone, color_space = parse_variant(variant)
+        if self.color_space is not None:
+            if self.color_space != color_space and self.color_space != "rgb":
+                raise dg.Failure(description=f"run config color_space={self.color_space!r} contradicts the partition "
+                                             f"{variant!r} (colour space {color_space!r}): choose the partition instead")
+            _deprecated(log, "run config key 'color_space' is deprecated and ignored: the partition (model variant "
+                             f"{variant!r}) sets the colour space")
+        extra = dict(self.extra)
+        if extra:
+            _deprecated(log, f"run config key 'extra' is deprecated: move {sorted(extra)} to run-config fields of "
+                             "their own (every TrainConfig field is one)")
+            extra.pop("backbone", None), extra.pop("tile_size", None), extra.pop("color_space", None)
+        return self.settings(**extra, backbone=backbone, color_space=color_space, tile_size=tile_size)
 
 
-class TrainingRunConfig(dg.Config):
-    """Run config of one training (defaults: the paper's schedule). Any other TrainConfig field goes in ``extra``."""
-
-    color_space: str = _PAPER.color_space
-    n_epochs: int = _PAPER.n_epochs
-    n_epochs_decay: int = _PAPER.n_epochs_decay
-    batch_size: int = _PAPER.batch_size
-    checkpoint_every: int = _PAPER.checkpoint_every
-    keep_every: int = 0  # 0 keeps every checkpoint (so each epoch can be scored later)
-    ngf: int = _PAPER.ngf
-    ndf: int = _PAPER.ndf
-    device: str = _PAPER.device
-    amp: str = _PAPER.amp
-    channels_last: bool = _PAPER.channels_last
-    compile: bool = _PAPER.compile
-    restart: bool = False
-    max_epochs_this_run: int = 0  # 0: train to the end of the schedule
-    launcher: list[str] = []  # e.g. ["torchrun", "--nproc-per-node", "4"]; default: this Python
-    extra: dict[str, Any] = {}
-
-    def train_config(self, backbone: str, tile_size: int) -> dict[str, Any]:
-        values = self.model_dump(exclude={"restart", "max_epochs_this_run", "launcher", "extra"})
-        values["keep_every"] = values["keep_every"] or None
-        return {**values, **self.extra, "backbone": backbone, "tile_size": tile_size}
+def _deprecated(log, message: str) -> None:
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    if log is not None:
+        log.warning(message)  # in the run's log, where whoever saved the config will see it
 
 
 @dg.asset(
@@ -61,21 +72,22 @@ class TrainingRunConfig(dg.Config):
     partitions_def=BACKBONES,
     deps=[tile_pairs],
     pool=GPU_POOL,
-    io_manager_key="parquet_io_manager",
+    # One run may train several variants one after the other (make demo, a single-run backfill in the UI).
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=["team:lpd-training"],
+    tags={"stage": "train"},
 )
 def trained_generator(
     context: dg.AssetExecutionContext,
     config: TrainingRunConfig,
     storage: StorageResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
-) -> dg.Output[pd.DataFrame]:
-    """pix2pix (70×70 PatchGAN, cGAN + λ·L1) for one generator backbone. Value: the checkpoint table."""
-    variant = context.partition_key
-    backbone, color_space = parse_variant(variant)
-    if config.color_space not in ("rgb", color_space):
-        raise dg.Failure(description=f"run config color_space={config.color_space!r} contradicts the partition "
-                                     f"{variant!r} (colour space {color_space!r}): choose the partition instead")
-    config = config.model_copy(update={"color_space": color_space})
+) -> dg.MaterializeResult:
+    """pix2pix (70×70 PatchGAN, cGAN + λ·L1) per model variant. The checkpoint table each run writes
+    (``<storage>/training/<variant>/checkpoints.parquet``) is what evaluation reads.
+
+    A run over several partitions trains them one after the other; a variant that fails does not stop the others,
+    and the step fails at the end naming each failure."""
     layout = storage.layout()
     tiles_path = layout.dataset_dir / "tiles.parquet"
     if not tiles_path.exists():
@@ -83,30 +95,54 @@ def trained_generator(
     from lpd_pipeline.training.data import train_tile_size  # imports torch: only when training runs
 
     tile_size = train_tile_size(tiles_path)  # one size, a non-empty train split: checked, with the reason
+    metadata: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    variants = list(context.partition_keys)
+    for number, variant in enumerate(variants, start=1):
+        context.log.info(f"training variant {variant} ({number} of {len(variants)})")
+        try:
+            reported = _train_variant(context, config, storage, pipes_subprocess_client, variant, tile_size)
+        except dg.Failure as exc:
+            if len(variants) == 1:
+                raise
+            failures[variant] = exc.description or str(exc)
+            context.log.error(f"{variant}: {failures[variant]}")
+            continue
+        prefix = "" if len(variants) == 1 else f"{variant}/"
+        metadata.update({f"{prefix}{key}": value for key, value in reported.items()})
+    if failures:
+        raise dg.Failure(description="training failed for " + "; ".join(f"{v}: {m}" for v, m in failures.items()))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _train_variant(context: dg.AssetExecutionContext, config: TrainingRunConfig, storage: StorageResource,
+                   pipes_subprocess_client: dg.PipesSubprocessClient, variant: str, tile_size: int
+                   ) -> dict[str, Any]:
+    """Train one variant in its own process (Pipes); the materialization metadata it reported."""
+    layout = storage.layout()
+    tiles_path = layout.dataset_dir / "tiles.parquet"
+    settings = config.train_config(variant, tile_size, context.log)
     run_dir = layout.training_dir(variant)
     launcher = list(config.launcher) or [sys.executable]
     # `python -m` and `torchrun -m` take the module the same way.
     command = [*launcher, "-m", "lpd_pipeline.train", "--storage", str(layout.root), "--tiles", str(tiles_path),
-               "--run-dir", str(run_dir), "--backbone", backbone]
+               "--run-dir", str(run_dir), "--backbone", settings.backbone]
     if config.restart:
         command.append("--restart")
     if config.max_epochs_this_run:
         command += ["--max-epochs-this-run", str(config.max_epochs_this_run)]
     # Settings go in a file on the command line, so every torchrun rank reads the same ones.
-    settings = TrainConfig.from_dict(config.train_config(backbone, tile_size))
     settings_path = write_text_atomic(run_dir / "dagster_run_config.json", settings.to_json())
     command += ["--config-json", str(settings_path)]
-    error_file = run_dir / "last_error.txt"
-    error_file.unlink(missing_ok=True)
-    command += ["--error-file", str(error_file)]
     context.log.info(f"launching: {' '.join(command)}")
     try:
         invocation = pipes_subprocess_client.run(context=context, command=command)
-    except DagsterPipesExecutionError as exc:
-        if not error_file.exists():
+    except Exception as exc:
+        refusal = _exception_reported_through_pipes(context)
+        if refusal is None:
             raise
         # The training refused with a reason (changed data, bad settings...): make it the step's failure.
-        raise dg.Failure(description=f"training did not start or stopped: {error_file.read_text()}") from exc
+        raise dg.Failure(description=f"training did not start or stopped: {refusal}") from exc
     reported: dict[str, Any] = {}
     for result in invocation.get_results():
         reported.update(result.metadata or {})
@@ -115,10 +151,30 @@ def trained_generator(
     metadata: dict[str, Any] = {**reported, "checkpoints": len(table)}
     history = _history(run_dir)
     if len(history):
-        png = loss_curve_png(history, f"{backbone} ({config.color_space})")
+        png = loss_curve_png(history, f"{settings.backbone} ({settings.color_space})")
         metadata["loss_curve"] = dg.MetadataValue.md(
             f"![loss curve](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
-    return dg.Output(table, metadata=metadata)
+    return metadata
+
+
+def _exception_reported_through_pipes(context: dg.AssetExecutionContext) -> str | None:
+    """The message of the exception the training process closed its Pipes session with, if it did.
+
+    Pipes records it (class, message, traceback) as an engine event of this step in the run's event log; the
+    client itself only says that the process exited with a non-zero status.
+    """
+    step_key = str(context.op_execution_context.op_handle)  # the step of a plain asset is named by its op
+    entries = context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    for entry in reversed(entries):
+        event = entry.dagster_event
+        data = event.engine_event_data if event is not None else None
+        if event is None or event.step_key != step_key or data is None or data.error is None:
+            continue
+        if event.message and event.message.startswith("[pipes]"):
+            message = data.error.message.strip()
+            # "lpd_pipeline.training.loop.TrainingError: <reason>": the reason is what the user needs.
+            return message.split(": ", 1)[1] if ": " in message.split("\n", 1)[0] else message
+    return None
 
 
 def _checkpoint_table(run_dir) -> pd.DataFrame:
@@ -132,5 +188,3 @@ def _history(run_dir) -> pd.DataFrame:
 
     return read_loss_history(run_dir)
 
-
-TRAINING_ASSETS = [trained_generator]

@@ -1,0 +1,171 @@
+"""The generator a rendering uses: which checkpoint (best, else latest), how it is loaded, how tiles become chroma.
+
+The rule: without an explicit checkpoint a variant renders with ``<storage>/evaluation/<variant>/
+best_checkpoint.json`` (written by evaluation; its ``checkpoint`` must lie inside the storage root), else with the
+newest checkpoint of ``<storage>/training/<variant>/`` (else its ``generator.pt``), and says which it took. Every
+file is read with ``weights_only=True``: the project's own generator exports and training checkpoints through
+``training.checkpoints.load_generator``, a reference pix2pix ``latest_net_G.pth`` through ``rendering.foreign``.
+Tiles go through the one shared inference path (``models.inference.generator_forward`` in
+``DEFAULT_INFERENCE_MODE``); what comes back is CIE Lab chroma (a*, b*) and the model's own lightness L*.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lpd_pipeline.files import read_json_object
+from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, rgb_to_lab
+from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forward
+from lpd_pipeline.models.networks import unet_num_downs
+from lpd_pipeline.models.options import variant_key
+from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
+from lpd_pipeline.settings import StorageLayout
+from lpd_pipeline.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    GENERATOR_FORMAT,
+    CheckpointError,
+    generator_path,
+    list_checkpoints,
+    load_generator,
+)
+
+log = logging.getLogger(__name__)
+
+# Channels of a chroma prediction: a*, b*, then the model's own L* (used only without keep_luminance).
+CHROMA_CHANNELS = 3
+
+
+@dataclass
+class RenderModel:
+    """A generator ready for rendering and what identifies it in an output's metadata."""
+
+    net: torch.nn.Module
+    color_space: str
+    tile_size: int  # the training tile size: the default rendering tile
+    multiple: int  # a rendering tile must be a multiple of this (U-Net depth, ResNet downsampling)
+    variant: str
+    checkpoint: str
+    epoch: int | None
+    origin: str  # "lpd" or "pix2pix-reference"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def check_tile(self, tile: int) -> None:
+        if tile < self.multiple or tile % self.multiple:
+            raise ValueError(f"tile size {tile} does not fit this {self.variant} generator: it must be a "
+                             f"multiple of {self.multiple}")
+
+    def predict(self, gray_tiles: np.ndarray) -> np.ndarray:
+        """float32 ``[N, 3, T, T]`` (a*, b*, L*) in CIE Lab units for uint8 gray tiles ``[N, T, T]``.
+
+        lab models: a*b* from the output, L* from the input (the model predicts none); rgb models: the Lab of
+        the RGB output.
+        """
+        inputs, outputs = generator_forward(self.net, self.color_space, torch.from_numpy(gray_tiles))
+        with torch.no_grad():
+            if self.color_space == "lab":
+                ab = outputs.clamp(-1.0, 1.0) * AB_SCALE
+                lab = torch.cat([ab, (inputs + 1.0) * L_SCALE], dim=1)
+            else:
+                lab = rgb_to_lab((outputs.clamp(-1.0, 1.0) + 1.0) / 2.0)
+                lab = torch.cat([lab[:, 1:], lab[:, :1]], dim=1)
+        return lab.float().cpu().numpy()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return resolved
+
+
+def load_render_model(path: str | os.PathLike, device: str = "auto") -> RenderModel:
+    """Load an lpd generator export / training checkpoint, or a reference pix2pix ``latest_net_G.pth``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    target = resolve_device(device)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be loaded with weights_only=True: {exc}") from exc
+    if isinstance(payload, dict) and payload.get("format") in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
+        del payload
+        loaded = load_generator(path, target, mode=DEFAULT_INFERENCE_MODE)
+        config = loaded.config
+        multiple = 2 ** unet_num_downs(config.tile_size) if config.backbone == "unet256" else 4
+        return RenderModel(loaded.net, config.color_space, config.tile_size, multiple,
+                           variant_key(config.backbone, config.color_space), str(path.resolve()), loaded.epoch,
+                           "lpd")
+    if is_reference_state_dict(payload):
+        foreign = load_reference_generator(path, payload)
+        foreign.net.to(target).train(DEFAULT_INFERENCE_MODE == "pix2pix")
+        variant = foreign.backbone if foreign.color_space == "rgb" else f"{foreign.backbone}-{foreign.color_space}"
+        return RenderModel(foreign.net, foreign.color_space, foreign.tile_size, foreign.multiple, variant,
+                           str(path.resolve()), None, "pix2pix-reference")
+    raise CheckpointError(f"{path} is neither an lpd generator/checkpoint nor a pix2pix generator state dict")
+
+
+# ---- which checkpoint ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckpointChoice:
+    path: Path
+    epoch: int | None
+    source: str  # "best" (evaluation's choice), "latest" (newest training checkpoint) or "export"
+
+    def describe(self) -> str:
+        epoch = f" (epoch {self.epoch})" if self.epoch is not None else ""
+        return f"{self.source} checkpoint {self.path}{epoch}"
+
+
+def best_checkpoint_file(layout: StorageLayout, variant: str) -> Path:
+    return layout.path("evaluation", variant, "best_checkpoint.json")
+
+
+def read_best_checkpoint(layout: StorageLayout, variant: str) -> CheckpointChoice | None:
+    """Evaluation's best checkpoint of ``variant``, when recorded, present and inside the storage root."""
+    record = read_json_object(best_checkpoint_file(layout, variant))
+    if not isinstance(record.get("checkpoint"), str):
+        return None
+    path = Path(record["checkpoint"])
+    if not path.is_absolute():
+        path = layout.root / path
+    resolved = path.resolve()
+    if layout.root not in resolved.parents:
+        log.warning("ignoring best checkpoint %s of %s: outside the storage root %s", path, variant, layout.root)
+        return None
+    if not resolved.is_file():
+        log.warning("best checkpoint %s of %s no longer exists", path, variant)
+        return None
+    epoch = record.get("epoch")
+    return CheckpointChoice(resolved, int(epoch) if isinstance(epoch, int) else None, "best")
+
+
+def latest_checkpoint_choice(layout: StorageLayout, variant: str) -> CheckpointChoice | None:
+    run_dir = layout.training_dir(variant)
+    found = list_checkpoints(run_dir)
+    if found:
+        epoch, path = found[-1]
+        return CheckpointChoice(path, epoch, "latest")
+    export = generator_path(run_dir)
+    return CheckpointChoice(export, None, "export") if export.is_file() else None
+
+
+def resolve_checkpoint(layout: StorageLayout, variant: str) -> CheckpointChoice:
+    """The checkpoint a variant renders with (see the module rule); FileNotFoundError when it has none."""
+    choice = read_best_checkpoint(layout, variant) or latest_checkpoint_choice(layout, variant)
+    if choice is None:
+        raise FileNotFoundError(f"no checkpoint for {variant}: neither {best_checkpoint_file(layout, variant)} "
+                                f"nor checkpoints under {layout.training_dir(variant)}; train it first "
+                                "(job train_models) or pass --checkpoint")
+    return choice

@@ -1,0 +1,47 @@
+"""Every run config under config/ is valid for the job its first line names, and make demo's command is true."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from lpd_pipeline.definitions import defs
+from lpd_pipeline.defs.jobs import PAPER_RANGE_TAGS
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+RUN_CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in ("dagster.yaml",)
+                     and not p.name.startswith("dagster-"))
+
+
+def _job_of(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# job: "), f"{path.name}: the first line must be '# job: <job name>'"
+    return first.removeprefix("# job: ").strip()
+
+
+def test_there_is_a_config_for_demo_paper_evaluate_and_render():
+    assert {"demo.yaml", "paper_gpu.yaml", "evaluate_only.yaml", "render_only.yaml"} <= {p.name for p in RUN_CONFIGS}
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=[p.name for p in RUN_CONFIGS])
+def test_run_config_is_valid_for_its_job(path):
+    job = defs.resolve_job_def(_job_of(path))
+    run_config = yaml.safe_load(path.read_text())
+    result = dg.validate_run_config(job, run_config)
+    assert result, f"{path.name} is not valid for {job.name}"
+
+
+def test_an_invalid_value_is_refused_naming_the_field():
+    job = defs.resolve_job_def("full_pipeline")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="selection_rule"):
+        dg.validate_run_config(job, {"ops": {"best_checkpoint": {"config": {"selection_rule": "psnr"}}}})
+
+
+def test_make_demo_runs_full_pipeline_over_the_paper_range():
+    makefile = (CONFIG_DIR.parent / "Makefile").read_text()
+    assert "-j full_pipeline -c config/demo.yaml" in makefile
+    assert PAPER_RANGE_TAGS == {"dagster/asset_partition_range_start": "resnet9",
+                                "dagster/asset_partition_range_end": "unet256"}
+    for key, value in PAPER_RANGE_TAGS.items():
+        assert f'"{key}": "{value}"' in makefile
