@@ -2,7 +2,7 @@
 
 Chromium and its driver are Debian's (``apt-get install chromium chromium-driver``; ``.ci/run`` installs them);
 Selenium is pointed at ``/usr/bin/chromedriver`` so it never downloads a driver. Both pages are served from a
-local static server on 127.0.0.1 and the results page is also opened from ``file://``. Every ``<img>`` must have
+local static server on 127.0.0.1 and also opened from ``file://``. Every ``<img>`` must have
 loaded (``naturalWidth > 0``), and so must the OpenSeadragon tiles, also after zooming to the deepest level; the
 quiz is answered and its CSV downloaded and scored. The tests skip, with the reason, only where Chromium cannot
 start.
@@ -273,6 +273,11 @@ def test_survey_answered_downloaded_and_scored(browser, tmp_path):
         browser.find_element("id", "download").click()
         csv_path = wait_for(lambda: [p for p in browser.lpd_downloads.glob("*.csv")], "the answers CSV")[0]
         browser.save_screenshot(str(tmp_path / "survey.png"))
+    # The kit also works opened straight from disk (sent around as a folder or zip).
+    browser.get(kit.url)
+    result = images_loaded(browser)
+    assert result["total"] == 6 * 4 and not result["broken"], result
+    assert browser.find_element("id", "download").get_attribute("disabled")  # nothing answered yet
     answers = tmp_path / "answers"
     answers.mkdir()
     shutil.copy(csv_path, answers / csv_path.name)

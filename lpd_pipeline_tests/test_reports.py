@@ -96,7 +96,7 @@ def test_site_escapes_labels_and_lists_everything(tmp_path):
     assert (tmp_path / "site" / "assets" / "openseadragon" / "openseadragon.min.js").is_file()
     assert (tmp_path / "site" / "assets" / "openseadragon" / "LICENSE.txt").is_file()
     assert "11.5" in html and "9.25" in html and "best epoch" in html  # metric table and tile table
-    assert site.preview is not None and site.preview.shape[0] > 90
+    assert site.preview is not None and site.preview.shape[0] > 90 and site.preview.shape[1] <= 960
 
 
 def test_site_survives_bad_files_and_missing_variants(tmp_path):

@@ -67,6 +67,7 @@ def test_results_page_and_survey_assets(storage_root):
     assert len(list((storage_root / "reports" / "site" / "plots").iterdir())) == 1
     kit = _metadata(result, "survey_kit")
     assert kit["questions"].value == 3 and set(kit["variants"].value) == set(VARIANTS)
+    assert "data:image/png" in kit["preview"].value
     failure = [e for e in result.all_events if e.is_step_failure][0]
     assert "survey_answers" in str(failure.event_specific_data.error) and "does not exist" in str(
         failure.event_specific_data.error)
@@ -86,12 +87,13 @@ def test_results_page_and_survey_assets(storage_root):
     table = pd.read_csv(storage_root / "reports" / "survey_results.csv").set_index("variant")
     assert table.loc["all", "answers"] == 6 and table.loc["all", "fakes_spotted"] == 3
 
-    # A new kit would orphan these answers: refused unless asked, and then the old key is kept.
+    # A new kit would orphan these answers: the published one is kept unless asked, and then its key is kept.
     config = {"ops": {"survey_kit": {"config": {"questions": 3, "size": 32}}}}
+    page = (storage_root / "reports" / "survey" / "index.html").read_text()
     result = _run(storage_root, [survey_kit], config)
-    assert not result.success and "replace_answered" in str(
-        [e for e in result.all_events if e.is_step_failure][0].event_specific_data.error)
+    assert result.success and "replace_answered" in _metadata(result, "survey_kit")["kept"].value
     assert read_survey_key(key_path)["survey_id"] == key["survey_id"]
+    assert (storage_root / "reports" / "survey" / "index.html").read_text() == page
     config["ops"]["survey_kit"]["config"]["replace_answered"] = True
     assert _run(storage_root, [survey_kit], config).success
     assert read_survey_key(key_path)["survey_id"] != key["survey_id"]
@@ -124,3 +126,14 @@ def test_results_page_reads_the_evaluation_modules_files(storage_root):
     html = (storage_root / "reports" / "site" / "index.html").read_text()
     assert "resnet9: every scored epoch" in html and "40.25" in html and "30.5" in html
     assert "1e+09" not in html  # skipped rows are not scores
+
+
+
+def test_definitions_register_the_report_assets():
+    from lpd_pipeline.definitions import defs
+    job = defs.resolve_job_def("render_masterpieces")  # the pages are built with the renders
+    assert {"results_page", "survey_kit"} <= {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    graph = defs.resolve_asset_graph()
+    for key in ("results_page", "survey_kit", "survey_results"):
+        assert graph.get(dg.AssetKey(key)).group_name == "render"
+    assert dg.AssetKey("colorized_masterpieces") in graph.get(dg.AssetKey("results_page")).parent_keys

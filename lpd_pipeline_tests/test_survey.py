@@ -225,3 +225,20 @@ def test_survey_sources_split_paintings_and_colorize(tmp_path):
         select_survey_tiles(tiles[tiles["painting_id"] == "p0"], 1, ["resnet9"])
     with pytest.raises(ValueError, match="ask fewer questions"):
         select_survey_tiles(tiles, 5, ["resnet9"])
+
+
+def test_survey_fakes_from_a_reference_pix2pix_generator(tmp_path):
+    """A generator trained by junyanz/pytorch-CycleGAN-and-pix2pix (latest_net_G.pth) colors the survey too."""
+    from lpd_pipeline.models.networks import ResnetGenerator
+    torch.manual_seed(0)
+    torch.save(ResnetGenerator(1, 3, ngf=4, norm="batch", use_dropout=True, n_blocks=9).state_dict(),
+               tmp_path / "latest_net_G.pth")
+    tiles = _tiles_table(tmp_path)
+    _, gray = select_survey_tiles(tiles, 1, ["resnet9"], seed=0)
+    generated = colorize_survey_tiles(gray, {"resnet9": tmp_path / "latest_net_G.pth"}, tmp_path / "out",
+                                      base_dir=tmp_path)
+    assert imaging.decode_image(generated["path"].iloc[0]).shape == (32, 32, 3)
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    from lpd_pipeline.training.checkpoints import CheckpointError
+    with pytest.raises(CheckpointError, match="bad.pth"):
+        colorize_survey_tiles(gray, {"resnet9": tmp_path / "bad.pth"}, tmp_path / "out", base_dir=tmp_path)

@@ -4,7 +4,8 @@ The rule: level ``maxLevel = ceil(log2(max(W, H)))`` is the image itself; each l
 of the size, as OpenSeadragon computes it) down to 1x1. Each level is cut into ``tile_size`` squares with
 ``overlap`` extra pixels on every inner edge, saved as JPEG ``<name>_files/<level>/<column>_<row>.jpg``, plus
 the ``<name>.dzi`` XML descriptor. Memory: only the current level and the next (a quarter of it) are held, and
-a level is halved in row strips, so the peak is about 1.3x the decoded image whatever its size. The viewer gets
+a level is halved in row strips; from a file, the peak is the decoder's own (bench/site_pyramid.py: 3.3x the
+decoded image at 10 and 100 MP, the levels adding nothing measurable). The viewer gets
 the descriptor inline (:meth:`DeepZoomImage.tile_source`), so no XHR is needed and pages work from ``file://``.
 """
 

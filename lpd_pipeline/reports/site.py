@@ -139,6 +139,8 @@ def build_results_site(
     missing = [c for c in RENDER_COLUMNS if c not in renders.columns]
     if missing:
         raise ValueError(f"renders table lacks column(s) {missing}; needs {list(RENDER_COLUMNS)}")
+    if tile_size < 16 or not 1 <= quality <= 100:
+        raise ValueError(f"tile_size must be >= 16 and quality within 1..100, got {tile_size}, {quality}")
     base = Path(base_dir).resolve() if base_dir is not None else None
     site_dir = Path(site_dir)
     problems: list[str] = []  # for the operator (full paths); the page shows page_problems (file names)
@@ -304,7 +306,8 @@ def _copy_images(build: Path, folder: str, items: Sequence[tuple[Path, str]], pr
     return copied
 
 
-def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6) -> np.ndarray | None:
+def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6, max_width: int = 960
+             ) -> np.ndarray | None:
     """One strip per painting (ink, then each output), each image scaled to ``height`` pixels."""
     strips = []
     for thumbs in rows[:max_rows]:
@@ -317,7 +320,11 @@ def _preview(rows: list[list[np.ndarray]], height: int = 96, max_rows: int = 6) 
             scaled += [cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
                        np.full((height, 4, 3), 255, np.uint8)]
         if scaled:
-            strips.append(np.hstack(scaled))
+            strip = np.hstack(scaled)
+            if strip.shape[1] > max_width:  # handscrolls: the strip shrinks to fit, keeping its proportions
+                strip = cv2.resize(strip, (max_width, max(1, round(strip.shape[0] * max_width / strip.shape[1]))),
+                                   interpolation=cv2.INTER_AREA)
+            strips.append(strip)
     if not strips:
         return None
     width = max(s.shape[1] for s in strips)

@@ -4,8 +4,9 @@ The rule: the test_color paintings are shuffled with the seed and split into two
 least one) whose gray tiles are colorized by each model variant, and the rest whose real colour tiles are shown;
 so no painting appears both real and generated anywhere in the survey. Tiles are taken round-robin across the
 paintings of a pool (variety first). The generated tiles come from the one inference path
-(:func:`lpd_pipeline.models.inference.colorize_tiles`, :data:`DEFAULT_INFERENCE_MODE`), with the checkpoint
-each variant was rendered with.
+(:func:`lpd_pipeline.models.inference.colorize_tiles`), with the checkpoint each variant was rendered with,
+loaded as rendering loads it (:func:`lpd_pipeline.rendering.model.load_render_model`: lpd exports and
+checkpoints, or a reference pix2pix ``latest_net_G.pth``; the shared inference mode).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pandas as pd
 import torch
 
 from lpd_pipeline import imaging
-from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, colorize_tiles
+from lpd_pipeline.models.inference import colorize_tiles
+from lpd_pipeline.rendering.model import load_render_model
 from lpd_pipeline.reports.survey import CHOICES
-from lpd_pipeline.training.checkpoints import load_generator
 
 TEST_SPLIT = "test_color"
 
@@ -72,7 +73,7 @@ def colorize_survey_tiles(gray: pd.DataFrame, checkpoints: Mapping[str, str | os
     for variant, group in gray.groupby("variant", sort=True):
         if variant not in checkpoints:
             raise ValueError(f"no checkpoint given for model variant {variant!r}")
-        loaded = load_generator(checkpoints[variant], device, mode=DEFAULT_INFERENCE_MODE)
+        model = load_render_model(checkpoints[variant], device)
         for start in range(0, len(group), batch_size):
             batch = group.iloc[start:start + batch_size]
             images = []
@@ -80,7 +81,7 @@ def colorize_survey_tiles(gray: pd.DataFrame, checkpoints: Mapping[str, str | os
                 path = Path(str(value))
                 path = path if path.is_absolute() or base is None else base / path
                 images.append(imaging.luma_bt601(imaging.decode_image(path)))
-            coloured = colorize_tiles(loaded.net, loaded.config.color_space, torch.from_numpy(np.stack(images)))
+            coloured = colorize_tiles(model.net, model.color_space, torch.from_numpy(np.stack(images)))
             for (_, row), rgb in zip(batch.iterrows(), coloured.numpy()):
                 target = out_dir / f"{variant}_{len(rows):04d}.png"
                 imaging.save_image(target, rgb)

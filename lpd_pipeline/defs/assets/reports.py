@@ -125,10 +125,13 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
     comparison = _comparison(layout)
     by_epoch = _metrics_by_epoch(layout, comparison, context.log)
     plots = _inside(layout, sorted(layout.path("reports").glob("*.png")), context.log)
-    site = build_results_site(
-        layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
-        metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
-        title=config.title, tile_size=config.tile_size, quality=config.jpeg_quality)
+    try:
+        site = build_results_site(
+            layout.path("reports", "site"), renders, base_dir=layout.root, comparison=comparison,
+            metrics_by_epoch=by_epoch, plots=plots, samples=_sample_sheets(layout, comparison, context.log),
+            title=config.title, tile_size=config.tile_size, quality=config.jpeg_quality)
+    except ValueError as exc:  # a renders table without the needed columns, or bad settings
+        raise dg.Failure(description=str(exc)) from exc
     for problem in site.problems:
         context.log.warning(problem)
     metadata = {
@@ -137,6 +140,7 @@ def results_page(context: dg.AssetExecutionContext, config: ResultsPageConfig,
         "paintings": site.paintings,
         "outputs": site.outputs,
         "pyramid_tiles": site.tiles,
+        "pyramids_reused": site.reused_pyramids,
         "problems": dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(p, 300)}" for p in site.problems)
                                         or "None."),
     }
@@ -150,8 +154,8 @@ class SurveyKitConfig(dg.Config):
     seed: int = 0
     size: int = 256
     device: str = "cpu"
-    # A survey that already has answers in the answers folder is only replaced when this is set (its key is
-    # kept as reports/survey_keys/<survey_id>.json, so those answers can still be scored against it).
+    # A published survey that already has answers in the answers folder is kept as it is unless this is set
+    # (its key is then kept as reports/survey_keys/<survey_id>.json, so those answers can still be scored).
     replace_answered: bool = False
 
 
@@ -169,25 +173,28 @@ def _answered(answers: Path, survey_id: str) -> list[Path]:
     return found
 
 
-def _archive_previous_key(layout: StorageLayout, log, replace_answered: bool) -> None:
+def _answered_survey(layout: StorageLayout, log, replace_answered: bool) -> str | None:
+    """The id of the published survey when it already has answers and must be kept as it is; otherwise None,
+    after keeping the previous key (if any) in ``reports/survey_keys/<survey_id>.json``."""
     key_path = layout.path("reports", "survey_key.json")
     if not key_path.is_file():
-        return
+        return None
     try:
         previous = read_survey_key(key_path)
     except ValueError as exc:
         log.warning(f"the previous answer key is unreadable and will be replaced: {exc}")
-        return
+        return None
     survey_id = str(previous["survey_id"])
     answered = _answered(layout.path("reports", "survey_answers"), survey_id)
-    if answered and not replace_answered:
-        raise dg.Failure(description=(
-            f"survey {survey_id} already has {len(answered)} answer file(s) in {answered[0].parent}; a new kit "
-            f"would make them unscorable against the new key. Score them (survey_results) or set "
-            f"replace_answered: true (the old key is then kept in reports/survey_keys/)."))
+    if answered and not replace_answered and layout.path("reports", "survey", "index.html").is_file():
+        log.warning(f"survey {survey_id} already has {len(answered)} answer file(s) in {answered[0].parent}: "
+                    f"kept as it is (a new kit would leave them without a key); set replace_answered to build "
+                    f"a new one")
+        return survey_id
     archive = layout.path("reports", "survey_keys", f"{survey_id}.json")
     archive.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(archive, key_path.read_text(encoding="utf-8"))
+    return None
 
 
 def _checkpoints(renders: pd.DataFrame) -> dict[str, str]:
@@ -213,7 +220,15 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
     layout = storage.layout()
     tiles = _required(layout.dataset_dir / "tiles.parquet", TILE_PAIRS, "tiles table")
     renders = _required(layout.path("renders", "masterpieces.parquet"), MASTERPIECES, "renders table")
-    _archive_previous_key(layout, context.log, config.replace_answered)
+    kept = _answered_survey(layout, context.log, config.replace_answered)
+    if kept is not None:
+        return dg.MaterializeResult(metadata={
+            "url": dg.MetadataValue.url(layout.path("reports", "survey", "index.html").as_uri()),
+            "answer_key": dg.MetadataValue.path(str(layout.path("reports", "survey_key.json"))),
+            "survey_id": kept,
+            "kept": dg.MetadataValue.md("The published survey already has answers: kept as it is "
+                                        "(run config `replace_answered: true` builds a new one)."),
+        })
     checkpoints = _checkpoints(renders)
     if not checkpoints:
         raise dg.Failure(description=f"the renders table names no checkpoint: materialize "
@@ -238,7 +253,12 @@ def survey_kit(context: dg.AssetExecutionContext, config: SurveyKitConfig,
         kit = build_survey_kit(layout.path("reports", "survey"), layout.path("reports", "survey_key.json"),
                                real, generated, questions=config.questions, seed=config.seed, size=config.size)
     context.log.info(f"survey {kit.survey_id}: {kit.questions} questions, variants {', '.join(kit.variants)}")
+    first = read_survey_key(kit.key_path)["questions"][0]
+    sheet = previews.contact_sheet(
+        [imaging.decode_image(kit.index.parent / "img" / f"{i}.png") for i in first["images"]],
+        [f"image {n}" for n in range(1, 5)], thumb=128, columns=4)
     return dg.MaterializeResult(metadata={
+        "preview": dg.MetadataValue.md(previews.markdown_image(sheet, "question 1 as respondents see it")),
         "url": dg.MetadataValue.url(kit.url),
         "answer_key": dg.MetadataValue.path(str(kit.key_path)),
         "survey_id": kit.survey_id,
