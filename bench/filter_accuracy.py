@@ -1,6 +1,6 @@
 """Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
 
-    .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--labels CSV]
+    .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
 
 Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
 fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
@@ -13,6 +13,11 @@ the default thresholds (``FilterThresholds()``) and prints, on the chosen fold:
   (``keep``) tiles rejected;
 - the confusion of which filter fired for which label (rows: label classes, columns: filters; a tile with two
   labels counts in both rows).
+
+``--sample random`` keeps only the tiles drawn at random (one per web painting, random museum tiles), whose
+class mix is the collection's; ``--sample scored`` only those pre-selected by a filter score or a colour cue
+(``bench/labels/tile_selection.csv`` records how each tile was chosen). Figures on the whole set (``all``, the
+default) are measured on a mix enriched in high-scoring tiles, so they flatter the filters' recall.
 
 Tiles flagged ``unsure`` are left out of every figure; their count is shown. ``odd_colour`` has no filter yet:
 its tiles count as bad in the overall figures, and its row of the confusion shows which filters catch them
@@ -46,6 +51,12 @@ from lpd_pipeline.curation.filters import (  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
 
 LABELS_CSV = REPO_ROOT / "bench" / "labels" / "tile_labels.csv"
+SELECTION_CSV = REPO_ROOT / "bench" / "labels" / "tile_selection.csv"
+SELECTION_COLUMNS = ("folder", "file", "x", "y", "size", "selected_by")
+# How a tile came to be labelled: drawn at random, or pre-selected by a score/cue (the label is still by eye).
+RANDOM_SELECTIONS = ("web_random", "museum_random")
+SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_score", "flat_low_contrast",
+                     "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search")
 COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
 KEEP = "keep"
 # The drop classes: one per filter (same name), plus odd colour, which no filter covers yet.
@@ -130,6 +141,33 @@ def _parse_row(raw: dict, where: str) -> LabelledTile:
 def select(rows: Iterable[LabelledTile], fold: str) -> list[LabelledTile]:
     """The rows of one fold (``all``: every row)."""
     return [row for row in rows if fold == "all" or row.fold == fold]
+
+
+def read_selection(path: Path = SELECTION_CSV) -> dict[tuple[str, int, int, int], str]:
+    """``(painting, x, y, size) -> selected_by`` from the selection file, validated like the labels."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != SELECTION_COLUMNS:
+            raise LabelFileError(f"{path}: columns must be {', '.join(SELECTION_COLUMNS)}; got {reader.fieldnames}")
+        selection = {}
+        for line, raw in enumerate(reader, start=2):
+            if raw["selected_by"] not in RANDOM_SELECTIONS + SCORED_SELECTIONS:
+                raise LabelFileError(f"{path}:{line}: unknown selected_by {raw['selected_by']!r}")
+            try:
+                key = (f"{raw['folder']}/{raw['file']}", int(raw["x"]), int(raw["y"]), int(raw["size"]))
+            except ValueError:
+                raise LabelFileError(f"{path}:{line}: x, y and size must be integers") from None
+            selection[key] = raw["selected_by"]
+    return selection
+
+
+def select_sample(rows: Iterable[LabelledTile], sample: str,
+                  selection: dict[tuple[str, int, int, int], str]) -> list[LabelledTile]:
+    """The rows drawn at random (``random``), pre-selected by a cue (``scored``) or all of them (``all``)."""
+    if sample == "all":
+        return list(rows)
+    wanted = RANDOM_SELECTIONS if sample == "random" else SCORED_SELECTIONS
+    return [row for row in rows if selection[(row.painting, row.x, row.y, row.size)] in wanted]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -265,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared",
                         help="folder holding paintings/ (default ../shared)")
     parser.add_argument("--fold", choices=("test", "train", "all"), default="test")
+    parser.add_argument("--sample", choices=("all", "random", "scored"), default="all",
+                        help="all tiles, only those drawn at random, or only those pre-selected by a cue")
     parser.add_argument("--labels", type=Path, default=LABELS_CSV)
+    parser.add_argument("--selection", type=Path, default=SELECTION_CSV)
     args = parser.parse_args(argv)
     paintings_dir = args.shared / "paintings"
     if not paintings_dir.is_dir():
@@ -273,8 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               "nothing to measure here (pass --shared DIR).")
         return 0
     rows = select(read_labels(args.labels), args.fold)
+    if args.sample != "all":
+        rows = select_sample(rows, args.sample, read_selection(args.selection))
     result = accuracy(score_labelled(rows, paintings_dir))
-    print(format_report(result, args.fold))
+    name = args.fold if args.sample == "all" else f"{args.fold}, {args.sample} sample"
+    print(format_report(result, name))
     return 0
 
 
