@@ -1,0 +1,326 @@
+"""Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
+
+    .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
+
+Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
+fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
+(``lpd_pipeline.imaging.decode_image``), crops the tile, scores it with ``lpd_pipeline.curation.filters`` at
+the default thresholds (``FilterThresholds()``) and prints, on the chosen fold:
+
+- per filter: precision and recall against its own class (a tile of class *c* counts as caught by filter *c*
+  when that filter fires on it), with the counts behind them;
+- overall: the fraction of bad tiles (any drop class) rejected by at least one filter, and the fraction of good
+  (``keep``) tiles rejected;
+- the confusion of which filter fired for which label (rows: label classes, columns: filters; a tile with two
+  labels counts in both rows).
+
+``--sample random`` keeps only the tiles drawn at random (one per web painting, random museum tiles), whose
+class mix is the collection's; ``--sample scored`` only those pre-selected by a filter score or a colour cue
+(``bench/labels/tile_selection.csv`` records how each tile was chosen). Figures on the whole set (``all``, the
+default) are measured on a mix enriched in high-scoring tiles, so they flatter the filters' recall.
+
+Tiles flagged ``unsure`` are left out of every figure; their count is shown. ``odd_colour`` has no filter yet:
+its tiles count as bad in the overall figures, and its row of the confusion shows which filters catch them
+anyway. The test fold was frozen (by painting, :func:`assign_fold`) before any filter was tuned against these
+labels: tune on ``--fold train`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from lpd_pipeline.curation.filters import (  # noqa: E402
+    FILTER_NAMES,
+    MIN_TILE_SIDE,
+    FilterThresholds,
+    rejection_reasons,
+    score_tile,
+)
+from lpd_pipeline.imaging import decode_image  # noqa: E402
+
+LABELS_CSV = REPO_ROOT / "bench" / "labels" / "tile_labels.csv"
+SELECTION_CSV = REPO_ROOT / "bench" / "labels" / "tile_selection.csv"
+SELECTION_COLUMNS = ("folder", "file", "x", "y", "size", "selected_by")
+# How a tile came to be labelled: drawn at random, or pre-selected by a score/cue (the label is still by eye).
+RANDOM_SELECTIONS = ("web_random", "museum_random")
+SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_score", "flat_low_contrast",
+                     "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search")
+COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
+KEEP = "keep"
+# The drop classes: one per filter (same name), plus odd colour, which no filter covers yet.
+DROP_CLASSES = (*FILTER_NAMES, "odd_colour")
+CLASSES = (KEEP, *DROP_CLASSES)
+FOLDS = ("train", "test")
+FOLDERS = ("colored", "ink", "web/colored", "web/ink")
+# The frozen test fold: a painting is in it when its seeded hash falls below this fraction.
+FOLD_SEED = 4
+TEST_FRACTION = 1 / 3
+
+
+class LabelFileError(ValueError):
+    """The label file is malformed; the message names the file, the line and the reason."""
+
+
+@dataclass(frozen=True)
+class LabelledTile:
+    folder: str
+    file: str
+    x: int
+    y: int
+    size: int
+    labels: tuple[str, ...]
+    unsure: bool
+    fold: str
+
+    @property
+    def painting(self) -> str:
+        """The painting's path relative to ``<shared>/paintings`` (the unit of the folds)."""
+        return f"{self.folder}/{self.file}"
+
+    @property
+    def bad(self) -> bool:
+        return self.labels != (KEEP,)
+
+
+def assign_fold(painting: str, seed: int = FOLD_SEED, test_fraction: float = TEST_FRACTION) -> str:
+    """``test`` or ``train`` for a painting (``folder/file``), from a seeded hash of its path: every tile of one
+    painting lands in the same fold, and adding labels never moves a painting."""
+    digest = hashlib.sha256(f"{seed}:{painting}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def read_labels(path: Path = LABELS_CSV) -> list[LabelledTile]:
+    """Parse and validate the label file: columns, the class vocabulary, ``keep`` alone, 0/1 flags, known
+    folds and folders, sizes the filters accept. Raises :class:`LabelFileError` naming the line and the reason."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise LabelFileError(f"{path}: columns must be {', '.join(COLUMNS)}; got {reader.fieldnames}")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            rows.append(_parse_row(raw, f"{path}:{line}"))
+    return rows
+
+
+def _parse_row(raw: dict, where: str) -> LabelledTile:
+    try:
+        x, y, size = int(raw["x"]), int(raw["y"]), int(raw["size"])
+    except (TypeError, ValueError):
+        raise LabelFileError(f"{where}: x, y and size must be integers, got {raw['x']!r}, {raw['y']!r}, "
+                             f"{raw['size']!r}") from None
+    if x < 0 or y < 0 or size < MIN_TILE_SIDE:
+        raise LabelFileError(f"{where}: need x, y >= 0 and size >= {MIN_TILE_SIDE}, got x={x} y={y} size={size}")
+    labels = tuple(raw["labels"].split(";")) if raw["labels"] else ()
+    unknown = [label for label in labels if label not in CLASSES]
+    if not labels or unknown:
+        raise LabelFileError(f"{where}: labels must be a ';' list from {CLASSES}, got {raw['labels']!r}")
+    if len(set(labels)) != len(labels) or (KEEP in labels and len(labels) > 1):
+        raise LabelFileError(f"{where}: 'keep' stands alone and no class repeats, got {raw['labels']!r}")
+    if raw["unsure"] not in ("0", "1"):
+        raise LabelFileError(f"{where}: unsure must be 0 or 1, got {raw['unsure']!r}")
+    if raw["fold"] not in FOLDS:
+        raise LabelFileError(f"{where}: fold must be one of {FOLDS}, got {raw['fold']!r}")
+    if raw["folder"] not in FOLDERS or not raw["file"] or "/" in raw["file"] or raw["file"].startswith("."):
+        raise LabelFileError(f"{where}: folder must be one of {FOLDERS} and file a plain name, got "
+                             f"{raw['folder']!r}/{raw['file']!r}")
+    return LabelledTile(raw["folder"], raw["file"], x, y, size, labels, raw["unsure"] == "1", raw["fold"])
+
+
+def select(rows: Iterable[LabelledTile], fold: str) -> list[LabelledTile]:
+    """The rows of one fold (``all``: every row)."""
+    return [row for row in rows if fold == "all" or row.fold == fold]
+
+
+def read_selection(path: Path = SELECTION_CSV) -> dict[tuple[str, int, int, int], str]:
+    """``(painting, x, y, size) -> selected_by`` from the selection file, validated like the labels."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != SELECTION_COLUMNS:
+            raise LabelFileError(f"{path}: columns must be {', '.join(SELECTION_COLUMNS)}; got {reader.fieldnames}")
+        selection = {}
+        for line, raw in enumerate(reader, start=2):
+            if raw["selected_by"] not in RANDOM_SELECTIONS + SCORED_SELECTIONS:
+                raise LabelFileError(f"{path}:{line}: unknown selected_by {raw['selected_by']!r}")
+            try:
+                key = (f"{raw['folder']}/{raw['file']}", int(raw["x"]), int(raw["y"]), int(raw["size"]))
+            except ValueError:
+                raise LabelFileError(f"{path}:{line}: x, y and size must be integers") from None
+            selection[key] = raw["selected_by"]
+    return selection
+
+
+def select_sample(rows: Iterable[LabelledTile], sample: str,
+                  selection: dict[tuple[str, int, int, int], str]) -> list[LabelledTile]:
+    """The rows drawn at random (``random``), pre-selected by a cue (``scored``) or all of them (``all``)."""
+    if sample == "all":
+        return list(rows)
+    wanted = RANDOM_SELECTIONS if sample == "random" else SCORED_SELECTIONS
+    return [row for row in rows if selection[(row.painting, row.x, row.y, row.size)] in wanted]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass
+class ScoredTile:
+    tile: LabelledTile
+    scores: dict[str, float]
+    fired: tuple[str, ...]
+
+
+def crop_tile(rgb: np.ndarray, row: LabelledTile, where: str) -> np.ndarray:
+    """The labelled square of a decoded painting; an error naming the painting when it does not fit."""
+    height, width = rgb.shape[:2]
+    if row.x + row.size > width or row.y + row.size > height:
+        raise LabelFileError(f"{where}: tile ({row.x}, {row.y}) size {row.size} lies outside the "
+                             f"{width}x{height} painting")
+    return rgb[row.y:row.y + row.size, row.x:row.x + row.size]
+
+
+def score_labelled(rows: Sequence[LabelledTile], paintings_dir: Path,
+                   thresholds: FilterThresholds | None = None) -> list[ScoredTile]:
+    """Score every labelled tile with the pipeline's filters. Each painting is decoded once, as ingest does."""
+    thresholds = thresholds or FilterThresholds()
+    by_painting: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_painting.setdefault(row.painting, []).append(i)
+    scored: list[ScoredTile | None] = [None] * len(rows)
+    for painting, indices in by_painting.items():
+        path = paintings_dir / painting
+        rgb = decode_image(path)
+        for i in indices:
+            scores = score_tile(crop_tile(rgb, rows[i], str(path)))
+            scored[i] = ScoredTile(rows[i], scores, tuple(rejection_reasons(scores, thresholds)))
+    return [s for s in scored if s is not None]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+@dataclass
+class FilterFigures:
+    name: str
+    fired: int = 0  # tiles the filter rejects
+    true_positive: int = 0  # of those, labelled with the filter's class
+    positives: int = 0  # tiles labelled with the filter's class
+
+    @property
+    def precision(self) -> float:
+        return self.true_positive / self.fired if self.fired else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.true_positive / self.positives if self.positives else float("nan")
+
+
+@dataclass
+class Accuracy:
+    tiles: int
+    unsure: int
+    bad: int
+    good: int
+    bad_rejected: int
+    good_rejected: int
+    per_filter: dict[str, FilterFigures]
+    # confusion[label][filter] = tiles with that label on which that filter fired; "none" = no filter fired.
+    confusion: dict[str, Counter] = field(default_factory=dict)
+    class_counts: Counter = field(default_factory=Counter)
+
+    @property
+    def bad_rejected_fraction(self) -> float:
+        return self.bad_rejected / self.bad if self.bad else float("nan")
+
+    @property
+    def good_rejected_fraction(self) -> float:
+        return self.good_rejected / self.good if self.good else float("nan")
+
+
+def accuracy(scored: Sequence[ScoredTile]) -> Accuracy:
+    """Per-filter precision/recall against its class, overall rejection of bad and good tiles, and the
+    label x fired-filter confusion, leaving out tiles labelled unsure."""
+    sure = [s for s in scored if not s.tile.unsure]
+    per_filter = {name: FilterFigures(name) for name in FILTER_NAMES}
+    confusion = {label: Counter() for label in CLASSES}
+    class_counts: Counter = Counter()
+    for s in sure:
+        for label in s.tile.labels:
+            class_counts[label] += 1
+            confusion[label].update(s.fired or ("none",))
+        for name, figures in per_filter.items():
+            has_class = name in s.tile.labels
+            fired = name in s.fired
+            figures.positives += has_class
+            figures.fired += fired
+            figures.true_positive += has_class and fired
+    bad = [s for s in sure if s.tile.bad]
+    good = [s for s in sure if not s.tile.bad]
+    return Accuracy(
+        tiles=len(sure), unsure=len(scored) - len(sure), bad=len(bad), good=len(good),
+        bad_rejected=sum(bool(s.fired) for s in bad), good_rejected=sum(bool(s.fired) for s in good),
+        per_filter=per_filter, confusion=confusion, class_counts=class_counts)
+
+
+def _fmt(value: float) -> str:
+    return "  n/a" if value != value else f"{value:5.2f}"
+
+
+def format_report(result: Accuracy, fold: str) -> str:
+    lines = [f"fold {fold}: {result.tiles} tiles scored ({result.unsure} unsure left out); "
+             f"{result.bad} bad, {result.good} good", ""]
+    lines.append(f"{'filter':<12} {'precision':>9} {'recall':>7} {'fired':>6} {'correct':>8} {'class n':>8}")
+    for f in result.per_filter.values():
+        lines.append(f"{f.name:<12} {_fmt(f.precision):>9} {_fmt(f.recall):>7} {f.fired:>6} {f.true_positive:>8} "
+                     f"{f.positives:>8}")
+    lines.append(f"{'odd_colour':<12} {'no filter':>9} {'':>7} {'':>6} {'':>8} {result.class_counts['odd_colour']:>8}")
+    lines += ["",
+              f"bad tiles rejected:  {_fmt(result.bad_rejected_fraction)} ({result.bad_rejected}/{result.bad})",
+              f"good tiles rejected: {_fmt(result.good_rejected_fraction)} ({result.good_rejected}/{result.good})",
+              "", "which filter fired (columns) for which label (rows); a tile counts once per label and filter:"]
+    columns = (*FILTER_NAMES, "none")
+    lines.append(f"{'label':<12} {'n':>4} " + " ".join(f"{c[:7]:>7}" for c in columns))
+    for label in CLASSES:
+        counts = result.confusion[label]
+        lines.append(f"{label:<12} {result.class_counts[label]:>4} " + " ".join(f"{counts[c]:>7}" for c in columns))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared",
+                        help="folder holding paintings/ (default ../shared)")
+    parser.add_argument("--fold", choices=("test", "train", "all"), default="test")
+    parser.add_argument("--sample", choices=("all", "random", "scored"), default="all",
+                        help="all tiles, only those drawn at random, or only those pre-selected by a cue")
+    parser.add_argument("--labels", type=Path, default=LABELS_CSV)
+    parser.add_argument("--selection", type=Path, default=SELECTION_CSV)
+    args = parser.parse_args(argv)
+    paintings_dir = args.shared / "paintings"
+    if not paintings_dir.is_dir():
+        print(f"{paintings_dir} not found: the labelled tiles live in the real paintings of ../shared, "
+              "nothing to measure here (pass --shared DIR).")
+        return 0
+    rows = select(read_labels(args.labels), args.fold)
+    if args.sample != "all":
+        rows = select_sample(rows, args.sample, read_selection(args.selection))
+    result = accuracy(score_labelled(rows, paintings_dir))
+    name = args.fold if args.sample == "all" else f"{args.fold}, {args.sample} sample"
+    print(format_report(result, name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
