@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an lpd generator.pt / training checkpoint, or a pix2pix latest_net_G.pth")
     source.add_argument("--variant", "--backbone", dest="variant", choices=VARIANTS, default=None,
                         help=f"use the storage's best (else latest) checkpoint of this variant "
-                             f"(default: {DEFAULT_VARIANT})")
+                             f"(default: {DEFAULT_VARIANT}, else the first variant that has one)")
     parser.add_argument("--storage", type=Path, default=None,
                         help="storage root for --variant (default: LPD_STORAGE or ./storage)")
     parser.add_argument("--mode", choices=["blended", "naive"], default=default("mode"), help=helptext("mode"))
@@ -89,6 +89,23 @@ def _pairs(input_path: Path, output_path: Path) -> list[tuple[Path, Path]]:
     return [(input_path, output_path)]
 
 
+def _choose_checkpoint(layout: StorageLayout, variant: str | None, resolve):
+    """The named variant's checkpoint; without a name the first variant (unet256 first) that has one."""
+    if variant is not None:
+        return resolve(layout, variant)
+    order = [DEFAULT_VARIANT, *(v for v in VARIANTS if v != DEFAULT_VARIANT)]
+    for candidate in order:
+        try:
+            choice = resolve(layout, candidate)
+        except FileNotFoundError:
+            continue
+        if candidate != DEFAULT_VARIANT:
+            print(f"no checkpoint for {DEFAULT_VARIANT}; using {candidate}", file=sys.stderr)
+        return choice
+    raise FileNotFoundError(f"no checkpoint for any variant ({', '.join(order)}) under {layout.root}: train one "
+                            "first (job train_models) or pass --checkpoint")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -112,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if checkpoint is None:
             layout = StorageLayout(args.storage or default_storage_root())
-            choice = resolve_checkpoint(layout, args.variant or DEFAULT_VARIANT)
+            choice = _choose_checkpoint(layout, args.variant, resolve_checkpoint)
             print(f"using the {choice.describe()}"
                   + ("" if choice.source == "best" else " (no evaluated best checkpoint yet)"), file=sys.stderr)
             checkpoint = choice.path

@@ -23,6 +23,16 @@ def _storage_with_export(root, variant="unet256", space="rgb"):
     return write_export(root / "training" / variant / "generator.pt", backbone, space, tile=32, epoch=2)
 
 
+def test_without_a_variant_the_first_one_with_a_checkpoint_is_used(storage_root, tmp_path, capsys):
+    _storage_with_export(storage_root, "resnet9")
+    source = tmp_path / "leaf.png"
+    imaging.save_image(source, painting(40, 40))
+    assert main([str(source), str(tmp_path / "x.png"), "--quiet"]) == 0
+    assert "no checkpoint for unet256; using resnet9" in capsys.readouterr().err
+    with Image.open(tmp_path / "x.png") as image:
+        assert image.text["lpd:variant"] == "resnet9"
+
+
 def test_file_to_file_with_the_latest_checkpoint(storage_root, tmp_path, capsys):
     _storage_with_export(storage_root)
     source = tmp_path / "leaf.jpg"
@@ -75,7 +85,9 @@ def test_explicit_checkpoint_and_no_checkpoint(storage_root, tmp_path, capsys):
     source = tmp_path / "leaf.png"
     imaging.save_image(source, painting(40, 40))
     assert main([str(source), str(tmp_path / "x.png"), "--quiet"]) == 2
-    assert "no checkpoint for unet256" in capsys.readouterr().err
+    assert "no checkpoint for any variant (unet256, resnet9" in capsys.readouterr().err
+    assert main([str(source), str(tmp_path / "x.png"), "--quiet", "--variant", "resnet9"]) == 2
+    assert "no checkpoint for resnet9" in capsys.readouterr().err
     export = write_export(tmp_path / "g.pt", "resnet9")
     # OUTPUT an existing folder: <folder>/<stem>.png, never over the input itself
     assert main([str(source), str(tmp_path), "--checkpoint", str(export), "--quiet"]) == 1

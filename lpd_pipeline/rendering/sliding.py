@@ -105,8 +105,9 @@ def sliding_window(
         first = max(y, gy.margin)
         stop = min(y + done, gy.margin + height)
         if stop > first:
-            values = acc[:, first - y:stop - y, gx.margin:gx.margin + width]
-            values = values / norm_rows[first:stop, None] / norm_cols[None, :]
+            values = np.divide(acc[:, first - y:stop - y, gx.margin:gx.margin + width],
+                               norm_rows[first:stop, None])  # one new array; the next division is in place
+            values /= norm_cols[None, :]
             yield Strip(first - gy.margin, values)
         if not last:
             acc[:, :tile - stride] = acc[:, stride:]
