@@ -291,10 +291,10 @@ def format_report(result: Accuracy, fold: str) -> str:
               f"good tiles rejected: {_fmt(result.good_rejected_fraction)} ({result.good_rejected}/{result.good})",
               "", "which filter fired (columns) for which label (rows); a tile counts once per label and filter:"]
     columns = (*FILTER_NAMES, "none")
-    lines.append(f"{'label':<12} {'n':>4} " + " ".join(f"{c[:7]:>7}" for c in columns))
+    lines.append(f"{'label':<12} {'n':>4} " + " ".join(f"{c:>11}" for c in columns))
     for label in CLASSES:
         counts = result.confusion[label]
-        lines.append(f"{label:<12} {result.class_counts[label]:>4} " + " ".join(f"{counts[c]:>7}" for c in columns))
+        lines.append(f"{label:<12} {result.class_counts[label]:>4} " + " ".join(f"{counts[c]:>11}" for c in columns))
     return "\n".join(lines)
 
 
