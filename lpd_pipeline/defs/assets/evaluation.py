@@ -16,7 +16,7 @@ import pandas as pd
 
 from lpd_pipeline.curation.previews import markdown_text
 from lpd_pipeline.defs.assets.training import trained_generator
-from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.evaluation.settings import EvaluationSettings
@@ -36,30 +36,6 @@ class CheckpointEvaluationConfig(settings_config(
 
 class BestCheckpointConfig(settings_config(EvaluationSettings, exclude=_SCORING_FIELDS)):
     """How the best checkpoint is chosen and which checkpoints are kept afterwards (EvaluationSettings)."""
-
-
-def _for_each_variant(context: dg.AssetExecutionContext, what: str, work) -> dict[str, Any]:
-    """Run ``work(variant)`` for every partition of this run (one, or several in a single-run backfill).
-
-    A variant that fails does not stop the others; the step fails at the end naming each failure. Metadata keys
-    get a ``<variant>/`` prefix when the run has several variants."""
-    variants = list(context.partition_keys)
-    metadata: dict[str, Any] = {}
-    failures: dict[str, str] = {}
-    for variant in variants:
-        try:
-            result = work(variant)
-        except dg.Failure as exc:
-            if len(variants) == 1:
-                raise
-            failures[variant] = exc.description or str(exc)
-            context.log.error(f"{what} {variant}: {failures[variant]}")
-            continue
-        prefix = "" if len(variants) == 1 else f"{variant}/"
-        metadata.update({f"{prefix}{key}": value for key, value in result.items()})
-    if failures:
-        raise dg.Failure(description=f"{what} failed for " + "; ".join(f"{v}: {m}" for v, m in failures.items()))
-    return metadata
 
 
 def _number(value: Any, digits: int) -> str:
@@ -154,7 +130,7 @@ def checkpoint_evaluations(
             metadata["sample_sheet_path"] = dg.MetadataValue.path(str(newest["sample_sheet"]))
         return metadata
 
-    return dg.MaterializeResult(metadata=_for_each_variant(context, "evaluation", one))
+    return dg.MaterializeResult(metadata=for_each_variant(context, "evaluation", one))
 
 
 @dg.asset(
@@ -209,7 +185,7 @@ def best_checkpoint(
             metadata["sample_sheet"] = dg.MetadataValue.md(_image_markdown(record["sample_sheet"], "sample sheet"))
         return metadata
 
-    metadata = _for_each_variant(context, "best-checkpoint choice", one)
+    metadata = for_each_variant(context, "best-checkpoint choice", one)
     # One check result covers the run's partitions: it fails when any variant's record is unusable.
     checks.append(_best_check(layout, list(context.partition_keys)))
     return dg.MaterializeResult(metadata=metadata, check_results=checks)

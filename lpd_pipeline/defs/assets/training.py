@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
-from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.files import write_text_atomic
@@ -96,23 +96,9 @@ def trained_generator(
     from lpd_pipeline.training.data import train_tile_size  # imports torch: only when training runs
 
     tile_size = train_tile_size(tiles_path)  # one size, a non-empty train split: checked, with the reason
-    metadata: dict[str, Any] = {}
-    failures: dict[str, str] = {}
-    variants = list(context.partition_keys)
-    for number, variant in enumerate(variants, start=1):
-        context.log.info(f"training variant {variant} ({number} of {len(variants)})")
-        try:
-            reported = _train_variant(context, config, storage, pipes_subprocess_client, variant, tile_size)
-        except dg.Failure as exc:
-            if len(variants) == 1:
-                raise
-            failures[variant] = exc.description or str(exc)
-            context.log.error(f"{variant}: {failures[variant]}")
-            continue
-        prefix = "" if len(variants) == 1 else f"{variant}/"
-        metadata.update({f"{prefix}{key}": value for key, value in reported.items()})
-    if failures:
-        raise dg.Failure(description="training failed for " + "; ".join(f"{v}: {m}" for v, m in failures.items()))
+    metadata = for_each_variant(
+        context, "training",
+        lambda variant: _train_variant(context, config, storage, pipes_subprocess_client, variant, tile_size))
     return dg.MaterializeResult(metadata=metadata)
 
 
