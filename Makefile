@@ -42,7 +42,9 @@ PAPER_RANGE := '{"dagster/asset_partition_range_start": "resnet9", "dagster/asse
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m lpd_pipeline.metrics.weights
-	$(BIN)/dagster job execute -m lpd_pipeline -j full_pipeline -c config/demo.yaml --tags $(PAPER_RANGE)
+	@# FutureWarning off: the dagster CLI announces that `dg launch` supersedes `dagster job execute`.
+	PYTHONWARNINGS=ignore::FutureWarning $(BIN)/dagster job execute -m lpd_pipeline -j full_pipeline \
+		-c config/demo.yaml --tags $(PAPER_RANGE)
 	@$(BIN)/python -m lpd_pipeline.summary --demo
 
 prepare-demo: install $(DAGSTER_HOME)/dagster.yaml

@@ -6,8 +6,12 @@ module-level assets, asset checks, jobs, schedules and sensors are picked up, an
 ``Definitions`` of ``defs/resources.py``. A new module under ``defs/`` needs no entry anywhere.
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
+# Dagster's own Pipes client calls an API it marks "preview", and warns on every launch; the user can do nothing
+# about it, so it is not shown (any other warning is).
+warnings.filterwarnings("ignore", message=r".*PipesMessageReader\.expected_writer_count.*")
 defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
