@@ -292,7 +292,7 @@ def test_with_the_real_metric_networks_rows_equal_the_metrics_suite(trained):
     row = run.rows.iloc[0]
     tiles = load_test_set(layout)
     generated = generate(load_for_evaluation(table["path"].iloc[-1]), np.asarray(tiles.color.gray()))
-    expected = metrics.all_metrics(np.asarray(tiles.color.color()), generated, models, bootstrap=FAST.bootstrap,
+    expected = metrics.all_metrics(np.array(tiles.color.color()), generated, models, bootstrap=FAST.bootstrap,
                                    seed=FAST.seed)
     for key in metrics.KEYS:
         if key != "n":

@@ -71,6 +71,6 @@ def best_record(variant: str, choice: Choice, rule: str) -> dict:
               "cache_key": str(row["cache_key"]), "inference_mode": str(row["inference_mode"])}
     for name in RECORD_METRICS:
         value = row.get(name)
-        record[name] = float(value) if finite(value) else None
+        record[name] = (int(value) if name.startswith("n_") else float(value)) if finite(value) else None
     record.update(rule=rule, chosen_by=choice.chosen_by, sample_sheet=str(row.get("sample_sheet") or ""))
     return record
