@@ -65,4 +65,5 @@ bench: install
 	$(BIN)/python bench/train_speed.py --backbone unet256 --size 256 --batch 1 --steps 3
 
 clean-storage:
-	rm -rf $(LPD_STORAGE)/dataset $(LPD_STORAGE)/assets $(LPD_STORAGE)/training
+	rm -rf $(LPD_STORAGE)/dataset $(LPD_STORAGE)/assets $(LPD_STORAGE)/training $(LPD_STORAGE)/evaluation \
+		$(LPD_STORAGE)/renders $(LPD_STORAGE)/reports

@@ -75,15 +75,12 @@ class StorageLayout:
         return self.path("dataset", "tiles")
 
     @property
-    def previews_dir(self) -> Path:
-        return self.path("dataset", "previews")
-
-    @property
     def pix2pix_dir(self) -> Path:
         return self.path("dataset", "pix2pix_aligned")
 
-    def training_dir(self, backbone: str) -> Path:
-        return self.path("training", backbone)
+    def training_dir(self, variant: str) -> Path:
+        """The run directory of a model variant (``models.options.variant_key``)."""
+        return self.path("training", variant)
 
     @property
     def dagster_home(self) -> Path:

@@ -26,7 +26,7 @@ prepare_dataset = dg.define_asset_job(
 train_models = dg.define_asset_job(
     "train_models",
     selection=dg.AssetSelection.groups("training"),
-    description="Train pix2pix for each generator backbone (one run per partition: resnet9, unet256).",
+    description="Train pix2pix for the model variant of the run (a partition, or a range of them in one run).",
 )
 
 

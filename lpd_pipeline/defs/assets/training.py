@@ -1,4 +1,4 @@
-"""Training assets: one pix2pix run per generator backbone, launched as its own process through Dagster Pipes.
+"""Training assets: one pix2pix run per model variant, launched as its own process through Dagster Pipes.
 
 The same entrypoint (``python -m lpd_pipeline.train``) runs standalone, under torchrun or on a cluster; here it
 reports progress, losses and checkpoints back as logs and metadata. Materializing again continues from the
@@ -24,7 +24,6 @@ from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
-BACKBONES = VARIANT_PARTITIONS  # the partition key is the model variant (backbone, or backbone-colour space)
 GPU_POOL = "gpu"
 
 
@@ -70,7 +69,7 @@ def _deprecated(log, message: str) -> None:
 @dg.asset(
     group_name="training",
     kinds={"pytorch"},
-    partitions_def=BACKBONES,
+    partitions_def=VARIANT_PARTITIONS,  # the model variant: backbone, or backbone-colour space
     deps=[tile_pairs],
     pool=GPU_POOL,
     # One run may train several variants one after the other (make demo, a single-run backfill in the UI).
