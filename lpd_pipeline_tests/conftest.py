@@ -27,3 +27,14 @@ def storage_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LPD_STORAGE", str(root))
     monkeypatch.delenv("LPD_RAW_DIR", raising=False)
     return root
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny networks run fastest on one thread; on a shared, loaded machine two threads can be 50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,12 +33,8 @@ FAST = EvaluationSettings(bootstrap=20)
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread; on a shared, loaded machine two threads can be 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs tiny networks on one torch thread (conftest.one_torch_thread)."""
 
 
 def _evaluate(layout, table, variant="resnet9", settings=FAST):

@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 import pytest
-import torch
 
 from lpd_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, evaluate_checkpoints
 from lpd_pipeline.defs.assets.training import trained_generator
@@ -17,11 +16,8 @@ FAST = {"bootstrap": 10, "sample_color_tiles": 2, "sample_ink_tiles": 2}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs tiny networks on one torch thread (conftest.one_torch_thread)."""
 
 
 def _definitions(storage_root) -> dg.Definitions:
