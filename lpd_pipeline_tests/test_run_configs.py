@@ -39,8 +39,10 @@ def test_an_invalid_value_is_refused_naming_the_field():
 
 
 def test_make_demo_runs_full_pipeline_over_the_paper_range():
-    makefile = (CONFIG_DIR.parent / "Makefile").read_text()
-    assert "-j full_pipeline -c config/demo.yaml" in makefile
+    makefile = (CONFIG_DIR.parent / "Makefile").read_text().replace("\\\n", " ")  # join continued lines
+    demo = makefile[makefile.index("\ndemo:"):makefile.index("\nprepare-demo:")]
+    assert "dagster job execute -m lpd_pipeline -j full_pipeline" in demo
+    assert "-c config/demo.yaml --tags $(PAPER_RANGE)" in " ".join(demo.split())
     assert PAPER_RANGE_TAGS == {"dagster/asset_partition_range_start": "resnet9",
                                 "dagster/asset_partition_range_end": "unet256"}
     for key, value in PAPER_RANGE_TAGS.items():
