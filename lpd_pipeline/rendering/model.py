@@ -4,7 +4,7 @@ The rule: without an explicit checkpoint a variant renders with ``<storage>/eval
 best_checkpoint.json`` (written by evaluation; its ``checkpoint`` must lie inside the storage root), else with the
 newest checkpoint of ``<storage>/training/<variant>/`` (else its ``generator.pt``), and says which it took. Every
 file is read with ``weights_only=True``: the project's own generator exports and training checkpoints through
-``training.checkpoints.load_generator``, a reference pix2pix ``latest_net_G.pth`` through ``rendering.foreign``.
+``training.checkpoints.generator_from_payload`` (the file read once), a reference pix2pix ``latest_net_G.pth`` through ``rendering.foreign``.
 Tiles go through the one shared inference path (``models.inference.generator_forward`` in
 ``DEFAULT_INFERENCE_MODE``); what comes back is CIE Lab chroma (a*, b*) and the model's own lightness L*.
 """
@@ -27,12 +27,12 @@ from lpd_pipeline.models.options import variant_key
 from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.checkpoints import (
-    CHECKPOINT_FORMAT,
-    GENERATOR_FORMAT,
     CheckpointError,
+    generator_from_payload,
     generator_path,
+    is_lpd_payload,
     list_checkpoints,
-    load_generator,
+    load_failure_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,11 @@ def load_render_model(path: str | os.PathLike, device: str = "auto") -> RenderMo
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be loaded with weights_only=True: {exc}") from exc
-    if isinstance(payload, dict) and payload.get("format") in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"checkpoint {path} cannot be loaded with weights_only=True: "
+                              f"{load_failure_reason(path, exc)}") from exc
+    if is_lpd_payload(payload):  # the file is read once: the generator is built from this payload
+        loaded = generator_from_payload(payload, target, mode=DEFAULT_INFERENCE_MODE)
         del payload
-        loaded = load_generator(path, target, mode=DEFAULT_INFERENCE_MODE)
         config = loaded.config
         multiple = 2 ** unet_num_downs(config.tile_size) if config.backbone == "unet256" else 4
         return RenderModel(loaded.net, config.color_space, config.tile_size, multiple,

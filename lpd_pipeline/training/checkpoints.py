@@ -324,9 +324,22 @@ def load_generator(
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"generator file {path} cannot be loaded: {load_failure_reason(path, exc)}") from exc
-    if not isinstance(payload, dict) or payload.get("format") not in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
+    if not is_lpd_payload(payload):
         raise CheckpointError(f"{path} is neither an exported lpd generator ({GENERATOR_FORMAT}) nor an lpd "
                               f"training checkpoint (format {CHECKPOINT_FORMAT})")
+    return generator_from_payload(payload, device, mode=mode)
+
+
+def is_lpd_payload(payload: Any) -> bool:
+    """Whether a ``torch.load``-ed object is an lpd generator export or training checkpoint."""
+    return isinstance(payload, dict) and payload.get("format") in (GENERATOR_FORMAT, CHECKPOINT_FORMAT)
+
+
+def generator_from_payload(payload: dict[str, Any], device: str | torch.device = "cpu", *,
+                           mode: str = "pix2pix") -> LoadedGenerator:
+    """The generator of an already loaded lpd payload (see :func:`load_generator` for ``mode``)."""
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"generator_from_payload: mode must be one of {INFERENCE_MODES}, got {mode!r}")
     config = TrainConfig.from_dict(payload["config"])
     net = build_model_generator(config)
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["generator"].items()}
