@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lpd_pipeline import imaging
+from lpd_pipeline.curation.dataset import SPLITS  # the one definition: curation decides the splits
 from lpd_pipeline.files import atomic_path, read_json_object, sha256_file, write_text_atomic
 from lpd_pipeline.settings import PathEscapeError, safe_join
 
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
 REQUIRED_COLUMNS = ("tile_id", "split", "size", "color_path", "gray_path")
-SPLITS = ("train", "test_color", "test_ink")
 
 
 class DataError(ValueError):
