@@ -21,13 +21,13 @@ from lpd_pipeline.defs.resources import (
     StorageResource,
     asset_table_path,
 )
+from lpd_pipeline.defs.stages import CURATE, INGEST, stage_options
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources import local
 from lpd_pipeline.sources.download import Downloader
 from lpd_pipeline.sources.manifest import collect_from_manifest
 from lpd_pipeline.sources.met import MetSource
 
-GROUP = "dataset"
 PREVIEW_TILES = 16
 
 
@@ -79,7 +79,7 @@ def _refuse_to_replace_real_data_with_demo(previous_table: Path, layout: Storage
             "sensors) or painting_sources in the run config, or use another LPD_STORAGE for the demo."))
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(INGEST), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def raw_paintings(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
@@ -148,7 +148,7 @@ def raw_paintings(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def deduplicated_paintings(
     context: dg.AssetExecutionContext,
     raw_paintings: pd.DataFrame,
@@ -173,7 +173,7 @@ def deduplicated_paintings(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def painting_tiles(
     context: dg.AssetExecutionContext,
     deduplicated_paintings: pd.DataFrame,
@@ -230,7 +230,7 @@ def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str) -> 
     return previews.markdown_image(sheet, f"{label} tiles")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"})
 def tile_pairs(
     context: dg.AssetExecutionContext,
     deduplicated_paintings: pd.DataFrame,
@@ -286,7 +286,7 @@ def tile_pairs(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager", deps=[tile_pairs])
+@dg.asset(**stage_options(CURATE), kinds={"python"}, io_manager_key="parquet_io_manager", deps=[tile_pairs])
 def pix2pix_aligned_export(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """The pairs in pix2pix's aligned layout (A|B side by side; train/, test/, test_ink/) for other tools."""
     layout = storage.layout()
