@@ -418,6 +418,11 @@ def _score_cache_name(config: CurationConfig) -> str:
     return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
 
 
+def score_cache_path(layout: StorageLayout, painting_id: str, config: CurationConfig) -> Path:
+    """Where the filter scores of a painting's tiles on ``config``'s grid are cached (there: not scored again)."""
+    return layout.tiles_dir / painting_id / _score_cache_name(config)
+
+
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Filter scores depend only on the pixels and the grid, so they are cached per painting and grid.
 
