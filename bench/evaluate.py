@@ -45,7 +45,8 @@ from lpd_pipeline.evaluation.testsets import load_test_set  # noqa: E402
 from lpd_pipeline.models.colorspace import encode_batch  # noqa: E402
 from lpd_pipeline.models.options import variant_key  # noqa: E402
 from lpd_pipeline.settings import StorageLayout  # noqa: E402
-from lpd_pipeline.training.checkpoints import build_model_generator, export_generator, read_checkpoint_table  # noqa: E402
+from lpd_pipeline.models.build import build_model_generator  # noqa: E402
+from lpd_pipeline.training.checkpoints import export_generator, read_checkpoint_table  # noqa: E402
 from lpd_pipeline.training.config import TrainConfig  # noqa: E402
 from lpd_pipeline.training.data import data_fingerprint, read_split_tiles  # noqa: E402
 

@@ -39,7 +39,7 @@ def test_definitions_load_with_every_job_schedule_and_sensor():
     repository = defs.get_repository_def()
     assert {"prepare_dataset", "train_models"} <= set(repository.job_names)
     assert [s.name for s in repository.schedule_defs] == ["weekly_dataset_refresh"]
-    assert [s.name for s in repository.sensor_defs] == ["new_raw_paintings"]
+    assert sorted(s.name for s in repository.sensor_defs) == ["lpd_automation", "new_raw_paintings"]
 
 
 def test_sensor_ignores_partial_copies_and_hidden_files(monkeypatch, tmp_path):

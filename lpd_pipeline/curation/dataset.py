@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,6 +44,7 @@ from lpd_pipeline.files import (
 )
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation.tiling import tile_origins
+from lpd_pipeline.curation.workers import parallel_map
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources.records import RawPainting, SourceFailure
 
@@ -303,47 +302,6 @@ def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> d
     return {"item": str(item), "stage": stage, "reason": reason, "detail": detail}
 
 
-# Below this many items a process pool costs more (start-up, imports) than it saves.
-MIN_ITEMS_FOR_POOL = 16
-
-
-def parallel_map(function: Callable, jobs: list, workers: int) -> Iterable:
-    """``map(function, jobs)`` in order, over a process pool when it pays off.
-
-    Workers come from a fork server, never a plain fork: the caller may be a multi-threaded Dagster process,
-    and forking threads can deadlock. The server is a fresh single-threaded process that imports this module
-    once; each pool then forks ready workers from it in milliseconds (spawning imports numpy, pandas, OpenCV
-    and SciPy again in every worker: ~1.6 s per pool on 2 cores).
-    """
-    if workers <= 1 or len(jobs) < MIN_ITEMS_FOR_POOL:
-        return map(function, jobs)
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_worker_context(),
-                               initializer=_init_worker)
-    return _drain(pool, pool.map(function, jobs, chunksize=2))
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # e.g. Windows
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Takes effect only if this process has not started its fork server yet; otherwise workers import lazily.
-    context.set_forkserver_preload([__name__])
-    return context
-
-
-def _drain(pool: ProcessPoolExecutor, results: Iterable) -> Iterable:
-    with pool:
-        yield from results
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per process: the pool already uses every core, and OpenCV's own threads on
-    # 256-pixel tiles cost more in synchronisation than they gain.
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 # ---------------------------------------------------------------------------------------------- 2. dedup
 
 
@@ -458,6 +416,11 @@ _SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SC
 
 def _score_cache_name(config: CurationConfig) -> str:
     return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+
+
+def score_cache_path(layout: StorageLayout, painting_id: str, config: CurationConfig) -> Path:
+    """Where the filter scores of a painting's tiles on ``config``'s grid are cached (there: not scored again)."""
+    return layout.tiles_dir / painting_id / _score_cache_name(config)
 
 
 def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tuple[pd.DataFrame, np.ndarray | None]:

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
+from lpd_pipeline.defs.stages import CURATE, INGEST, TRAIN
 from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
 
 if VARIANTS[:len(PAPER_VARIANTS)] != PAPER_VARIANTS:
@@ -13,7 +14,7 @@ DATASET_WRITER_TAG = "lpd/writes"
 
 prepare_dataset = dg.define_asset_job(
     "prepare_dataset",
-    selection=dg.AssetSelection.groups("dataset"),
+    selection=dg.AssetSelection.groups(INGEST, CURATE),
     description="Ingest, dedup, tile, filter, pair and split the paintings; export pix2pix's aligned layout.",
     # One process: the stages form a chain, and a subprocess per step would cost seconds of imports each.
     executor_def=dg.in_process_executor,
@@ -25,7 +26,7 @@ prepare_dataset = dg.define_asset_job(
 
 train_models = dg.define_asset_job(
     "train_models",
-    selection=dg.AssetSelection.groups("training"),
+    selection=dg.AssetSelection.groups(TRAIN),
     description="Train pix2pix for the model variant of the run (a partition, or a range of them in one run).",
 )
 

@@ -21,13 +21,13 @@ from lpd_pipeline.defs.resources import (
     StorageResource,
     asset_table_path,
 )
+from lpd_pipeline.defs.stages import CURATE, INGEST, stage_options
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources import local
 from lpd_pipeline.sources.download import Downloader
 from lpd_pipeline.sources.manifest import collect_from_manifest
 from lpd_pipeline.sources.met import MetSource
 
-GROUP = "dataset"
 PREVIEW_TILES = 16
 
 
@@ -63,6 +63,33 @@ def _progress_logger(context: dg.AssetExecutionContext, what: str):
     return report
 
 
+def _counting_progress(context: dg.AssetExecutionContext, what: str):
+    """A progress callback that logs like ``_progress_logger`` and remembers the total it was told: the number
+    of items the stage actually processed (cached ones are not reported). Returns (callback, count)."""
+    log = _progress_logger(context, what)
+    seen = {"total": 0}
+
+    def report(done: int, total: int) -> None:
+        seen["total"] = total
+        log(done, total)
+
+    return report, lambda: seen["total"]
+
+
+def _ingest_work(items: list, decoded: int, rejections: pd.DataFrame) -> dict[str, int]:
+    """What ingest did: files found, decoded this run, taken from the decode cache (unchanged files: the rest
+    but those that could not even be opened)."""
+    unreadable = int((rejections["reason"] == "unreadable").sum()) if len(rejections) else 0
+    return {"files_found": len(items), "decoded": decoded, "reused_from_cache": len(items) - decoded - unreadable}
+
+
+def _tiling_work(paintings: pd.DataFrame, layout: StorageLayout, config: curation.CurationConfig) -> dict[str, int]:
+    """Paintings whose tiles are scored this run (no score cache for this grid yet) and those reused."""
+    kept = paintings[paintings["is_representative"]] if "is_representative" in paintings else paintings
+    cached = sum(curation.score_cache_path(layout, pid, config).is_file() for pid in kept["painting_id"])
+    return {"paintings_scored": len(kept) - cached, "paintings_reused": cached}
+
+
 def _refuse_to_replace_real_data_with_demo(previous_table: Path, layout: StorageLayout) -> None:
     """A run with no source configured (a scheduled refresh without LPD_RAW_DIR, say) must not overwrite a
     storage built from real paintings with the demo ones."""
@@ -79,7 +106,7 @@ def _refuse_to_replace_real_data_with_demo(previous_table: Path, layout: Storage
             "sensors) or painting_sources in the run config, or use another LPD_STORAGE for the demo."))
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(INGEST), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def raw_paintings(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
@@ -115,9 +142,9 @@ def raw_paintings(
     # This asset's previous value is the decode cache: unchanged files are not decoded again.
     cache = pd.read_parquet(previous) if previous.exists() else None
     started = time.perf_counter()
-    paintings, rejections = curation.ingest_paintings(
-        items, config, cache=cache, progress=_progress_logger(context, "decoded")
-    )
+    progress, decoded = _counting_progress(context, "decoded")
+    paintings, rejections = curation.ingest_paintings(items, config, cache=cache, progress=progress)
+    work = _ingest_work(items, decoded(), rejections)
     seconds = time.perf_counter() - started
     rejections = pd.concat([curation.failures_to_rejections(failures), rejections], ignore_index=True)
     _save_stage_rejections(layout, "ingest", rejections)
@@ -142,13 +169,14 @@ def raw_paintings(
         "rejected_files": len(rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections)),
         "megapixels": float(paintings["pixels"].sum() / 1e6) if len(paintings) else 0.0,
+        **work,
         # Cached rows (unchanged files) are not decoded again, so re-runs are much faster than a first run.
         "seconds": dg.MetadataValue.float(round(seconds, 2)),
         "worker_processes": config.worker_count(),
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def deduplicated_paintings(
     context: dg.AssetExecutionContext,
     raw_paintings: pd.DataFrame,
@@ -173,7 +201,7 @@ def deduplicated_paintings(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def painting_tiles(
     context: dg.AssetExecutionContext,
     deduplicated_paintings: pd.DataFrame,
@@ -184,6 +212,7 @@ def painting_tiles(
     layout = storage.layout()
     config = curation_settings.to_config()
     started = time.perf_counter()
+    work = _tiling_work(deduplicated_paintings, layout, config)  # before the run writes new score caches
     tiles, rejections = curation.cut_tiles(
         deduplicated_paintings, layout, config, progress=_progress_logger(context, "tiled")
     )
@@ -202,6 +231,7 @@ def painting_tiles(
         # Scores and tile files already on disk are reused, so re-runs are much faster than a first run.
         "seconds": dg.MetadataValue.float(round(seconds, 2)),
         "worker_processes": config.worker_count(),
+        **work,
     }
     if len(tiles):
         metadata["preview_kept"] = dg.MetadataValue.md(_preview(kept.head(PREVIEW_TILES), paths, "kept"))
@@ -230,7 +260,7 @@ def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str) -> 
     return previews.markdown_image(sheet, f"{label} tiles")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(**stage_options(CURATE), kinds={"python", "parquet"})
 def tile_pairs(
     context: dg.AssetExecutionContext,
     deduplicated_paintings: pd.DataFrame,
@@ -286,7 +316,7 @@ def tile_pairs(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, io_manager_key="parquet_io_manager", deps=[tile_pairs])
+@dg.asset(**stage_options(CURATE), kinds={"python"}, io_manager_key="parquet_io_manager", deps=[tile_pairs])
 def pix2pix_aligned_export(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """The pairs in pix2pix's aligned layout (A|B side by side; train/, test/, test_ink/) for other tools."""
     layout = storage.layout()

@@ -16,12 +16,14 @@ import pandas as pd
 
 from lpd_pipeline.curation.previews import markdown_text
 from lpd_pipeline.defs.assets.training import trained_generator
+from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
+from lpd_pipeline.defs.stages import EVALUATE, stage_options
 from lpd_pipeline.evaluation.settings import EvaluationSettings
 
-GROUP = "evaluation"
+GROUP = EVALUATE
 _DEFAULTS = EvaluationSettings()  # the one source of the defaults below
 BEST_CHECK = "best_checkpoint_usable"
 
@@ -83,13 +85,12 @@ def _image_markdown(path: str, alt: str) -> str:
 
 
 @dg.asset(
-    group_name=GROUP,
+    **stage_options(EVALUATE),
     kinds={"pytorch", "parquet"},
     partitions_def=VARIANT_PARTITIONS,
     deps=[trained_generator],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    owners=["team:lpd-evaluation"],
-    tags={"stage": "evaluate"},
+    automation_condition=AFTER_UPSTREAM_UPDATE,  # on only with the lpd_automation sensor (defs/automation.py)
 )
 def checkpoint_evaluations(
     context: dg.AssetExecutionContext,
@@ -134,14 +135,14 @@ def checkpoint_evaluations(
 
 
 @dg.asset(
-    group_name=GROUP,
+    **stage_options(EVALUATE),
     partitions_def=VARIANT_PARTITIONS,
     deps=[checkpoint_evaluations],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"json"},
+    automation_condition=AFTER_UPSTREAM_UPDATE,
     check_specs=[dg.AssetCheckSpec(BEST_CHECK, asset="best_checkpoint", blocking=True,
                                    description="the chosen checkpoint file exists and its metrics are finite")],
-    owners=["team:lpd-evaluation"],
-    tags={"stage": "evaluate"},
 )
 def best_checkpoint(
     context: dg.AssetExecutionContext,
@@ -217,8 +218,8 @@ def _best_check(layout, variants: list[str]) -> dg.AssetCheckResult:
                                                  or "All good.")})
 
 
-@dg.asset(group_name=GROUP, deps=[best_checkpoint], kinds={"csv", "matplotlib"}, owners=["team:lpd-evaluation"],
-          tags={"stage": "evaluate"})
+@dg.asset(**stage_options(EVALUATE), deps=[best_checkpoint], kinds={"csv", "matplotlib"},
+          automation_condition=AFTER_UPSTREAM_UPDATE)
 def backbone_comparison(storage: StorageResource) -> dg.MaterializeResult:
     """The method's table (best epoch, FID, KID, LPIPS, ΔE, ΔCF per variant) and every metric vs epoch, from the
     variants' evaluation results on disk; also written to ``<storage>/reports/backbone_comparison.{csv,png}``."""

@@ -18,7 +18,9 @@ import pandas as pd
 from pydantic import Field
 
 from lpd_pipeline.curation import previews
+from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE
 from lpd_pipeline.defs.resources import StorageResource
+from lpd_pipeline.defs.stages import RENDER, stage_options
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.imaging import content_hash, decode_image, png_complete
@@ -26,7 +28,7 @@ from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
 from lpd_pipeline.rendering.settings import RenderSettings
 from lpd_pipeline.settings import StorageLayout
 
-GROUP = "render"
+GROUP = RENDER
 # Evaluation's partitioned asset that writes <storage>/evaluation/<variant>/best_checkpoint.json.
 BEST_CHECKPOINT_KEY = dg.AssetKey("best_checkpoint")
 TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "epoch", "checkpoint",
@@ -104,8 +106,8 @@ def _side_by_side(input_path: str, preview_path: str) -> np.ndarray:
     return np.hstack([gray, gap, colour])
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, deps=[BEST_CHECKPOINT_KEY],
-          io_manager_key="parquet_io_manager")
+@dg.asset(**stage_options(RENDER), kinds={"pytorch", "parquet"}, deps=[BEST_CHECKPOINT_KEY],
+          io_manager_key="parquet_io_manager", automation_condition=AFTER_UPSTREAM_UPDATE)
 def colorized_masterpieces(context: dg.AssetExecutionContext, config: MasterpiecesConfig,
                            storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """Every test_ink painting (whole) and the configured ones, colorized with each variant's best checkpoint:

@@ -19,6 +19,7 @@ from lpd_pipeline.defs.assets.dataset import tile_pairs
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
+from lpd_pipeline.defs.stages import TRAIN, stage_options
 from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.training.config import TrainConfig
@@ -67,15 +68,13 @@ def _deprecated(log, message: str) -> None:
 
 
 @dg.asset(
-    group_name="training",
+    **stage_options(TRAIN),
     kinds={"pytorch"},
     partitions_def=VARIANT_PARTITIONS,  # the model variant: backbone, or backbone-colour space
     deps=[tile_pairs],
     pool=GPU_POOL,
     # One run may train several variants one after the other (make demo, a single-run backfill in the UI).
     backfill_policy=dg.BackfillPolicy.single_run(),
-    owners=["team:lpd-training"],
-    tags={"stage": "train"},
 )
 def trained_generator(
     context: dg.AssetExecutionContext,
