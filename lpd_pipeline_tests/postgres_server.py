@@ -26,7 +26,8 @@ START_TIMEOUT_S = 30
 
 def pg_bin_dir() -> Path | None:
     """The newest installed major version's binaries (Debian layout), or None."""
-    found = [Path(p) for p in glob.glob(PG_BIN_GLOB) if (Path(p) / "initdb").is_file() and (Path(p) / "pg_ctl").is_file()]
+    found = [Path(p) for p in glob.glob(PG_BIN_GLOB)
+             if (Path(p) / "initdb").is_file() and (Path(p) / "pg_ctl").is_file()]
     return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0) if found else None
 
 

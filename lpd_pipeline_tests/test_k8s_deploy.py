@@ -55,35 +55,35 @@ def test_helm_values_select_the_kubernetes_executor_launcher_and_postgres():
     assert _launch_module().DEFAULT_LOCATION == deployment["name"]
 
 
+# Run in a fresh process with LPD_EXECUTOR=k8s: the executor is chosen when the definitions are loaded.
 _CHECK_ON_K8S = """
 import json, sys, dagster as dg
 sys.path.insert(0, sys.argv[1])
 import launch
 import lpd_pipeline.definitions as d
+
+def errors(job, config):
+    try:
+        dg.validate_run_config(job, config)
+    except dg.DagsterInvalidConfigError as exc:
+        return [str(exc)]
+    return []
+
 jobs = ("full_pipeline", "prepare_dataset", "train_models", "evaluate_checkpoints", "render_masterpieces")
 config = launch.run_config(launch.DEFAULT_CONFIGS)
 typo = launch.merge(config, {"execution": {"config": {"max_concurent": 2}}})
 full = d.defs.resolve_job_def("full_pipeline")
 print(json.dumps({"executors": {j: d.defs.resolve_job_def(j).executor_def.name for j in jobs},
                   "valid": dg.validate_run_config(full, config)["execution"]["k8s"]["max_concurrent"],
-                  "typo": [str(e) for e in _errors(full, typo)]}))
-"""
-_ERRORS = """
-def _errors(job, config):
-    try:
-        dg.validate_run_config(job, config)
-    except dg.DagsterInvalidConfigError as exc:
-        return [exc]
-    return []
+                  "typo": errors(full, typo)}))
 """
 
 
 def test_on_kubernetes_full_pipeline_takes_the_k8s_executor_and_its_run_config():
     pytest.importorskip("dagster_k8s", reason=NEEDS_K8S)
-    code = _CHECK_ON_K8S.replace("import lpd_pipeline.definitions as d", _ERRORS + "import lpd_pipeline.definitions as d")
     env = {**os.environ, cluster.EXECUTOR_ENV: "k8s", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-c", code, str(DEPLOY)], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", _CHECK_ON_K8S, str(DEPLOY)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["executors"] == {"full_pipeline": "k8s", "prepare_dataset": "in_process", "train_models": "k8s",

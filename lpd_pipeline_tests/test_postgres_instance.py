@@ -55,7 +55,7 @@ def test_instance_config_reads_the_connection_from_the_environment(tmp_path, mon
         dg.DagsterInstance.from_config(str(_dagster_home(tmp_path)))
 
 
-def test_prepare_dataset_runs_with_its_history_in_postgres(postgres, tmp_path):
+def test_prepare_dataset_runs_with_its_history_in_postgres(postgres, tmp_path, monkeypatch):
     raw, storage, home = tmp_path / "raw", tmp_path / "storage", _dagster_home(tmp_path)
     demo.generate_demo_paintings(raw, n_colored=6, n_ink=2, scale=0.4)
     run_config = tmp_path / "run.yaml"
@@ -72,19 +72,17 @@ def test_prepare_dataset_runs_with_its_history_in_postgres(postgres, tmp_path):
 
     # Through the Dagster instance (the same dagster.yaml, the same environment).
     for name, value in postgres.env().items():
-        os.environ[name] = value
+        monkeypatch.setenv(name, value)
+    instance = dg.DagsterInstance.from_config(str(home))
     try:
-        instance = dg.DagsterInstance.from_config(str(home))
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         [run] = instance.get_runs()
         assert (run.job_name, run.status) == ("prepare_dataset", dg.DagsterRunStatus.SUCCESS)
         tile_pairs = instance.get_latest_materialization_event(dg.AssetKey("tile_pairs"))
         assert tile_pairs is not None and tile_pairs.run_id == run.run_id
-        instance.dispose()
     finally:
-        for name in PG_ENV:
-            os.environ.pop(name, None)
+        instance.dispose()
 
     # And in the database itself.
     with postgres.connect() as connection, connection.cursor() as cursor:
