@@ -158,8 +158,11 @@ def failures_to_rejections(failures: Iterable[SourceFailure]) -> pd.DataFrame:
 PAINTING_COLUMNS = [
     "painting_id", "source", "source_ref", "path", "width", "height", "pixels", "title", "artist", "date",
     "medium", "license", "kind", "kind_source", "colorfulness", "phash", "phash_windows", "file_size",
-    "file_mtime_ns", "file_ctime_ns", "describe_key",
+    "file_mtime_ns", "file_ctime_ns", "describe_key", "source_url", "source_page", "provenance",
 ]
+# Columns taken from the source's record on every run (never from the decode cache).
+SOURCE_COLUMNS = ["source", "source_ref", "title", "artist", "date", "medium", "license", "source_url",
+                  "source_page", "provenance"]
 # Bump when describing a painting (decode, kind score, hashes) changes so cached rows are recomputed.
 INGEST_CACHE_VERSION = 2
 
@@ -233,13 +236,15 @@ def _cache_key(path: Path, stat: os.stat_result, config: CurationConfig) -> tupl
 
 
 def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
-    # A table from an older version lacks the key columns: describe everything again.
-    if cache is None or cache.empty or not set(PAINTING_COLUMNS) <= set(cache.columns):
+    # A table from an older version lacks the key columns: describe everything again. Source columns come
+    # from the sources on every run, so a table written before one was added still serves as a cache.
+    described = [column for column in PAINTING_COLUMNS if column not in SOURCE_COLUMNS]
+    if cache is None or cache.empty or not set(described) <= set(cache.columns):
         return {}
     return {
         (row["path"], int(row["file_size"]), int(row["file_mtime_ns"]), int(row["file_ctime_ns"]),
          row["describe_key"]): row
-        for row in cache[PAINTING_COLUMNS].to_dict("records")
+        for row in cache[described].to_dict("records")
     }
 
 
@@ -279,7 +284,7 @@ def _describe_painting(item: RawPainting, stat: os.stat_result, config: Curation
 def _metadata(item: RawPainting) -> dict:
     return {
         "source": item.source, "source_ref": item.source_ref, "title": item.title, "artist": item.artist,
-        "date": item.date, "medium": item.medium, "license": item.license,
+        "date": item.date, "medium": item.medium, "license": item.license, **item.provenance_columns(),
     }
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.models.colorspace import encode_batch
+from lpd_pipeline.models.abbins import prior_from_tiles
 from lpd_pipeline.models.build import build_model_discriminator, build_model_generator
 from lpd_pipeline.models.networks import GANLoss, init_weights
 from lpd_pipeline.training.checkpoints import (
@@ -49,6 +50,7 @@ from lpd_pipeline.training.checkpoints import (
     write_loss_history,
 )
 from lpd_pipeline.training.config import LOSS_NAMES, TrainConfig
+from lpd_pipeline.training.remedies import colorfulness_loss, saturate_targets
 from lpd_pipeline.training.data import (
     EpochIndexSampler,
     TilePairDataset,
@@ -150,7 +152,9 @@ class Pix2PixModel:
 
     The update is the reference one (Isola et al., junyanz/pytorch-CycleGAN-and-pix2pix ``Pix2PixModel``):
     D on concat(input, G(input).detach()) vs concat(input, target), loss_D = (fake + real) / 2; then G with
-    D frozen: GAN(D(concat(input, G(input))), real) + λ·L1(G(input), target).
+    D frozen: GAN(D(concat(input, G(input))), real) + λ·L1(G(input), target). Options (off by default) change
+    only what they name: labcls (G gives bin logits; D sees their annealed-mean decode; λ_ce·rebalanced CE
+    replaces the L1 term), the colourfulness term, saturated targets, hinge loss, a spectrally normalised D.
     Call ``torch.manual_seed`` before constructing it: the weight init draws from the global RNG.
     """
 
@@ -158,6 +162,7 @@ class Pix2PixModel:
         self.config = config
         self.device = device
         self.dist = dist_ctx or DistContext()
+        self.classes = config.color_space == "labcls"
         self.generator = init_weights(build_model_generator(config), config.init_gain)
         self.discriminator = init_weights(build_model_discriminator(config), config.init_gain)
         if self.dist.enabled and config.sync_batchnorm:
@@ -225,6 +230,7 @@ class Pix2PixModel:
         gray_u8 = gray_u8.to(self.device, non_blocking=non_blocking)
         color_u8 = color_u8.to(self.device, non_blocking=non_blocking)
         real_a, real_b = encode_batch(gray_u8, color_u8, self.config.color_space)
+        real_b = saturate_targets(real_b, self.config.color_space, self.config.target_saturation)
         return (real_a.contiguous(memory_format=self.memory_format),
                 real_b.contiguous(memory_format=self.memory_format))
 
@@ -233,7 +239,9 @@ class Pix2PixModel:
 
         Returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
         with self._autocast():
-            fake_b = self.g_forward(real_a)
+            logits = self.g_forward(real_a)
+            # labcls: D judges (and L1/colourfulness see) the annealed-mean decode of the bin logits.
+            fake_b = self.generator.decode_ab(logits) if self.classes else logits
 
         # D: fake pairs -> 0, real pairs -> 1.
         self._set_d_requires_grad(True)
@@ -248,13 +256,32 @@ class Pix2PixModel:
         self._set_d_requires_grad(False)
         self.optimizer_g.zero_grad(set_to_none=True)
         with self._autocast():
-            loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True)
-            loss_g_l1 = self.criterion_l1(fake_b.float(), real_b.float()) * self.config.lambda_l1
+            loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True, generator=True)
+            loss_g_l1 = self._reconstruction_loss(real_a, real_b, logits, fake_b)
             loss_g = loss_g_gan + loss_g_l1
         self._backward_step(loss_g, self.optimizer_g)
         if self.scaler.is_enabled():
             self.scaler.update()
         return torch.stack((loss_g_gan, loss_g_l1, loss_d_real, loss_d_fake)).detach().float()
+
+    def _reconstruction_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, logits: torch.Tensor,
+                             fake_b: torch.Tensor) -> torch.Tensor:
+        """Everything of G's loss but the GAN term (reported as G_L1): λ·L1 (regression) or λ_ce·rebalanced CE
+        (labcls: L1 on the decoded mean would pull it back to the brown average), plus the colourfulness term."""
+        config = self.config
+        if self.classes:
+            loss = self.generator.class_loss(logits, real_b) * config.lambda_ce
+        else:
+            loss = self.criterion_l1(fake_b.float(), real_b.float()) * config.lambda_l1
+        if config.lambda_colorfulness:
+            loss = loss + colorfulness_loss(real_a, fake_b, real_b, config.color_space) * config.lambda_colorfulness
+        return loss
+
+    def set_ab_prior(self, color_u8) -> None:
+        """labcls: the smoothed empirical a*b* prior of the training tiles (uint8 RGB [N, H, W, 3]) into the
+        generator (a buffer: saved with every checkpoint; a resumed run loads the saved one)."""
+        if self.classes:
+            self.generator.set_prior(prior_from_tiles(color_u8, self.generator.centers.cpu()))
 
     def end_epoch(self) -> None:
         self.scheduler_g.step()
@@ -459,12 +486,13 @@ def _train(
                            resume=resume, restart=restart)
     _seed_everything(config.seed)
     model = Pix2PixModel(config, device, dist_ctx)
+    model.set_ab_prior(store.color())
     state = _resume(model, config, run_dir, store, dist_ctx) if resume else _RunState()
 
     total_epochs = config.total_epochs
     end_epoch = total_epochs if max_epochs_this_run is None else min(total_epochs,
                                                                      state.start_epoch + max_epochs_this_run)
-    dataset = TilePairDataset(store, flip=config.flip, seed=config.seed)
+    dataset = TilePairDataset(store, flip=config.flip, seed=config.seed, ink_augment=config.ink_augment)
     sampler = EpochIndexSampler(store.n, seed=config.seed, rank=dist_ctx.rank, world_size=dist_ctx.world_size)
     loader = make_loader(dataset, sampler, batch_size=config.batch_size, num_workers=config.num_workers,
                          pin_memory=device.type == "cuda", seed=config.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from lpd_pipeline import demo
+from lpd_pipeline import demo, imaging
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.curation import dataset as curation
 from lpd_pipeline.curation import dedup, filters, previews
@@ -29,6 +29,7 @@ from lpd_pipeline.sources.manifest import collect_from_manifest
 from lpd_pipeline.sources.met import MetSource
 
 PREVIEW_TILES = 16
+PREVIEW_THUMB = 96
 
 
 def _stage_rejections_path(layout: StorageLayout, stage: str) -> Path:
@@ -168,6 +169,7 @@ def raw_paintings(
         "kind_source": dg.MetadataValue.json(paintings["kind_source"].value_counts().to_dict()),
         "rejected_files": len(rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections)),
+        "provenance": dg.MetadataValue.md(previews.provenance_markdown(paintings)),
         "megapixels": float(paintings["pixels"].sum() / 1e6) if len(paintings) else 0.0,
         **work,
         # Cached rows (unchanged files) are not decoded again, so re-runs are much faster than a first run.
@@ -234,9 +236,10 @@ def painting_tiles(
         **work,
     }
     if len(tiles):
-        metadata["preview_kept"] = dg.MetadataValue.md(_preview(kept.head(PREVIEW_TILES), paths, "kept"))
+        titles = _painting_titles(deduplicated_paintings)
+        metadata["preview_kept"] = dg.MetadataValue.md(_preview(kept.head(PREVIEW_TILES), paths, "kept", titles))
         rejected = _worst_per_filter(tiles, config)
-        metadata["preview_rejected"] = dg.MetadataValue.md(_preview(rejected, paths, "rejected"))
+        metadata["preview_rejected"] = dg.MetadataValue.md(_preview(rejected, paths, "rejected", titles))
     return dg.Output(tiles, metadata=metadata)
 
 
@@ -251,13 +254,48 @@ def _worst_per_filter(tiles: pd.DataFrame, config: curation.CurationConfig) -> p
     return pd.concat(picks).head(PREVIEW_TILES) if picks else tiles.head(0)
 
 
-def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str) -> str:
+def _preview(rows: pd.DataFrame, painting_paths: dict[str, str], label: str, titles: dict[str, str]) -> str:
+    """A sheet of tiles captioned with their painting's title (and, for rejected ones, the filter), a legend."""
     if rows.empty:
         return f"No {label} tiles."
     crops = previews.crop_tiles(rows, painting_paths)
-    captions = (rows["caption_reason"] if "caption_reason" in rows else rows["tile_id"].str[:8]).tolist()
-    sheet = previews.contact_sheet(crops, captions, thumb=96, columns=8)
-    return previews.markdown_image(sheet, f"{label} tiles")
+    names = [titles.get(pid, pid) for pid in rows["painting_id"]]
+    if "caption_reason" in rows:
+        names = [f"{reason}: {name}" for reason, name in zip(rows["caption_reason"], names)]
+    captions, legend = previews.titled_captions(names, max_chars=previews.caption_chars(PREVIEW_THUMB))
+    sheet = previews.contact_sheet(crops, captions, thumb=PREVIEW_THUMB, columns=8)
+    return f"{previews.markdown_image(sheet, f'{label} tiles')}\n\n{legend}"
+
+
+PREVIEW_PAIRS = 8
+_SPLIT_ORDER = {curation.SPLIT_TRAIN: 0, curation.SPLIT_TEST_COLOR: 1, curation.SPLIT_TEST_INK: 2}
+
+
+def _painting_titles(paintings: pd.DataFrame) -> dict[str, str]:
+    """painting id -> its title, else its file name (never the hash)."""
+    titles = paintings["title"].fillna("") if "title" in paintings else pd.Series("", index=paintings.index)
+    names = [Path(path).stem for path in paintings["path"]]
+    return {pid: (str(title).strip() or name) for pid, title, name in zip(paintings["painting_id"], titles, names)}
+
+
+def _pairs_preview(layout: StorageLayout, paintings: pd.DataFrame, tiles: pd.DataFrame) -> str:
+    """Gray | colour pairs as training and evaluation see them: one per painting (its least blank tile), the
+    splits taken in turn (train, test_color, test_ink), captioned with the split and the painting's title."""
+    if tiles.empty:
+        return "No pairs."
+    ranked = tiles.assign(rank=tiles["split"].map(_SPLIT_ORDER).fillna(len(_SPLIT_ORDER)))
+    one_each = ranked.sort_values(["rank", "painting_id", "score_blank"]).groupby("painting_id", sort=False).head(1)
+    # The n-th painting of every split before the (n+1)-th of any: each split is shown.
+    one_each = one_each.assign(turn=one_each.groupby("split").cumcount())
+    picks = one_each.sort_values(["turn", "rank"]).head(PREVIEW_PAIRS)
+    titles = _painting_titles(paintings)
+    pairs = [(imaging.decode_image(layout.path(row.gray_path)), imaging.decode_image(layout.path(row.color_path)))
+             for row in picks.itertuples()]
+    captions, legend = previews.titled_captions(
+        [f"{row.split}: {titles.get(row.painting_id, row.painting_id)}" for row in picks.itertuples()],
+        max_chars=previews.caption_chars(2 * PREVIEW_THUMB))
+    sheet = previews.pair_sheet(pairs, captions, thumb=PREVIEW_THUMB)
+    return f"{previews.markdown_image(sheet, 'gray | colour pairs')}\n\n{legend}"
 
 
 @dg.asset(**stage_options(CURATE), kinds={"python", "parquet"})
@@ -310,6 +348,7 @@ def tile_pairs(
         "rejections_total": len(all_rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(all_rejections)),
         "curation_config": curation.curation_config_fingerprint(config),
+        "preview": dg.MetadataValue.md(_pairs_preview(layout, paintings, tiles)),
         "removed_superseded": len(removed),
         "removed_examples": dg.MetadataValue.md("\n".join(f"- {text(path)}" for path in removed[:20])
                                                 or "Nothing to remove."),

@@ -36,6 +36,7 @@ TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant
                  "colour_spread", "settings"]
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREVIEW_HEIGHT = 160
+PREVIEW_PAINTINGS = 3
 
 
 class MasterpiecesConfig(settings_config(RenderSettings)):
@@ -93,17 +94,29 @@ def _reusable(previous: dict | None, checkpoint: str, settings: str, output: Pat
             and Path(previous["output_path"]) == output and output.is_file() and png_complete(output))
 
 
-def _side_by_side(input_path: str, preview_path: str) -> np.ndarray:
-    """ink | colorized, both PREVIEW_HEIGHT pixels high (from the small preview JPEG and the input)."""
+def _resized(image: np.ndarray, height: int) -> np.ndarray:
     import cv2
 
-    colour = decode_image(preview_path)
-    gray = decode_image(input_path)
-    width = max(1, round(colour.shape[1] * PREVIEW_HEIGHT / colour.shape[0]))
-    colour = cv2.resize(colour, (width, PREVIEW_HEIGHT), interpolation=cv2.INTER_AREA)
-    gray = cv2.resize(gray, (width, PREVIEW_HEIGHT), interpolation=cv2.INTER_AREA)
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _sample_colorizations(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """One row per painting (the first PREVIEW_PAINTINGS): ink | each variant's colorization, PREVIEW_HEIGHT
+    pixels high (from the small preview JPEGs); and a line per row naming the painting and the variants."""
+    rows, lines = [], []
     gap = np.full((PREVIEW_HEIGHT, 4, 3), 255, dtype=np.uint8)
-    return np.hstack([gray, gap, colour])
+    for _, renders in list(table.groupby("painting_id", sort=False))[:PREVIEW_PAINTINGS]:
+        first = renders.iloc[0]
+        images = [_resized(decode_image(first["input_path"]), PREVIEW_HEIGHT)]
+        images += [_resized(decode_image(path), PREVIEW_HEIGHT) for path in renders["preview_path"]]
+        rows.append(np.hstack([part for image in images for part in (image, gap)][:-1]))
+        title = str(first["title"]) or str(first["painting_id"])[:12]
+        lines.append(f"{previews.markdown_text(title, 120)}: ink | "
+                     + " | ".join(previews.markdown_text(v) for v in renders["variant"]))
+    width = max(row.shape[1] for row in rows)
+    padded = [np.pad(row, ((0, 4), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    return np.vstack(padded), lines
 
 
 @dg.asset(**stage_options(RENDER), kinds={"pytorch", "parquet"}, deps=[BEST_CHECKPOINT_KEY],
@@ -180,11 +193,11 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
         metadata["failed"] = dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(f, 200)}"
                                                            for f in failed[:20]))
     if len(table):
-        first = table.iloc[0]
         try:
-            metadata["preview"] = dg.MetadataValue.md(previews.markdown_image(
-                _side_by_side(first["input_path"], first["preview_path"]),
-                f"ink | colorized ({first['variant']}): {first['title']}"))
+            sheet, lines = _sample_colorizations(table)
+            metadata["preview"] = dg.MetadataValue.md(
+                previews.markdown_image(sheet, "ink | colorized by each variant") + "\n\n"
+                + "\n".join(f"{number}. {line}" for number, line in enumerate(lines, start=1)))
         except Exception as exc:  # a preview must never fail the renders
             context.log.warning(f"no preview: {exc}")
     return dg.Output(table, metadata=metadata)
