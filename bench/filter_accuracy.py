@@ -48,6 +48,8 @@ from lpd_pipeline.curation.filters import (  # noqa: E402
     rejection_reasons,
     score_tile,
 )
+from lpd_pipeline.curation import synthetic_watermarks, tile_model  # noqa: E402
+from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
 
 LABELS_CSV = REPO_ROOT / "bench" / "labels" / "tile_labels.csv"
@@ -59,8 +61,8 @@ SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_s
                      "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search")
 COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
 KEEP = "keep"
-# The drop classes: one per filter (same name), plus odd colour, which no filter covers yet.
-DROP_CLASSES = (*FILTER_NAMES, "odd_colour")
+# The drop classes: one per filter (same name).
+DROP_CLASSES = FILTER_NAMES
 CLASSES = (KEEP, *DROP_CLASSES)
 FOLDS = ("train", "test")
 FOLDERS = ("colored", "ink", "web/colored", "web/ink")
@@ -190,21 +192,91 @@ def crop_tile(rgb: np.ndarray, row: LabelledTile, where: str) -> np.ndarray:
     return rgb[row.y:row.y + row.size, row.x:row.x + row.size]
 
 
+def decide(tile: np.ndarray, thresholds: FilterThresholds,
+           model: tile_model.TileModel | None) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Scores and the filters that reject one tile, as the pipeline decides: the learned model's classes where
+    a model is given and the tile has its size, the rules elsewhere."""
+    scores = score_tile(tile)
+    if model is None or tile.shape[0] != model.tile_size:
+        return scores, tuple(rejection_reasons(scores, thresholds))
+    probabilities = model.probabilities(tile_features(tile, scores))
+    return scores, tuple(model.reasons(scores, probabilities, thresholds))
+
+
 def score_labelled(rows: Sequence[LabelledTile], paintings_dir: Path,
-                   thresholds: FilterThresholds | None = None) -> list[ScoredTile]:
-    """Score every labelled tile with the pipeline's filters. Each painting is decoded once, as ingest does."""
+                   thresholds: FilterThresholds | None = None,
+                   model: tile_model.TileModel | None = None) -> list[ScoredTile]:
+    """Score every labelled tile with the pipeline's filters (``model``: the learned filter, None = rules only).
+    Each painting is decoded once, as ingest does."""
     thresholds = thresholds or FilterThresholds()
-    by_painting: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_painting.setdefault(row.painting, []).append(i)
     scored: list[ScoredTile | None] = [None] * len(rows)
-    for painting, indices in by_painting.items():
+    for painting, indices in _by_painting(rows).items():
         path = paintings_dir / painting
         rgb = decode_image(path)
         for i in indices:
-            scores = score_tile(crop_tile(rgb, rows[i], str(path)))
-            scored[i] = ScoredTile(rows[i], scores, tuple(rejection_reasons(scores, thresholds)))
+            scores, fired = decide(np.ascontiguousarray(crop_tile(rgb, rows[i], str(path))), thresholds, model)
+            scored[i] = ScoredTile(rows[i], scores, fired)
     return [s for s in scored if s is not None]
+
+
+def _by_painting(rows: Sequence[LabelledTile]) -> dict[str, list[int]]:
+    by_painting: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_painting.setdefault(row.painting, []).append(i)
+    return by_painting
+
+
+GENERATED_PER_TILE = 2
+
+
+@dataclass
+class WatermarkFigures:
+    generated: int = 0
+    generated_caught: int = 0  # the watermark filter fired
+    generated_rejected: int = 0  # any filter fired
+    by_kind: Counter = field(default_factory=Counter)
+    caught_by_kind: Counter = field(default_factory=Counter)
+
+
+def generated_watermarks(rows: Sequence[LabelledTile], paintings_dir: Path, thresholds: FilterThresholds,
+                         model: tile_model.TileModel | None) -> WatermarkFigures:
+    """Generated watermarks (``synthetic_watermarks``, seeds from the tile's position in the label file) on
+    every sure ``keep`` tile of ``rows``: how many the watermark filter catches, and how many any filter
+    rejects, per kind of mark."""
+    figures = WatermarkFigures()
+    keep = [r for r in rows if not r.unsure and not r.bad]
+    for painting, indices in _by_painting(keep).items():
+        rgb = decode_image(paintings_dir / painting)
+        for i in indices:
+            clean = np.ascontiguousarray(crop_tile(rgb, keep[i], painting))
+            for k in range(GENERATED_PER_TILE):
+                seed = int.from_bytes(hashlib.sha256(f"{painting}:{keep[i].x}:{keep[i].y}:{k}".encode())
+                                      .digest()[:4], "big")
+                marked, info = synthetic_watermarks.add_watermark(clean, seed)
+                _, fired = decide(marked, thresholds, model)
+                figures.generated += 1
+                figures.by_kind[info["kind"]] += 1
+                figures.generated_caught += "watermark" in fired
+                figures.caught_by_kind[info["kind"]] += "watermark" in fired
+                figures.generated_rejected += bool(fired)
+    return figures
+
+
+def format_watermarks(figures: WatermarkFigures, result: Accuracy) -> str:
+    real = result.per_filter["watermark"]
+    kinds = ", ".join(f"{kind} {figures.caught_by_kind[kind]}/{n}" for kind, n in sorted(figures.by_kind.items()))
+    return "\n".join([
+        f"generated watermarks on the fold's {figures.generated // GENERATED_PER_TILE} sure keep tiles "
+        f"({GENERATED_PER_TILE} each): watermark recall {_fmt(_ratio(figures.generated_caught, figures.generated))} "
+        f"({figures.generated_caught}/{figures.generated}; {kinds}); rejected by any filter "
+        f"{_fmt(_ratio(figures.generated_rejected, figures.generated))}",
+        f"real watermark tiles: recall {_fmt(real.recall)} ({real.true_positive}/{real.positives}); "
+        f"watermark filter on real keep tiles: {result.confusion['keep']['watermark']}/{result.class_counts['keep']}",
+    ])
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else float("nan")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -285,7 +357,6 @@ def format_report(result: Accuracy, fold: str) -> str:
     for f in result.per_filter.values():
         lines.append(f"{f.name:<12} {_fmt(f.precision):>9} {_fmt(f.recall):>7} {f.fired:>6} {f.true_positive:>8} "
                      f"{f.positives:>8}")
-    lines.append(f"{'odd_colour':<12} {'no filter':>9} {'':>7} {'':>6} {'':>8} {result.class_counts['odd_colour']:>8}")
     lines += ["",
               f"bad tiles rejected:  {_fmt(result.bad_rejected_fraction)} ({result.bad_rejected}/{result.bad})",
               f"good tiles rejected: {_fmt(result.good_rejected_fraction)} ({result.good_rejected}/{result.good})",
@@ -298,6 +369,33 @@ def format_report(result: Accuracy, fold: str) -> str:
     return "\n".join(lines)
 
 
+def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_good: float) -> list[ScoredTile]:
+    """The train fold scored by out-of-fold models (``bench/train_tile_model.py``: 5 groups by painting, the
+    thresholds chosen on these same out-of-fold probabilities), rules for the classes not modelled and for tiles
+    of another size. What a model fitted on the train fold may be expected to do on paintings it has not seen."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import train_tile_model
+
+    _, held_out, train_rows = train_tile_model.train(rows, paintings_dir, target_good)
+    thresholds = FilterThresholds()
+    classes = train_tile_model.MODELLED
+    chosen = train_tile_model.choose_thresholds(
+        held_out, train_tile_model.label_matrix(train_rows, classes), np.array([r.bad for r in train_rows]),
+        target_good)
+    probability_of = {(r.painting, r.x, r.y, r.size): dict(zip(classes, p)) for r, p in zip(train_rows, held_out)}
+    scored = []
+    for s in score_labelled([r for r in rows if r.fold == "train"], paintings_dir, thresholds):
+        key = (s.tile.painting, s.tile.x, s.tile.y, s.tile.size)
+        if key in probability_of:
+            by_rule = set(rejection_reasons(s.scores, thresholds))
+            fired = tuple(name for name in FILTER_NAMES
+                          if (name in classes and probability_of[key][name] > chosen[classes.index(name)])
+                          or (name not in classes and name in by_rule))
+            s = ScoredTile(s.tile, s.scores, fired)
+        scored.append(s)
+    return scored
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared",
@@ -305,6 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fold", choices=("test", "train", "all"), default="test")
     parser.add_argument("--sample", choices=("all", "random", "scored"), default="all",
                         help="all tiles, only those drawn at random, or only those pre-selected by a cue")
+    parser.add_argument("--filters", choices=("pipeline", "rules"), default="pipeline",
+                        help="pipeline: the bundled learned model where present (as ingest decides); rules: "
+                             "the rule filters alone")
+    parser.add_argument("--cv", action="store_true",
+                        help="the train fold, scored by out-of-fold models (5-fold cross-validation by painting)")
+    parser.add_argument("--watermarks", action="store_true",
+                        help="also measure the watermark filter on generated overlays on the fold's keep tiles")
+    parser.add_argument("--target-good", type=float, default=0.12, help="for --cv: as bench/train_tile_model.py")
     parser.add_argument("--labels", type=Path, default=LABELS_CSV)
     parser.add_argument("--selection", type=Path, default=SELECTION_CSV)
     args = parser.parse_args(argv)
@@ -313,12 +419,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{paintings_dir} not found: the labelled tiles live in the real paintings of ../shared, "
               "nothing to measure here (pass --shared DIR).")
         return 0
-    rows = select(read_labels(args.labels), args.fold)
+    model = tile_model.resolve_model("bundled" if args.filters == "pipeline" else "none", 256)
+    labels = read_labels(args.labels)
+    if args.cv:
+        scored, name = cross_validated(labels, paintings_dir, args.target_good), "train, cross-validated"
+        args.fold = "train"
+    else:
+        scored, name = score_labelled(select(labels, args.fold), paintings_dir, model=model), args.fold
     if args.sample != "all":
-        rows = select_sample(rows, args.sample, read_selection(args.selection))
-    result = accuracy(score_labelled(rows, paintings_dir))
-    name = args.fold if args.sample == "all" else f"{args.fold}, {args.sample} sample"
+        wanted = {id(r) for r in select_sample([s.tile for s in scored], args.sample, read_selection(args.selection))}
+        scored = [s for s in scored if id(s.tile) in wanted]
+        name = f"{name}, {args.sample} sample"
+    filters_used = "rules only" if model is None else f"learned model {model.fingerprint()} + rules"
+    result = accuracy(scored)
+    print(f"filters: {filters_used}")
     print(format_report(result, name))
+    if args.watermarks:
+        figures = generated_watermarks([s.tile for s in scored], paintings_dir, FilterThresholds(), model)
+        print("\n" + format_watermarks(figures, result))
     return 0
 
 

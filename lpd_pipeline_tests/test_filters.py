@@ -17,6 +17,7 @@ from lpd_pipeline.curation.filters import (
     score_blank,
     score_blur,
     score_inscription,
+    score_odd_colour,
     score_padding,
     score_seal,
     score_tile,
@@ -133,7 +134,7 @@ def blurred(img: np.ndarray, sigma: float = 2.5) -> np.ndarray:
 
 
 def test_names_thresholds_and_score_keys_agree():
-    assert FILTER_NAMES == ("blank", "blur", "watermark", "seal", "inscription", "padding")
+    assert FILTER_NAMES == ("blank", "blur", "watermark", "seal", "inscription", "padding", "odd_colour")
     assert tuple(THRESHOLDS.as_dict()) == FILTER_NAMES
     scores = score_tile(landscape(64))
     assert tuple(scores) == FILTER_NAMES
@@ -144,14 +145,15 @@ def test_individual_scorers_match_score_tile():
     tile = with_seal(landscape(128, 3))
     scores = score_tile(tile)
     singles = {"blank": score_blank, "blur": score_blur, "watermark": score_watermark, "seal": score_seal,
-               "inscription": score_inscription, "padding": score_padding}
+               "inscription": score_inscription, "padding": score_padding, "odd_colour": score_odd_colour}
     for name, fn in singles.items():
         assert fn(tile) == pytest.approx(scores[name]), name
 
 
 def test_rejection_reasons_uses_strict_greater_and_filter_order():
     thresholds = FilterThresholds(blank=0.5, blur=0.5, watermark=0.5, seal=0.5, inscription=0.5, padding=0.5)
-    scores = {"padding": 0.9, "blank": 0.6, "blur": 0.5, "watermark": 0.0, "seal": 0.51, "inscription": 0.1}
+    scores = {"padding": 0.9, "blank": 0.6, "blur": 0.5, "watermark": 0.0, "seal": 0.51, "inscription": 0.1,
+              "odd_colour": 1.0}
     assert rejection_reasons(scores, thresholds) == ["blank", "seal", "padding"]
 
 

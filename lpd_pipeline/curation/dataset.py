@@ -43,6 +43,7 @@ from lpd_pipeline.files import (
     write_text_atomic,
 )
 from lpd_pipeline.curation import dedup, filters, kind
+from lpd_pipeline.curation import tile_model as learned
 from lpd_pipeline.curation.tiling import tile_origins
 from lpd_pipeline.curation.workers import parallel_map
 from lpd_pipeline.settings import StorageLayout
@@ -55,15 +56,19 @@ SPLITS = (SPLIT_TRAIN, SPLIT_TEST_COLOR, SPLIT_TEST_INK)
 
 REJECTION_COLUMNS = ["item", "stage", "reason", "detail"]
 SCORE_COLUMNS = [f"score_{name}" for name in filters.FILTER_NAMES]
+# P(class) of the learned filter (tile_model) for the classes it decides; NaN where the rules decide.
+PROBABILITY_COLUMNS = [f"p_{name}" for name in filters.FILTER_NAMES]
 TILE_COLUMNS = [
     "tile_id", "painting_id", "split", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
+    *PROBABILITY_COLUMNS,
 ]
 # What a worker returns for an item it could not process: (reason, detail). Failures travel as values, not
 # exceptions: ImageDecodeError's fields would not survive pickling, and one bad file must not stop the map.
 JobFailure = tuple[str, str]
 # Bump when decoding or tile scoring changes so cached scores are recomputed and tile files rewritten.
 # 2: TIFF orientation applied once (oriented TIFFs decode differently), pair manifests.
-TILE_CACHE_VERSION = 2
+# 3: the odd_colour filter and the learned filter's probabilities.
+TILE_CACHE_VERSION = 3
 # Integrity records, so a re-run redoes exactly what is missing, damaged or stale:
 # per painting tile folder, {"version": TILE_CACHE_VERSION, "sha256": {file name: sha256}} of the pair files;
 # per export folder, {tile id: "<gray sha256>:<colour sha256>"} of the tile files each export was made from.
@@ -98,6 +103,10 @@ class CurationConfig(Settings):
     # file name, relative source path or painting id -> "colored" | "ink"
     kind_overrides: dict[str, str] = Field(
         default_factory=dict, description="painting id, source reference or file name -> 'colored' or 'ink'")
+    tile_model: str = Field(
+        "bundled", description="learned tile filter: 'bundled' (lpd_pipeline/curation/tile_model.json and "
+        "watermark_net.pt, used for the tile size they were trained on), 'none' (the rule filters alone, with "
+        "`thresholds`), or the path of a model JSON")
 
     @field_validator("tile_size")
     @classmethod
@@ -127,6 +136,17 @@ class CurationConfig(Settings):
             if kind_name not in (kind.KIND_COLORED, kind.KIND_INK):
                 raise ValueError(f"kind override for {key!r} must be 'colored' or 'ink', got {kind_name!r}")
         return value
+
+    @field_validator("tile_model")
+    @classmethod
+    def _tile_model(cls, value: str) -> str:
+        if value not in ("bundled", "none") and not Path(value).is_file():
+            raise ValueError(f"tile_model must be 'bundled', 'none' or an existing model file, got {value!r}")
+        return value
+
+    def learned_filter(self) -> learned.TileModel | None:
+        """The learned tile filter this config uses, or None (the rules decide every class)."""
+        return learned.resolve_model(self.tile_model, self.tile_size)
 
     @field_validator("workers")
     @classmethod
@@ -374,14 +394,20 @@ def cut_tiles(
         frames.append(frame)
     tiles = pd.concat(frames, ignore_index=True) if frames else _empty_tiles()
     for row in tiles[tiles["rejected_by"] != ""].itertuples():
-        scores = ", ".join(f"{name}={getattr(row, 'score_' + name):.3g}" for name in row.rejected_by.split(","))
+        scores = ", ".join(_why(row, name) for name in row.rejected_by.split(","))
         rejections.append(_rejection(row.tile_id, "filter", row.rejected_by.split(",")[0], scores))
     return tiles, rejections_frame(rejections)
 
 
+def _why(row, name: str) -> str:
+    """``seal=0.0123`` (rule score) or ``seal p=0.91`` (the learned filter's probability, where it decided)."""
+    probability = getattr(row, f"p_{name}")
+    return f"{name} p={probability:.2f}" if probability == probability else f"{name}={getattr(row, 'score_' + name):.3g}"
+
+
 def _empty_tiles() -> pd.DataFrame:
     columns = ["tile_id", "painting_id", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
-               "rejected_by"]
+               *PROBABILITY_COLUMNS, "rejected_by"]
     return pd.DataFrame(columns=columns)
 
 
@@ -398,10 +424,9 @@ def _tiles_of_painting(painting, layout: StorageLayout, config: CurationConfig) 
     scores, rgb = _load_or_score_tiles(painting, tile_dir, config)
     if scores.empty:
         return scores.assign(rejected_by=pd.Series(dtype=str), color_path="", gray_path="")
-    reasons = [
-        ",".join(filters.rejection_reasons(_scores_of(row), config.thresholds))
-        for row in scores[SCORE_COLUMNS].to_dict("records")
-    ]
+    model = config.learned_filter()
+    reasons = [",".join(_reasons(row, config, model)) for row in scores[SCORE_COLUMNS + PROBABILITY_COLUMNS]
+               .to_dict("records")]
     scores = scores.assign(rejected_by=reasons)
     kept = scores["rejected_by"] == ""
     relative_dir = tile_dir.relative_to(layout.root).as_posix()
@@ -416,11 +441,21 @@ def _scores_of(score_row: Mapping[str, float]) -> dict[str, float]:
     return {name: float(score_row[f"score_{name}"]) for name in filters.FILTER_NAMES}
 
 
-_SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS]
+def _reasons(row: Mapping[str, float], config: CurationConfig, model: learned.TileModel | None) -> list[str]:
+    """The filters rejecting a tile: the learned model's classes where it decides, the rules elsewhere."""
+    if model is None:
+        return filters.rejection_reasons(_scores_of(row), config.thresholds)
+    probabilities = {name: float(row[f"p_{name}"]) for name in filters.FILTER_NAMES if model.decides(name)}
+    return model.reasons(_scores_of(row), probabilities, config.thresholds)
+
+
+_SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS, *PROBABILITY_COLUMNS]
 
 
 def _score_cache_name(config: CurationConfig) -> str:
-    return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}.parquet"
+    model = config.learned_filter()
+    decider = "rules" if model is None else f"m{model.fingerprint()}"
+    return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}_{decider}.parquet"
 
 
 def score_cache_path(layout: StorageLayout, painting_id: str, config: CurationConfig) -> Path:
@@ -442,16 +477,24 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
         if cached is not None and set(_SCORE_CACHE_COLUMNS) <= set(cached.columns):
             return cached[_SCORE_CACHE_COLUMNS], None
     rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
-    rows = []
+    rows, tiles, rule_scores = [], [], []
     for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
-        tile = rgb[y:y + config.tile_size, x:x + config.tile_size]
+        tile = np.ascontiguousarray(rgb[y:y + config.tile_size, x:x + config.tile_size])
+        scores = filters.score_tile(tile)
         row = {
             "tile_id": tile_id(painting.painting_id, x, y, config.tile_size),
             "painting_id": painting.painting_id, "x": x, "y": y, "size": config.tile_size,
             "phash": _as_int64(dedup.perceptual_hash(tile)),
         }
-        row.update({f"score_{name}": float(value) for name, value in filters.score_tile(tile).items()})
+        row.update({f"score_{name}": float(value) for name, value in scores.items()})
+        row.update({column: float("nan") for column in PROBABILITY_COLUMNS})
         rows.append(row)
+        tiles.append(tile)
+        rule_scores.append(scores)
+    model = config.learned_filter()
+    if model is not None:
+        for row, probabilities in zip(rows, model.tile_probabilities(tiles, rule_scores)):
+            row.update({f"p_{name}": value for name, value in probabilities.items()})
     frame = pd.DataFrame(rows, columns=_SCORE_CACHE_COLUMNS)
     write_parquet_atomic(frame, cache_path)
     return frame, rgb
@@ -576,6 +619,8 @@ def assemble_dataset(
     repeated tiles are dropped (the first by tile id is kept).
     """
     kept_tiles = tiles[tiles["rejected_by"] == ""].sort_values("tile_id").reset_index(drop=True)
+    # Tiles scored by the rules alone may come without the learned filter's columns.
+    kept_tiles = kept_tiles.assign(**{c: np.nan for c in PROBABILITY_COLUMNS if c not in kept_tiles})
     representatives = paintings[paintings["is_representative"]].reset_index(drop=True)
     rejections: list[dict] = []
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding")
+FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding", "odd_colour")
 
 MIN_TILE_SIDE = 32
 # Watermark line tests (tuned with bench/filter_report.py): bright detail within a few px of ink darker than
@@ -41,6 +41,13 @@ MIN_GROUND_LIFT = 0.3
 # Seal edge test: the a* gradient (per px, 75th percentile along the red boundary) is at least this fraction of
 # the blob's a* contrast with its surroundings. Seals score 0.16-0.7 on real scans, ochre washes 0.06-0.13.
 SEAL_MIN_EDGE_SHARPNESS = 0.15
+# Odd colour: the paper (lightest quarter of the tile) may sit anywhere on the aged-silk locus, hue angle
+# PAPER_HUES (yellow to orange-brown) up to PAPER_MAX_CHROMA; its a*b* distance from that locus, in units of
+# ODD_COLOUR_UNIT, is the score. Neutral, cream and brown grounds score 0; mint, blue, violet or salmon casts
+# of old slides and faded prints score above 1.
+PAPER_HUES = (50.0, 100.0)
+PAPER_MAX_CHROMA = 45.0
+ODD_COLOUR_UNIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class FilterThresholds:
     seal: float = 0.007
     inscription: float = 0.03
     padding: float = 1.5
+    odd_colour: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         return {name: float(value) for name, value in asdict(self).items()}
@@ -669,6 +677,27 @@ def _padding(t: _Tile) -> float:
     return float(max(flat_lines, straight_edge, blocks))
 
 
+def _paper_colour(t: _Tile) -> tuple[float, float]:
+    """Median a*, b* of the lightest quarter of the tile: the ground (silk, paper), which a cast shifts."""
+    lightness, a, b = t.get("lab")
+    paper = lightness >= np.percentile(lightness, 75.0)
+    return float(np.median(a[paper])), float(np.median(b[paper]))
+
+
+def _odd_colour(t: _Tile) -> float:
+    a, b = _paper_colour(t)
+    chroma, hue = math.hypot(a, b), math.degrees(math.atan2(b, a))
+    if PAPER_HUES[0] <= hue <= PAPER_HUES[1]:
+        distance = max(0.0, chroma - PAPER_MAX_CHROMA)
+    else:  # distance to the nearer edge of the locus (a segment from neutral along each limiting hue)
+        distance = math.inf
+        for angle in PAPER_HUES:
+            ux, uy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            along = min(max(a * ux + b * uy, 0.0), PAPER_MAX_CHROMA)
+            distance = min(distance, math.hypot(a - along * ux, b - along * uy))
+    return float(distance / ODD_COLOUR_UNIT)
+
+
 _SCORERS = {
     "blank": _blank,
     "blur": _blur,
@@ -676,6 +705,7 @@ _SCORERS = {
     "seal": _seal,
     "inscription": _inscription,
     "padding": _padding,
+    "odd_colour": _odd_colour,
 }
 
 
@@ -728,6 +758,14 @@ def score_padding(rgb: np.ndarray) -> float:
     lines), a straight edge held along the whole tile (mount border, card edge; / 6 grey levels per pixel), and
     uniform saturated blocks (colour-checker patches; / 2 % of the tile)."""
     return _padding(_Tile(rgb))
+
+
+def score_odd_colour(rgb: np.ndarray) -> float:
+    """a*b* distance (/ 10) of the tile's ground (median colour of its lightest quarter) from the aged-silk
+    locus (hue 50-100 deg, chroma up to 45): a colour cast of an old slide or a faded print moves the ground off
+    it, toward mint, blue, violet or salmon. Strong pigments on a neutral or brown ground score 0. Casts along
+    the locus itself (an over-yellow print) are not caught by this rule (see docs/FILTER_RULES.md)."""
+    return _odd_colour(_Tile(rgb))
 
 
 def score_tile(rgb: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,212 @@
+"""The learned tile filter: boosted decision stumps over the tile features, one model per drop class, and the
+watermark CNN (:mod:`lpd_pipeline.curation.watermark_net`) for overlay text.
+
+Rule: where a model for a class is loaded, that class's decision is the model's (probability above the class's
+threshold, stored with the model); every other class, and every class when no model file is present or the
+tile size is not the one the model was trained on, falls back to the rule filter (``filters.rejection_reasons``).
+The model file is JSON (feature names, per class: a base log-odds, stumps ``[feature, split, left, right]`` and
+a threshold), written by ``bench/train_tile_model.py`` from the hand labels' train fold and small enough to ship
+(:data:`BUNDLED_MODEL`). Stumps on a logistic loss, not trees or a network: with ~330 labelled tiles they
+cross-validated as well as anything tried (a small CNN did worse on good tiles) and cost microseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from lpd_pipeline.curation import filters
+from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features
+from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
+from lpd_pipeline.files import sha256_file, write_text_atomic
+
+BUNDLED_MODEL = Path(__file__).with_name("tile_model.json")
+MODEL_FORMAT = 1
+
+
+class TileModelError(ValueError):
+    """A model file that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ClassModel:
+    """Boosted stumps for one class: log-odds = base + sum(left if x[feature] < split else right)."""
+
+    base: float
+    stumps: tuple[tuple[int, float, float, float], ...]
+    threshold: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(class) for a (n, features) array."""
+        features = np.atleast_2d(features)
+        logit = np.full(len(features), self.base)
+        for index, split, left, right in self.stumps:
+            logit += np.where(features[:, index] < split, left, right)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+
+@dataclass(frozen=True)
+class TileModel:
+    tile_size: int
+    classes: Mapping[str, ClassModel]
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    trained_on: str = ""
+    watermark: WatermarkNet | None = field(default=None, compare=False)
+
+    def probabilities(self, features: np.ndarray) -> dict[str, float]:
+        """P(class) of one tile's features, per stump-modelled class."""
+        return {name: float(model.probability(features)[0]) for name, model in self.classes.items()}
+
+    def tile_probabilities(self, tiles: Sequence[np.ndarray],
+                           rule_scores: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+        """P(class) per tile for every class the model decides (the watermark CNN's in one batch)."""
+        out = [self.probabilities(tile_features(tile, scores)) for tile, scores in zip(tiles, rule_scores)]
+        if self.watermark is not None and len(tiles):
+            for row, p in zip(out, self.watermark.probabilities(list(tiles))):
+                row["watermark"] = float(p)
+        return out
+
+    def decides(self, name: str) -> bool:
+        return name in self.classes or (name == "watermark" and self.watermark is not None)
+
+    def threshold(self, name: str) -> float:
+        if name == "watermark" and self.watermark is not None:
+            return self.watermark.threshold
+        return self.classes[name].threshold
+
+    def reasons(self, rule_scores: Mapping[str, float], probabilities: Mapping[str, float],
+                thresholds: filters.FilterThresholds) -> list[str]:
+        """The classes that reject this tile, in ``FILTER_NAMES`` order: the model's where it has a class
+        (probability > its threshold), the rule's elsewhere."""
+        by_rule = set(filters.rejection_reasons(rule_scores, thresholds))
+        reasons = []
+        for name in filters.FILTER_NAMES:
+            if self.decides(name):
+                value = float(probabilities[name])
+                if math.isnan(value):
+                    raise ValueError(f"model probability for {name!r} is NaN")
+                if value > self.threshold(name):
+                    reasons.append(name)
+            elif name in by_rule:
+                reasons.append(name)
+        return reasons
+
+    def to_json(self) -> str:
+        payload = {
+            "format": MODEL_FORMAT, "tile_size": self.tile_size, "feature_names": list(self.feature_names),
+            "trained_on": self.trained_on,
+            "classes": {name: {"base": m.base, "threshold": m.threshold, "stumps": [list(s) for s in m.stumps]}
+                        for name, m in self.classes.items()},
+        }
+        return json.dumps(payload, indent=1, sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """A short hash of the model (and the watermark weights): score caches of another model are not reused."""
+        digest = hashlib.sha256(self.to_json().encode())
+        if self.watermark is not None:
+            digest.update(sha256_file(self.watermark.path).encode())
+        return digest.hexdigest()[:12]
+
+    def save(self, path: Path) -> Path:
+        return write_text_atomic(Path(path), self.to_json() + "\n")
+
+
+def load_model(path: Path | str) -> TileModel:
+    """Read a model file; :class:`TileModelError` naming the file and the reason when it is unusable."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TileModelError(f"{path}: cannot read the tile model ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise TileModelError(f"{path}: not a tile model of format {MODEL_FORMAT}")
+    if tuple(payload.get("feature_names", ())) != FEATURE_NAMES:
+        raise TileModelError(f"{path}: trained on other features than this code computes; retrain it with "
+                             "bench/train_tile_model.py")
+    try:
+        classes = {name: ClassModel(float(c["base"]), tuple((int(i), float(s), float(l), float(r))
+                                                              for i, s, l, r in c["stumps"]), float(c["threshold"]))
+                   for name, c in payload["classes"].items()}
+        tile_size = int(payload["tile_size"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise TileModelError(f"{path}: malformed tile model ({error!r})") from None
+    unknown = sorted(set(classes) - set(filters.FILTER_NAMES))
+    bad_index = [n for n, m in classes.items() if any(not 0 <= s[0] < len(FEATURE_NAMES) for s in m.stumps)]
+    if unknown or bad_index:
+        raise TileModelError(f"{path}: unknown classes {unknown} or feature indices out of range in {bad_index}")
+    return TileModel(tile_size, classes, FEATURE_NAMES, str(payload.get("trained_on", "")))
+
+
+@functools.cache
+def resolve_model(setting: str, tile_size: int) -> TileModel | None:
+    """The model a curation setting names (``bundled``, ``none`` or the path of a model JSON, with the watermark
+    weights beside it as ``watermark_net.pt`` when present), or None for the rules: also when the bundled file is
+    absent or the model was trained on another tile size. Loaded once per process."""
+    if setting == "none":
+        return None
+    path = BUNDLED_MODEL if setting == "bundled" else Path(setting)
+    if setting == "bundled" and not path.is_file():
+        return None
+    model = load_model(path)
+    if model.tile_size != tile_size:
+        return None
+    weights = path.with_name(BUNDLED_WEIGHTS.name)
+    return replace(model, watermark=WatermarkNet(weights)) if weights.is_file() else model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fitting (used by bench/train_tile_model.py)
+
+
+def _bin_edges(features: np.ndarray, bins: int) -> list[np.ndarray]:
+    quantiles = np.linspace(0, 1, bins + 1)[1:-1]
+    return [np.unique(np.quantile(features[:, j], quantiles)) for j in range(features.shape[1])]
+
+
+def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, learning_rate: float = 0.1,
+              l2: float = 1.0, bins: int = 32, threshold: float = 0.5) -> ClassModel:
+    """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits)."""
+    labels = np.asarray(labels, np.float64)
+    edges = _bin_edges(features, bins)
+    binned = np.stack([np.searchsorted(e, features[:, j], side="right") for j, e in enumerate(edges)], axis=1)
+    width = max(len(e) for e in edges) + 1
+    prior = float(np.clip(labels.mean(), 1e-3, 1 - 1e-3))
+    base = math.log(prior / (1 - prior))
+    logit = np.full(len(labels), base)
+    stumps = []
+    for _ in range(rounds):
+        best = _best_stump(binned, edges, labels, logit, width, l2)
+        if best is None:
+            break
+        index, split, left, right = best
+        stumps.append((index, split, learning_rate * left, learning_rate * right))
+        logit += np.where(features[:, index] < split, learning_rate * left, learning_rate * right)
+    return ClassModel(base, tuple(stumps), threshold)
+
+
+def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, logit: np.ndarray,
+                width: int, l2: float) -> tuple[int, float, float, float] | None:
+    p = 1.0 / (1.0 + np.exp(-logit))
+    grad, hess = p - labels, p * (1 - p)
+    total_g, total_h = grad.sum(), hess.sum()
+    parent = total_g**2 / (total_h + l2)
+    best_gain, best = 1e-12, None
+    for j in range(binned.shape[1]):
+        g_left = np.cumsum(np.bincount(binned[:, j], grad, width))[:-1]
+        h_left = np.cumsum(np.bincount(binned[:, j], hess, width))[:-1]
+        g_right, h_right = total_g - g_left, total_h - h_left
+        ok = (h_left > 1.0) & (h_right > 1.0)
+        gain = np.where(ok, g_left**2 / (h_left + l2) + g_right**2 / (h_right + l2) - parent, -1.0)
+        k = int(np.argmax(gain))
+        if gain[k] > best_gain and k < len(edges[j]):
+            best_gain = float(gain[k])
+            best = (j, float(edges[j][k]), float(-g_left[k] / (h_left[k] + l2)),
+                    float(-g_right[k] / (h_right[k] + l2)))
+    return best

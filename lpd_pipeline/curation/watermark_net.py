@@ -1,0 +1,78 @@
+"""A tiny CNN that tells overlay text (site logos, URLs, studio names) from painting, for the watermark filter.
+
+Rule: the network sees the whole tile at 128 px (area-downscaled RGB), five blocks of 3x3 convolution,
+BatchNorm (eval statistics), ReLU and 2x2 max pooling (max pooling keeps thin bright or dark strokes; strided
+convolutions alone did not learn), then the max and mean of its last feature map: a mark in a corner counts as
+much as one across the middle. It outputs P(watermark). Trained by ``bench/train_watermark_net.py`` on
+generated overlays (:mod:`lpd_pipeline.curation.synthetic_watermarks`) over tiles of the hand labels'
+train-fold paintings, against the same tiles clean and every labelled non-watermark tile (inscriptions and
+seals are the hard negatives: they are text and marks too). Weights: :data:`BUNDLED_WEIGHTS` (a plain
+``state_dict``, loaded with ``weights_only=True``); absent, the watermark rule decides. Torch is imported only
+when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+BUNDLED_WEIGHTS = Path(__file__).with_name("watermark_net.pt")
+INPUT_SIDE = 128
+CHANNELS = (3, 16, 24, 32, 48, 48)
+
+
+def build_network():
+    """The network (untrained): 128 px RGB in, one logit out (torch imported here, not with the module)."""
+    import torch
+    import torch.nn as nn
+
+    class WatermarkCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = []
+            for c_in, c_out in zip(CHANNELS[:-1], CHANNELS[1:]):
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                           nn.MaxPool2d(2)]
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Linear(2 * CHANNELS[-1], 1)
+            # The decision threshold on P(watermark), calibrated by the training script, saved with the weights.
+            self.register_buffer("threshold", torch.tensor(0.5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.body(x)
+            return self.head(torch.cat([h.amax(dim=(2, 3)), h.mean(dim=(2, 3))], dim=1))[:, 0]
+
+    return WatermarkCNN()
+
+
+def network_input(tiles: list[np.ndarray]):
+    """A float tensor (n, 3, 128, 128) in [0, 1] from uint8 RGB tiles of any size >= 32."""
+    import torch
+
+    small = [cv2.resize(t, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_AREA) for t in tiles]
+    return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class WatermarkNet:
+    """Loaded weights and the probability of a watermark per tile."""
+
+    def __init__(self, path: Path | str = BUNDLED_WEIGHTS) -> None:
+        import torch
+
+        self.path = Path(path)
+        self.network = build_network()
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            self.network.load_state_dict(state)
+        except (OSError, RuntimeError, KeyError, ValueError) as error:
+            raise ValueError(f"{self.path}: cannot load the watermark network ({error})") from None
+        self.network.eval()
+        self.threshold = float(self.network.threshold)
+
+    def probabilities(self, tiles: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return torch.sigmoid(self.network(network_input(tiles))).numpy().astype(np.float64)

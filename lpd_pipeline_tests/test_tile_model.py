@@ -1,0 +1,138 @@
+"""The learned tile filter: features, boosted stumps, the model file, and how decisions fall back to the rules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lpd_pipeline.curation import dataset as curation
+from lpd_pipeline.curation import tile_model
+from lpd_pipeline.curation.filters import FILTER_NAMES, FilterThresholds, score_tile
+from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features
+from lpd_pipeline_tests.test_filters import landscape, paper, with_seal
+
+THRESHOLDS = FilterThresholds()
+
+
+def test_features_are_named_finite_and_reuse_rule_scores():
+    tile = with_seal(landscape(128, 2))
+    scores = score_tile(tile)
+    features = tile_features(tile, scores)
+    assert features.shape == (len(FEATURE_NAMES),) and len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+    assert np.isfinite(features).all()
+    assert np.array_equal(features, tile_features(tile))  # scores computed when not given: the same
+    assert [features[FEATURE_NAMES.index(f"rule_{n}")] for n in FILTER_NAMES] == [scores[n] for n in FILTER_NAMES]
+
+
+def test_red_blob_features_see_a_stamp():
+    clean, stamped = landscape(128, 1), with_seal(landscape(128, 1))
+    index = FEATURE_NAMES.index("red_blob15_score")
+    assert tile_features(stamped)[index] > 10 * tile_features(clean)[index] + 1e-4
+
+
+def test_fit_class_separates_a_simple_rule_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 2] > 0.3).astype(float)
+    model = tile_model.fit_class(x, y, rounds=60)
+    p = model.probability(x)
+    assert ((p > 0.5) == (y > 0)).mean() > 0.97
+    assert [s[0] for s in model.stumps].count(2) > 0.8 * len(model.stumps)  # mostly the informative feature
+    assert tile_model.fit_class(x, y, rounds=60) == model
+
+
+def _toy_model(threshold: float = 0.5) -> tile_model.TileModel:
+    index = FEATURE_NAMES.index("rule_seal")
+    seal = tile_model.ClassModel(0.0, ((index, 0.001, -5.0, 5.0),), threshold)
+    return tile_model.TileModel(64, {"seal": seal})
+
+
+def test_model_decides_its_classes_and_rules_decide_the_rest():
+    model = _toy_model()
+    scores = {name: 0.0 for name in FILTER_NAMES}
+    scores["blank"] = 0.9  # rule fires: blank is not modelled, so the rule decides
+    scores["seal"] = 0.5  # rule fires, but the model decides seal
+    assert model.reasons(scores, {"seal": 0.2}, THRESHOLDS) == ["blank"]
+    assert model.reasons(scores, {"seal": 0.9}, THRESHOLDS) == ["blank", "seal"]
+    with pytest.raises(ValueError, match="NaN"):
+        model.reasons(scores, {"seal": float("nan")}, THRESHOLDS)
+
+
+def test_model_file_round_trip_and_clear_refusals(tmp_path):
+    model = _toy_model(0.7)
+    path = model.save(tmp_path / "m.json")
+    loaded = tile_model.load_model(path)
+    assert loaded == model and loaded.fingerprint() == model.fingerprint()
+    payload = json.loads(path.read_text())
+    payload["feature_names"] = payload["feature_names"][:-1]
+    (tmp_path / "old.json").write_text(json.dumps(payload))
+    with pytest.raises(tile_model.TileModelError, match="old.json.*other features"):
+        tile_model.load_model(tmp_path / "old.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(tile_model.TileModelError, match="bad.json.*cannot read"):
+        tile_model.load_model(tmp_path / "bad.json")
+    payload = json.loads(path.read_text())
+    payload["classes"]["seal"]["stumps"] = [[999, 0.0, 0.0, 0.0]]
+    (tmp_path / "index.json").write_text(json.dumps(payload))
+    with pytest.raises(tile_model.TileModelError, match="out of range"):
+        tile_model.load_model(tmp_path / "index.json")
+
+
+def test_resolve_model_falls_back_to_rules(tmp_path):
+    assert tile_model.resolve_model("none", 256) is None
+    path = _toy_model().save(tmp_path / "toy.json")
+    assert tile_model.resolve_model(str(path), 64).classes.keys() == {"seal"}
+    assert tile_model.resolve_model(str(path), 128) is None  # trained on another tile size: rules
+    if tile_model.BUNDLED_MODEL.is_file():
+        bundled = tile_model.resolve_model("bundled", 256)
+        assert bundled is not None and set(bundled.classes) <= set(FILTER_NAMES)
+        assert tile_model.resolve_model("bundled", 64) is None
+
+
+def test_bundled_model_is_small_enough_to_ship():
+    if not tile_model.BUNDLED_MODEL.is_file():
+        pytest.skip("no bundled tile model in this checkout: the rules decide (bench/train_tile_model.py)")
+    total = tile_model.BUNDLED_MODEL.stat().st_size
+    weights = tile_model.BUNDLED_MODEL.with_name("watermark_net.pt")
+    total += weights.stat().st_size if weights.is_file() else 0
+    assert total < 2 * 1024 * 1024
+
+
+def test_config_names_the_decider_and_refuses_missing_model_files(tmp_path):
+    assert curation.CurationConfig(tile_model="none").learned_filter() is None
+    with pytest.raises(ValueError, match="tile_model"):
+        curation.CurationConfig(tile_model=str(tmp_path / "missing.json"))
+    toy = _toy_model().save(tmp_path / "toy.json")
+    config = curation.CurationConfig(tile_model=str(toy), tile_size=64, stride=64)
+    assert config.learned_filter() is not None
+    assert curation._score_cache_name(config) != curation._score_cache_name(config.model_copy(
+        update={"tile_model": "none"}))
+
+
+def test_cut_tiles_uses_the_model_and_records_probabilities(tmp_path):
+    from lpd_pipeline.imaging import save_image
+    from lpd_pipeline.settings import StorageLayout
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    image = np.concatenate([landscape(64, 0), with_seal(landscape(64, 1))], axis=1)
+    save_image(raw / "p.png", image)
+    from lpd_pipeline.sources.local import scan_local_folder
+
+    toy = _toy_model().save(tmp_path / "toy.json")
+    layout = StorageLayout(tmp_path / "storage")
+    results = {}
+    for decider in (str(toy), "none"):
+        config = curation.CurationConfig(workers=1, tile_size=64, stride=64, tile_model=decider)
+        items, _ = scan_local_folder(raw)
+        paintings, _ = curation.ingest_paintings(items, config)
+        marked, _ = curation.dedup_paintings(paintings, config)
+        tiles, _ = curation.cut_tiles(marked, layout, config)
+        results[decider] = tiles.sort_values("x")
+    learned = results[str(toy)]
+    assert not math.isnan(learned["p_seal"].iloc[1]) and learned["p_blank"].isna().all()
+    assert "seal" in learned["rejected_by"].iloc[1].split(",")
+    assert results["none"]["p_seal"].isna().all()
