@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--consistency", choices=["anchor", "none"], default=default("consistency"),
                         help=helptext("consistency"))
     parser.add_argument("--anchor-size", type=int, default=default("anchor_size"), help=helptext("anchor_size"))
+    parser.add_argument("--palette", default=default("palette"), help=helptext("palette"))
     parser.add_argument("--batch-size", type=int, default=default("batch_size"), help=helptext("batch_size"))
     parser.add_argument("--device", default=default("device"), help=helptext("device"))
     parser.add_argument("--max-pixels", type=int, default=default("max_pixels"), help=helptext("max_pixels"))
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = RenderSettings(
             mode=args.mode, tile=args.tile, overlap=args.overlap, window=args.window,
             keep_luminance=args.keep_luminance, scale=args.scale, consistency=args.consistency,
-            anchor_size=args.anchor_size, batch_size=args.batch_size, device=args.device,
+            anchor_size=args.anchor_size, palette=args.palette, batch_size=args.batch_size, device=args.device,
             max_pixels=args.max_pixels)
     except ValidationError as exc:
         print(f"error: invalid settings:\n{exc}", file=sys.stderr)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"using the {choice.describe()}"
                   + ("" if choice.source == "best" else " (no evaluated best checkpoint yet)"), file=sys.stderr)
             checkpoint = choice.path
-        model = load_render_model(checkpoint, settings.device)
+        model = load_render_model(checkpoint, settings.device, palette=settings.palette)
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
