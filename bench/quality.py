@@ -1,7 +1,7 @@
 """The colour-quality ladder: each variant trained on the same curated tiles for the same budget, scored alike.
 
     python bench/quality.py [--storage /tmp/quality_storage] [--shared ../shared] [--size 128] [--images 2000]
-                            [--seed 0] [--ink-tiles 200] [--threads 2] [--out bench/quality_runs]
+                            [--seed 0] [--ink-tiles 200] [--ngf 64] [--threads 2] [--out bench/quality_runs]
                             [--variants gray unet256 unet256-lab unet256-labcls unet256-labcls-aug-cf]
 
 1. Tiles: ``--storage`` holds a curated dataset; when it has none, ``paintings/colored`` and ``paintings/ink`` of
@@ -116,7 +116,7 @@ def test_tiles(root: Path, ink_tiles: int, seed: int) -> dict[str, np.ndarray]:
 
 
 # ---- training and scoring -------------------------------------------------------------------------------
-def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed: int):
+def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed: int, ngf: int):
     """Train ``name`` for about ``images`` images (whole epochs); returns (loaded generator, images seen, seconds)."""
     from lpd_pipeline.training.checkpoints import load_generator
     from lpd_pipeline.training.config import TrainConfig
@@ -126,9 +126,10 @@ def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed
     table = root / "dataset" / "tiles.parquet"
     n_train = len(read_split_tiles(table, "train"))
     epochs = max(1, round(images / n_train))
-    config = TrainConfig(**VARIANTS[name], tile_size=size, seed=seed, device="cpu", n_epochs=math.ceil(epochs / 2),
+    config = TrainConfig(**VARIANTS[name], tile_size=size, seed=seed, ngf=ngf, ndf=ngf, device="cpu",
+                         n_epochs=math.ceil(epochs / 2),
                          n_epochs_decay=epochs // 2, checkpoint_every=epochs)
-    run_dir = out / "runs" / f"{name}-{size}-{images}-s{seed}"
+    run_dir = out / "runs" / name
     result = train(config, table, root, run_dir, restart=True, store_dir=root / "quality_stores" / "train")
     wall = float(result.history[-1]["wall_time_s"]) if result.history else float("nan")
     return load_generator(result.checkpoints[-1], mode="eval"), epochs * n_train, wall
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ink-tiles", type=int, default=200)
+    parser.add_argument("--ngf", type=int, default=64, help="generator and discriminator width (64: the paper's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "quality_runs")
     parser.add_argument("--variants", nargs="+", default=["gray", "unet256", "unet256-lab", "unet256-labcls",
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         curate(args.storage, args.shared)
     root = downscaled_storage(args.storage, args.size)
     tiles = test_tiles(root, args.ink_tiles, args.seed)
-    out = args.out / f"size{args.size}-images{args.images}-seed{args.seed}"
+    out = args.out / f"size{args.size}-images{args.images}-ngf{args.ngf}-seed{args.seed}"
     rows_path = out / "rows.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
 
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
             ink_generated = np.repeat(tiles["ink_gray"][..., None], 3, axis=3)
             seen, wall = 0, 0.0
         else:
-            loaded, seen, wall = train_variant(name, root, out, args.size, args.images, args.seed)
+            loaded, seen, wall = train_variant(name, root, out, args.size, args.images, args.seed, args.ngf)
             generated = generate(loaded, tiles["gray"])
             ink_generated = generate(loaded, tiles["ink_gray"])
         values, per_tile = score(name, generated, ink_generated, tiles, models, real_stats)
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                              tiles["ink_gray"][ink_pick], ink_generated[ink_pick])
         imaging.save_image(out / "sheets" / f"{name}.png", sheet)
         rows[name] = {**values, "images_seen": seen, "wall_s": wall, "size": args.size, "seed": args.seed,
+                      "ngf": args.ngf,
                       "threads": args.threads, "score_s": time.perf_counter() - started - wall}
         write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
         print(f"{name}: LPIPS {values['lpips']:.4f} dE {values['delta_e']:.2f} KID {values['kid']:.4f} "

@@ -4,7 +4,8 @@ The rule: a network's shape follows from the config's model fields alone (``trai
 backbone, colour space, norm, widths, dropout, tile size, ab bins, spectral norm), so training, checkpoint
 loading, export and rendering rebuild the very same modules. Weights are left at PyTorch defaults (training
 applies ``networks.init_weights``; loading overwrites them). ``labcls`` wraps the backbone in
-``abbins.AbBinsGenerator`` (bin logits out; bins, prior and temperature as buffers).
+``abbins.AbBinsGenerator`` (bin logits out; bins, prior and temperature as buffers); ``palette`` wraps the
+generator in ``palette.PaletteConditioned`` (palette planes in; bins and presets as buffers).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from lpd_pipeline.models import abbins
+from lpd_pipeline.models import abbins, palette
 from lpd_pipeline.models.colorspace import channels
 from lpd_pipeline.models.networks import build_discriminator, build_generator
 
@@ -27,7 +28,7 @@ def build_model_generator(config: "TrainConfig") -> nn.Module:
     classes = config.color_space == "labcls"
     net = build_generator(
         config.backbone,
-        in_channels=in_ch,
+        in_channels=in_ch + (palette.palette_size(config.palette_grid) + 1 if config.palette else 0),
         out_channels=abbins.count_bins(config.ab_grid) if classes else out_ch,
         ngf=config.ngf,
         norm=config.norm,
@@ -36,6 +37,8 @@ def build_model_generator(config: "TrainConfig") -> nn.Module:
     )
     if classes:
         net = abbins.AbBinsGenerator(net, config.ab_grid, config.annealed_temperature, config.rebalance_lambda)
+    if config.palette:
+        net = palette.PaletteConditioned(net, config.palette_grid)
     return net
 
 

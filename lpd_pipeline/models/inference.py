@@ -19,27 +19,31 @@ DEFAULT_INFERENCE_MODE = "eval"
 INFERENCE_SEED = 0
 
 
-def generator_forward(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *, seed: int = INFERENCE_SEED
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def generator_forward(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *, seed: int = INFERENCE_SEED,
+                      palette: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(inputs, outputs)`` of the generator for uint8 gray tiles ``[N, H, W]`` (float32, on the net's device).
 
     ``outputs`` are the network outputs in [-1, 1] (RGB, or a*b* for lab; for labcls the annealed-mean a*b* of
     its bin logits, decoded with the bins, prior and temperature stored in the model): what a blender averages
-    before ``decode_output`` turns them into pixels.
+    before ``decode_output`` turns them into pixels. ``palette`` (``[P]`` or ``[N, P]``, see models/palette.py)
+    conditions a palette-trained generator; without one such a generator colours as it learned to without.
     """
     device = next(net.parameters()).device
     inputs, _ = encode_batch(gray_u8.to(device), None, space)
     devices = [device] if device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        outputs = net(inputs).float()
+        if palette is not None and not hasattr(net, "palette_bins"):
+            raise ValueError("a palette was given, but this generator was not trained with palette control")
+        # A palette-conditioned generator gets the palette (or none: it was trained to work without one).
+        outputs = (net(inputs, palette) if hasattr(net, "palette_bins") else net(inputs)).float()
         if space == "labcls":  # bin logits -> the annealed-mean a*b*, in the lab encoding
             outputs = net.decode_ab(outputs)
     return inputs, outputs
 
 
-def colorize_tiles(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *, seed: int = INFERENCE_SEED
-                   ) -> torch.Tensor:
+def colorize_tiles(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *, seed: int = INFERENCE_SEED,
+                   palette: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 RGB ``[N, H, W, 3]`` (on CPU) for uint8 gray tiles ``[N, H, W]``."""
-    inputs, outputs = generator_forward(net, space, gray_u8, seed=seed)
+    inputs, outputs = generator_forward(net, space, gray_u8, seed=seed, palette=palette)
     return decode_output(inputs, outputs, space).cpu()

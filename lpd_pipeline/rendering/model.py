@@ -20,10 +20,12 @@ import numpy as np
 import torch
 
 from lpd_pipeline.files import read_json_object
+from lpd_pipeline.imaging import DEFAULT_MAX_PIXELS, decode_image
 from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, rgb_to_lab
 from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forward
 from lpd_pipeline.models.networks import unet_num_downs
 from lpd_pipeline.models.options import AB_SPACES, variant_key
+from lpd_pipeline.models.palette import histograms as palette_histograms
 from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.checkpoints import (
@@ -37,6 +39,8 @@ from lpd_pipeline.training.checkpoints import (
 
 log = logging.getLogger(__name__)
 
+# A palette painting is read with its long side at most this many pixels (a histogram needs no more).
+PALETTE_SIDE = 512
 # Channels of a chroma prediction: a*, b*, then the model's own L* (used only without keep_luminance).
 CHROMA_CHANNELS = 3
 
@@ -53,6 +57,7 @@ class RenderModel:
     checkpoint: str
     epoch: int | None
     origin: str  # "lpd" or "pix2pix-reference"
+    palette: torch.Tensor | None = None  # one palette for every tile (models/palette.py); None: the model's own
 
     @property
     def device(self) -> torch.device:
@@ -69,7 +74,8 @@ class RenderModel:
         lab models: a*b* from the output, L* from the input (the model predicts none); rgb models: the Lab of
         the RGB output.
         """
-        inputs, outputs = generator_forward(self.net, self.color_space, torch.from_numpy(gray_tiles))
+        inputs, outputs = generator_forward(self.net, self.color_space, torch.from_numpy(gray_tiles),
+                                            palette=self.palette)
         with torch.no_grad():
             if self.color_space in AB_SPACES:
                 ab = outputs.clamp(-1.0, 1.0) * AB_SCALE
@@ -89,8 +95,39 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def load_render_model(path: str | os.PathLike, device: str = "auto") -> RenderModel:
-    """Load an lpd generator export / training checkpoint, or a reference pix2pix ``latest_net_G.pth``."""
+def resolve_palette(model: RenderModel, spec: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """The palette ``spec`` names for ``model``: one of its presets (``blue-green``, ``ochre``...: learned from its
+    training set), else a painting file whose global a*b* histogram is the palette (read downscaled)."""
+    net = model.net
+    if not hasattr(net, "palette_bins"):
+        raise ValueError(f"palette {spec!r} asked for, but the {model.variant} generator {model.checkpoint} was "
+                         "not trained with palette control (palette: true)")
+    if spec in net.preset_names():
+        return net.preset(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"palette {spec!r} is neither a preset of this generator ({', '.join(net.preset_names())}) "
+                         "nor an image file")
+    import cv2
+
+    image = decode_image(path, max_pixels)
+    scale = PALETTE_SIDE / max(image.shape[:2])
+    if scale < 1:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return palette_histograms(image[None], net.palette_centers.cpu())[0]
+
+
+def load_render_model(path: str | os.PathLike, device: str = "auto", palette: str = "") -> RenderModel:
+    """Load an lpd generator export / training checkpoint, or a reference pix2pix ``latest_net_G.pth``;
+    ``palette`` (a preset name or a painting file, see :func:`resolve_palette`) conditions every tile."""
+    model = _load_render_model(path, device)
+    if palette:
+        model.palette = resolve_palette(model, palette)
+    return model
+
+
+def _load_render_model(path: str | os.PathLike, device: str) -> RenderModel:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")

@@ -51,6 +51,9 @@ class RenderSettings(Settings):
     anchor_size: int = Field(
         0, ge=0,
         description="short side in pixels of the anchor pass's downscaled painting; 0: the tile size")
+    palette: str = Field(
+        "", description="palette control: a preset of the generator (e.g. blue-green, ochre) or a painting file "
+                        "whose colours every tile follows; only for generators trained with palette: true")
     batch_size: int = Field(8, ge=1, description="tiles per forward pass")
     device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'")
     max_pixels: int = Field(

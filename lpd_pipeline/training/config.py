@@ -36,6 +36,8 @@ MODEL_FIELDS = (
     "ab_grid",
     "annealed_temperature",
     "spectral_norm",
+    "palette",
+    "palette_grid",
 )
 # Fields of the optimisation itself. A checkpoint restores the optimizer and scheduler as they were, so
 # resuming with other values would record settings that never applied: resume refuses (restart instead).
@@ -54,6 +56,7 @@ OPTIMISATION_FIELDS = (
     "ink_augment",
     "lambda_colorfulness",
     "target_saturation",
+    "palette_drop",
 )
 # The schedule may grow on resume ("train 50 epochs more"): the lr rule is rebuilt from the config, so a
 # longer schedule applies from the next epoch. It may not shrink below the checkpoint's epoch.
@@ -102,6 +105,11 @@ class TrainConfig(Settings):
         1.0, ge=0.5, le=2.0, description="scale the targets' a*b* by this (1: off; e.g. 1.15: mildly saturated)")
     spectral_norm: bool = Field(
         False, description="spectral norm on every discriminator conv (its norm layers dropped)")
+    # Palette control (models/palette.py): a global ab histogram as extra generator input.
+    palette: bool = Field(False, description="condition the generator on a global ab histogram (palette control)")
+    palette_grid: int = Field(30, ge=10, le=60, description="palette ab bin step in Lab units (30: 40 bins)")
+    palette_drop: float = Field(
+        0.5, ge=0, le=1, description="probability a training tile gets no palette (the model works without one)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of both networks")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")

@@ -27,6 +27,7 @@ from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.models.colorspace import encode_batch
 from lpd_pipeline.models.abbins import prior_from_tiles
 from lpd_pipeline.models.build import build_model_discriminator, build_model_generator
+from lpd_pipeline.models.palette import histograms as palette_histograms
 from lpd_pipeline.models.networks import GANLoss, init_weights
 from lpd_pipeline.training.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -224,22 +225,28 @@ class Pix2PixModel:
             loss.backward()
             optimizer.step()
 
-    def encode(self, gray_u8: torch.Tensor, color_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 tiles (any device) -> float inputs/targets on the model device, in its memory format."""
+    def encode(self, gray_u8: torch.Tensor, color_u8: torch.Tensor):
+        """uint8 tiles (any device) -> ``(inputs, targets, palette)``: floats on the model device, in its memory
+        format; ``palette`` is None, or with ``config.palette`` each tile's own (histogram, given-flag), the flag
+        drawn from the global RNG (the epoch's stream, restored on resume) with probability 1 - palette_drop."""
         non_blocking = self.device.type == "cuda"
         gray_u8 = gray_u8.to(self.device, non_blocking=non_blocking)
         color_u8 = color_u8.to(self.device, non_blocking=non_blocking)
         real_a, real_b = encode_batch(gray_u8, color_u8, self.config.color_space)
         real_b = saturate_targets(real_b, self.config.color_space, self.config.target_saturation)
+        palette = None
+        if self.config.palette:
+            given = (torch.rand(len(color_u8)) >= self.config.palette_drop).to(self.device)
+            palette = (palette_histograms(color_u8, self.generator.palette_centers), given)
         return (real_a.contiguous(memory_format=self.memory_format),
-                real_b.contiguous(memory_format=self.memory_format))
+                real_b.contiguous(memory_format=self.memory_format), palette)
 
-    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
-        """One pix2pix update (networks in train mode, see train_mode).
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor, palette=None) -> torch.Tensor:
+        """One pix2pix update (networks in train mode, see train_mode); ``palette`` as ``encode`` gives it.
 
         Returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
         with self._autocast():
-            logits = self.g_forward(real_a)
+            logits = self.g_forward(real_a, *palette) if palette is not None else self.g_forward(real_a)
             # labcls: D judges (and L1/colourfulness see) the annealed-mean decode of the bin logits.
             fake_b = self.generator.decode_ab(logits) if self.classes else logits
 
@@ -282,6 +289,11 @@ class Pix2PixModel:
         generator (a buffer: saved with every checkpoint; a resumed run loads the saved one)."""
         if self.classes:
             self.generator.set_prior(prior_from_tiles(color_u8, self.generator.centers.cpu()))
+
+    def set_palette_presets(self, color_u8) -> None:
+        """palette: the presets (k-means of the training tiles' palettes) into the generator (saved with it)."""
+        if self.config.palette:
+            self.generator.set_presets(color_u8)
 
     def end_epoch(self) -> None:
         self.scheduler_g.step()
@@ -487,6 +499,7 @@ def _train(
     _seed_everything(config.seed)
     model = Pix2PixModel(config, device, dist_ctx)
     model.set_ab_prior(store.color())
+    model.set_palette_presets(store.color())
     state = _resume(model, config, run_dir, store, dist_ctx) if resume else _RunState()
 
     total_epochs = config.total_epochs
@@ -603,10 +616,10 @@ def _run_epoch(model: Pix2PixModel, loader, sampler: EpochIndexSampler, epoch: i
         bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{config.total_epochs}", leave=False)
         iterator = bar
     for gray_u8, color_u8 in iterator:
-        real_a, real_b = model.encode(gray_u8, color_u8)
-        loss_sums += model.train_step(real_a, real_b)
+        batch = model.encode(gray_u8, color_u8)
+        loss_sums += model.train_step(*batch)
         batches += 1
-        images += real_a.shape[0]
+        images += batch[0].shape[0]
         state.global_step += 1
         if on_step is not None:
             on_step(state.global_step, model.generator, model.discriminator)

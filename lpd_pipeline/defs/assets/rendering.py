@@ -160,7 +160,7 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
                 rows.append(old)
                 continue
             if model is None:
-                model = load_render_model(choice.path, settings.device)
+                model = load_render_model(choice.path, settings.device, palette=settings.palette)
             try:
                 report = render_file(painting["path"], output, model, settings, preview_path=preview)
             except (RenderInputError, ValueError, OSError) as exc:
