@@ -45,9 +45,12 @@ from lpd_pipeline.evaluation.testsets import load_test_set  # noqa: E402
 from lpd_pipeline.models.colorspace import encode_batch  # noqa: E402
 from lpd_pipeline.models.options import variant_key  # noqa: E402
 from lpd_pipeline.settings import StorageLayout  # noqa: E402
-from lpd_pipeline.training.checkpoints import build_model_generator, export_generator, read_checkpoint_table  # noqa: E402
+from lpd_pipeline.models.build import build_model_generator  # noqa: E402
+from lpd_pipeline.training.checkpoints import export_generator, read_checkpoint_table  # noqa: E402
 from lpd_pipeline.training.config import TrainConfig  # noqa: E402
 from lpd_pipeline.training.data import data_fingerprint, read_split_tiles  # noqa: E402
+
+BENCH_SETTINGS = ("device", "batch_size", "bootstrap")  # the EvaluationSettings fields this bench takes
 
 
 def _landscape_like(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -109,7 +112,7 @@ def _floor(checkpoint: Path, gray: np.ndarray, real: np.ndarray, models, device:
     return {"generation": generator_s, "features": inception_s, "metrics": lpips_s}
 
 
-def speed(args: argparse.Namespace) -> None:
+def speed(args: argparse.Namespace, settings: EvaluationSettings) -> None:
     torch.set_num_threads(args.threads) if args.threads else None
     root = Path(tempfile.mkdtemp(prefix="lpd-eval-bench-"))
     try:
@@ -118,11 +121,10 @@ def speed(args: argparse.Namespace) -> None:
         _synthetic_storage(root, args.n_color, args.n_ink, args.size)
         checkpoint = _checkpoint(layout, args.backbone, args.ngf, args.size)
         table = pd.DataFrame({"epoch": [1], "path": [str(checkpoint)]})
-        settings = EvaluationSettings(device=args.device, batch_size=args.batch_size, bootstrap=args.bootstrap)
         variant = variant_key(args.backbone)
 
         started = time.perf_counter()
-        models = default_models(args.device)
+        models = default_models(settings.device)
         load_s = time.perf_counter() - started
         tiles = load_test_set(layout)
         started = time.perf_counter()
@@ -130,7 +132,7 @@ def speed(args: argparse.Namespace) -> None:
         real_s = time.perf_counter() - started
         gray = np.concatenate([np.asarray(tiles.color.gray()), np.asarray(tiles.ink.gray())])
         real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
-        _floor(checkpoint, gray[:4], real[:2], models, args.device, args.batch_size)  # warm-up
+        _floor(checkpoint, gray[:4], real[:2], models, settings.device, settings.batch_size)  # warm-up
 
         evaluations, floors = [], []
         for _ in range(args.repeats):
@@ -143,14 +145,14 @@ def speed(args: argparse.Namespace) -> None:
                 raise SystemExit(f"evaluation did not run: {row['reason']}")
             evaluations.append({"generation": row["generation_s"], "features": row["features_s"],
                                 "metrics": row["metrics_s"], "total": row["wall_time_s"]})
-            floor = _floor(checkpoint, gray, real, models, args.device, args.batch_size)
+            floor = _floor(checkpoint, gray, real, models, settings.device, settings.batch_size)
             floor["total"] = sum(floor.values())
             floors.append(floor)
         evaluation = {k: float(np.median([e[k] for e in evaluations])) for k in evaluations[0]}
         floor = {k: float(np.median([f[k] for f in floors])) for k in floors[0]}
         print(f"{args.backbone} ngf={args.ngf}, {args.n_color} test_color + {args.n_ink} test_ink tiles of "
-              f"{args.size} px, device {args.device}, torch threads {torch.get_num_threads()}, batch "
-              f"{args.batch_size}, bootstrap {args.bootstrap}, median of {args.repeats}")
+              f"{args.size} px, device {settings.device}, torch threads {torch.get_num_threads()}, batch "
+              f"{settings.batch_size}, bootstrap {settings.bootstrap}, median of {args.repeats}")
         print(f"metric networks loaded in {load_s:.1f} s; real test_color features (once per test set, cached) "
               f"{real_s:.1f} s")
         print()
@@ -167,14 +169,13 @@ def speed(args: argparse.Namespace) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def modes(args: argparse.Namespace) -> None:
+def modes(args: argparse.Namespace, settings: EvaluationSettings) -> None:
     torch.set_num_threads(args.threads) if args.threads else None
     layout = StorageLayout(Path(args.storage))
     table = read_checkpoint_table(layout.training_dir(args.variant))
     if table.empty:
         raise SystemExit(f"no checkpoints in {layout.training_dir(args.variant)}")
-    settings = EvaluationSettings(device=args.device, bootstrap=args.bootstrap, batch_size=args.batch_size)
-    models = default_models(args.device)
+    models = default_models(settings.device)
     tiles = load_test_set(layout)
     real_stats = real_statistics(layout, tiles, models)
     real = np.array(tiles.color.color())  # in memory: torch wants writable arrays
@@ -183,7 +184,7 @@ def modes(args: argparse.Namespace) -> None:
         ink_gray = ink_gray[np.linspace(0, len(ink_gray) - 1, min(args.max_ink, len(ink_gray))).astype(int)]
     epochs = set(args.epochs or table["epoch"])
     print(f"{args.storage} {args.variant}: {tiles.color.n} test_color + {0 if ink_gray is None else len(ink_gray)} "
-          f"test_ink tiles, bootstrap {args.bootstrap}")
+          f"test_ink tiles, bootstrap {settings.bootstrap}")
     print()
     print("| epoch | mode | FID [95%] | KID | LPIPS | ΔE | PSNR | SSIM | ΔCF | ink FID | ink CF | s |")
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -192,9 +193,9 @@ def modes(args: argparse.Namespace) -> None:
             continue
         for mode in ("eval", "pix2pix"):
             started = time.perf_counter()
-            loaded = load_for_evaluation(record.path, args.device, mode=mode)
-            generated = generate(loaded, np.asarray(tiles.color.gray()), batch_size=args.batch_size)
-            ink = generate(loaded, ink_gray, batch_size=args.batch_size) if ink_gray is not None else None
+            loaded = load_for_evaluation(record.path, settings.device, mode=mode)
+            generated = generate(loaded, np.asarray(tiles.color.gray()), batch_size=settings.batch_size)
+            ink = generate(loaded, ink_gray, batch_size=settings.batch_size) if ink_gray is not None else None
             v = score_generated(real, generated, real_stats, models, settings, ink_generated=ink)
             print(f"| {record.epoch} | {mode} | {v['fid']:.2f} [{v['fid_lo']:.2f}, {v['fid_hi']:.2f}] | "
                   f"{v['kid']:.4f} | {v['lpips']:.4f} | {v['delta_e']:.2f} | {v['psnr']:.2f} | {v['ssim']:.3f} | "
@@ -218,13 +219,12 @@ def main() -> None:
     m.add_argument("--variant", default="unet256")
     m.add_argument("--epochs", type=int, nargs="*", help="only these checkpoints (default: all)")
     m.add_argument("--max-ink", type=int, default=0, help="at most this many test_ink tiles, evenly spread (0: all)")
-    for p in (s, m):
-        p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument("--bootstrap", type=int, default=200)
-        p.add_argument("--device", default="cpu")
+    for p in (s, m):  # --batch-size, --bootstrap, --device: the EvaluationSettings fields (defaults included)
+        EvaluationSettings.add_cli_arguments(p, exclude=set(EvaluationSettings.model_fields) - set(BENCH_SETTINGS))
         p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    speed(args) if args.command == "speed" else modes(args)
+    settings = EvaluationSettings.from_cli(args)
+    speed(args, settings) if args.command == "speed" else modes(args, settings)
 
 
 if __name__ == "__main__":

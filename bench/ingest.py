@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ helpers
 
 from lpd_pipeline import demo, imaging  # noqa: E402
 from lpd_pipeline.curation import dataset as curation  # noqa: E402
+from lpd_pipeline.curation.workers import parallel_map  # noqa: E402
 from lpd_pipeline.settings import StorageLayout, default_storage_root  # noqa: E402
 from lpd_pipeline.sources.local import scan_local_folder  # noqa: E402
 
@@ -52,7 +53,7 @@ def time_decode_and_write_pairs(tiles, paintings, workdir: Path, workers: int) -
     jobs = [(paths[pid], list(zip(group["x"], group["y"])), int(group["size"].iloc[0]), str(workdir / pid))
             for pid, group in kept.groupby("painting_id")]
     start = time.perf_counter()
-    written = sum(curation.parallel_map(_write_pairs_of_painting, jobs, workers))
+    written = sum(parallel_map(_write_pairs_of_painting, jobs, workers))
     assert written == len(kept)
     return time.perf_counter() - start
 

@@ -22,20 +22,9 @@ from lpd_pipeline.settings import StorageLayout, default_storage_root
 DEFAULT_VARIANT = "unet256"  # the paper's better model in its survey (14.8 % of people spotted its fakes)
 
 
-def _settings_fields():
-    from lpd_pipeline.rendering.settings import RenderSettings
-
-    return RenderSettings.model_fields
-
-
 def build_parser() -> argparse.ArgumentParser:
-    fields = _settings_fields()
-
-    def default(name: str):
-        return fields[name].default
-
-    def helptext(name: str) -> str:
-        return f"{fields[name].description} (default: {fields[name].default})"
+    """INPUT, OUTPUT and the model's source, then one flag per RenderSettings field (generated from the fields)."""
+    from lpd_pipeline.rendering.settings import RenderSettings
 
     parser = argparse.ArgumentParser(
         prog="python -m lpd_pipeline.colorize",
@@ -52,20 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {DEFAULT_VARIANT}, else the first variant that has one)")
     parser.add_argument("--storage", type=Path, default=None,
                         help="storage root for --variant (default: LPD_STORAGE or ./storage)")
-    parser.add_argument("--mode", choices=["blended", "naive"], default=default("mode"), help=helptext("mode"))
-    parser.add_argument("--tile", type=int, default=None, help=helptext("tile"))
-    parser.add_argument("--overlap", type=float, default=default("overlap"), help=helptext("overlap"))
-    parser.add_argument("--window", choices=["hann", "gaussian"], default=default("window"),
-                        help=helptext("window"))
-    parser.add_argument("--keep-luminance", action=argparse.BooleanOptionalAction,
-                        default=default("keep_luminance"), help=helptext("keep_luminance"))
-    parser.add_argument("--scale", type=float, default=default("scale"), help=helptext("scale"))
-    parser.add_argument("--consistency", choices=["anchor", "none"], default=default("consistency"),
-                        help=helptext("consistency"))
-    parser.add_argument("--anchor-size", type=int, default=default("anchor_size"), help=helptext("anchor_size"))
-    parser.add_argument("--batch-size", type=int, default=default("batch_size"), help=helptext("batch_size"))
-    parser.add_argument("--device", default=default("device"), help=helptext("device"))
-    parser.add_argument("--max-pixels", type=int, default=default("max_pixels"), help=helptext("max_pixels"))
+    group = parser.add_argument_group("render settings (RenderSettings fields)")
+    RenderSettings.add_cli_arguments(group, default_text={"tile": "the generator's training tile size"})
     parser.add_argument("--preview", action="store_true", help="also write <output stem>.preview.jpg")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -109,20 +86,15 @@ def _choose_checkpoint(layout: StorageLayout, variant: str | None, resolve):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from pydantic import ValidationError
-
+    from lpd_pipeline.config import ConfigError
     from lpd_pipeline.rendering import RenderInputError, RenderSettings, load_render_model, resolve_checkpoint, \
         render_file
     from lpd_pipeline.training.checkpoints import CheckpointError
 
     try:
-        settings = RenderSettings(
-            mode=args.mode, tile=args.tile, overlap=args.overlap, window=args.window,
-            keep_luminance=args.keep_luminance, scale=args.scale, consistency=args.consistency,
-            anchor_size=args.anchor_size, batch_size=args.batch_size, device=args.device,
-            max_pixels=args.max_pixels)
-    except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
+        settings = RenderSettings.from_cli(args)
+    except ConfigError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
     pairs = _pairs(args.input, args.output)
     checkpoint = args.checkpoint

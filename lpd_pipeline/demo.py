@@ -695,6 +695,10 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
     defect_box, with defect ``""`` or e.g. ``"seal"``, ``"near_duplicate_of:painting_03.png|grayscale"``
     and defect_box the planted defect's ``(x0, y0, x1, y1)`` (None for clean paintings and duplicates).
     The grayscale copy's true kind is ``"ink"`` (it has no colour left).
+
+    Steps: plan the base paintings (:func:`_plan`), render them (:func:`_render_planned`), derive the
+    near-duplicates (:func:`_near_duplicates`), describe every file (:func:`_metadata_rows`), write the set
+    (:func:`_write_set`). Each painting draws from its own random stream (:func:`_stream`).
     """
     if n_colored < 0 or n_ink < 0:
         raise ValueError(f"n_colored and n_ink must be >= 0, got {n_colored} and {n_ink}")
@@ -706,26 +710,36 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
     previous_files = read_json_object(marker).get("files", [])
     if marker.exists():
         marker.unlink()  # the set is incomplete until the marker is rewritten at the end
-    # One independent stream per painting, so a painting does not change when the counts change.
-    def stream(*key: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, *key]))
+    rows, images = _render_planned(_plan(n_colored, n_ink, with_defects), seed, scale)
+    if with_defects:
+        _near_duplicates(rows, images, _stream(seed, 2))
+    _write_set(out, images, _metadata_rows(rows), previous_files,
+               _marker_payload(seed, n_colored, n_ink, scale, with_defects, list(images)))
+    return pd.DataFrame(rows, columns=["file", "kind", "style", "defect", "width", "height", "defect_box"])
 
-    plan: list[dict] = []  # (style, defect) per base painting, in file order
-    for i in range(n_colored):
-        plan.append({"kind": "colored", "style": COLORED_STYLES[i % 2], "defect": ""})
-    for i in range(n_ink):
-        plan.append({"kind": "ink", "style": INK_STYLES[i % 2], "defect": ""})
+
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    """One independent random stream per painting, so a painting does not change when the counts change."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, *key]))
+
+
+def _plan(n_colored: int, n_ink: int, with_defects: bool) -> list[dict]:
+    """(kind, style, defect) of each base painting, in file order: coloured, ink, then one per defect."""
+    plan = [{"kind": "colored", "style": COLORED_STYLES[i % 2], "defect": ""} for i in range(n_colored)]
+    plan += [{"kind": "ink", "style": INK_STYLES[i % 2], "defect": ""} for i in range(n_ink)]
     if with_defects:
         defect_styles = ["blue_green", "ink_paper", "ochre", "ink_silk", "blue_green"]
-        for defect, style in zip(DEFECT_KINDS, defect_styles):
-            plan.append({"kind": "colored" if style in COLORED_STYLES else "ink", "style": style,
-                         "defect": defect})
+        plan += [{"kind": "colored" if style in COLORED_STYLES else "ink", "style": style, "defect": defect}
+                 for defect, style in zip(DEFECT_KINDS, defect_styles)]
+    return plan
 
+
+def _render_planned(plan: list[dict], seed: int, scale: float) -> tuple[list[dict], dict[str, bytes]]:
+    """Render (and plant the defect of) every planned painting: its table rows and encoded files by name."""
     rows: list[dict] = []
-    meta_rows: list[dict] = []
     images: dict[str, bytes] = {}
     for index, item in enumerate(plan):
-        rng = stream(0 if item["kind"] == "colored" and not item["defect"] else 1, index)
+        rng = _stream(seed, 0 if item["kind"] == "colored" and not item["defect"] else 1, index)
         height, width = _pick_size(rng, scale)
         rgb = render_landscape(height, width, rng, item["style"])
         defect = item["defect"]
@@ -738,46 +752,60 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
         images[name] = _encode(rgb, suffix)
         rows.append({"file": name, "kind": item["kind"], "style": item["style"], "defect": defect,
                      "width": width, "height": height, "defect_box": box})
+    return rows, images
 
+
+def _near_duplicates(rows: list[dict], images: dict[str, bytes], rng: np.random.Generator) -> None:
+    """Append three near-duplicates of the first clean coloured paintings (in place): a resized JPEG
+    recompression, a slightly cropped copy and a grayscale copy (true kind ink)."""
     colored_files = [r["file"] for r in rows if r["kind"] == "colored" and not r["defect"]]
-    if with_defects and colored_files:
-        dup_rng = stream(2)
-        index = len(rows)
-        sources = [colored_files[k % len(colored_files)] for k in (0, 1, 2)]
-        # 1) resized + JPEG recompressed (quality 70)
-        src = _decode(images[sources[0]])
-        f = dup_rng.uniform(0.6, 0.8)
-        small = cv2.resize(src, (max(16, int(src.shape[1] * f)), max(16, int(src.shape[0] * f))),
-                           interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-                               [int(cv2.IMWRITE_JPEG_QUALITY), 70, int(cv2.IMWRITE_JPEG_OPTIMIZE), 0])
-        name = f"painting_{index:02d}.jpg"
-        images[name] = buf.tobytes()
-        rows.append({"file": name, "kind": "colored", "style": "resized_jpeg_copy",
-                     "defect": f"near_duplicate_of:{sources[0]}", "width": small.shape[1],
-                     "height": small.shape[0], "defect_box": None})
-        # 2) slightly cropped (3-6% off each side)
-        src = _decode(images[sources[1]])
-        hh, ww = src.shape[:2]
-        t, b, l, r = (int(dup_rng.uniform(0.03, 0.06) * v) for v in (hh, hh, ww, ww))
-        crop = np.ascontiguousarray(src[t:hh - b, l:ww - r])
-        name = f"painting_{index + 1:02d}.png"
-        images[name] = _encode(crop, ".png")
-        rows.append({"file": name, "kind": "colored", "style": "cropped_copy",
-                     "defect": f"near_duplicate_of:{sources[1]}", "width": crop.shape[1],
-                     "height": crop.shape[0], "defect_box": None})
-        # 3) grayscale copy (single-channel JPEG)
-        src = _decode(images[sources[2]])
-        gray = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY)
-        name = f"painting_{index + 2:02d}.jpg"
-        images[name] = _encode(gray, ".jpg")
-        rows.append({"file": name, "kind": "ink", "style": "grayscale_copy",
-                     "defect": f"near_duplicate_of:{sources[2]}|grayscale", "width": gray.shape[1],
-                     "height": gray.shape[0], "defect_box": None})
+    if not colored_files:
+        return
+    sources = [colored_files[k % len(colored_files)] for k in (0, 1, 2)]
+    copies = [(_resized_jpeg_copy, "colored", "resized_jpeg_copy", ".jpg", ""),
+              (_cropped_copy, "colored", "cropped_copy", ".png", ""),
+              (_grayscale_copy, "ink", "grayscale_copy", ".jpg", "|grayscale")]
+    for source, (make, copy_kind, style, suffix, note) in zip(sources, copies):
+        data, (width, height) = make(_decode(images[source]), rng)
+        name = f"painting_{len(rows):02d}{suffix}"
+        images[name] = data
+        rows.append({"file": name, "kind": copy_kind, "style": style,
+                     "defect": f"near_duplicate_of:{source}{note}", "width": width, "height": height,
+                     "defect_box": None})
 
+
+def _resized_jpeg_copy(src: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple[int, int]]:
+    """Resized to 60-80 % and recompressed as JPEG quality 70."""
+    f = rng.uniform(0.6, 0.8)
+    small = cv2.resize(src, (max(16, int(src.shape[1] * f)), max(16, int(src.shape[0] * f))),
+                       interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                           [int(cv2.IMWRITE_JPEG_QUALITY), 70, int(cv2.IMWRITE_JPEG_OPTIMIZE), 0])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a .jpg image")
+    return buf.tobytes(), (small.shape[1], small.shape[0])
+
+
+def _cropped_copy(src: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple[int, int]]:
+    """3-6 % cut off each side, as PNG."""
+    hh, ww = src.shape[:2]
+    t, b, l, r = (int(rng.uniform(0.03, 0.06) * v) for v in (hh, hh, ww, ww))
+    crop = np.ascontiguousarray(src[t:hh - b, l:ww - r])
+    return _encode(crop, ".png"), (crop.shape[1], crop.shape[0])
+
+
+def _grayscale_copy(src: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple[int, int]]:
+    """A single-channel JPEG (draws nothing from ``rng``)."""
+    gray = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY)
+    return _encode(gray, ".jpg"), (gray.shape[1], gray.shape[0])
+
+
+def _metadata_rows(rows: list[dict]) -> list[dict]:
+    """metadata.csv's rows: a title, a date and a medium per file; only every third file declares its kind
+    (the rest exercise the image rule)."""
+    meta_rows = []
     for i, row in enumerate(rows):
-        style = row["style"]
-        medium = _MEDIUM.get(style, "ink and color on silk" if row["kind"] == "colored" else "ink on paper")
+        medium = _MEDIUM.get(row["style"], "ink and color on silk" if row["kind"] == "colored" else "ink on paper")
         meta_rows.append({
             "file": row["file"],
             "title": f"{_PLACES[i % len(_PLACES)]} (demo {i:02d})",
@@ -785,20 +813,21 @@ def generate_demo_paintings(out_dir: str | os.PathLike, *, seed: int = 0, n_colo
             "date": f"{1400 + 37 * i % 500}",
             "medium": medium,
             "license": "CC0-1.0",
-            # Only every third file declares its kind; the rest exercise the image rule.
             "kind": row["kind"] if i % 3 == 0 else "",
         })
+    return meta_rows
 
+
+def _write_set(out: Path, images: dict[str, bytes], meta_rows: list[dict], previous_files: list,
+               marker_payload: dict) -> None:
+    """Files (atomically), metadata.csv, removal of an earlier larger set's extra files, then the marker."""
     for name, data in images.items():
         write_bytes_atomic(out / name, data)
-    table = pd.DataFrame(rows, columns=["file", "kind", "style", "defect", "width", "height", "defect_box"])
     write_text_atomic(out / METADATA_NAME, pd.DataFrame(meta_rows).to_csv(index=False, lineterminator="\n"))
     for stale in set(previous_files) - set(images):  # files of an earlier, larger set
         if "/" not in stale and (out / stale).is_file():
             (out / stale).unlink()
-    write_text_atomic(marker, json.dumps(_marker_payload(seed, n_colored, n_ink, scale, with_defects,
-                                                         list(images)), sort_keys=True))
-    return table
+    write_text_atomic(out / MARKER_NAME, json.dumps(marker_payload, sort_keys=True))
 
 
 def _marker_payload(seed: int, n_colored: int, n_ink: int, scale: float, with_defects: bool,

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from lpd_pipeline.models.options import variant_key
+from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.config import ConfigError, TrainConfig
 
 log = logging.getLogger("lpd_pipeline.train")
@@ -66,11 +68,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def default_run_dir(storage: Path, config: TrainConfig) -> Path:
-    """<storage>/training/<backbone> for rgb, <backbone>-<space> otherwise (runs of different spaces never mix)."""
-    from lpd_pipeline.settings import StorageLayout
-
-    from lpd_pipeline.models.options import variant_key
-
+    """The variant's run directory, ``StorageLayout.training_dir(variant_key(backbone, color_space))``: the one
+    naming rule, which the Dagster asset uses through the partition key (runs of different spaces never mix)."""
     return StorageLayout(storage).training_dir(variant_key(config.backbone, config.color_space))
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from lpd_pipeline.models.build import build_model_generator
 from lpd_pipeline.training import checkpoints as ckpt
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.loop import train
@@ -85,7 +86,7 @@ def test_ddp_gloo_two_processes_train_in_lockstep_and_resume(storage_root, tmp_p
     assert not list(ckpt.checkpoint_dir(run_dir).glob(".*"))
     payload = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 1))
     assert payload["world_size"] == WORLD_SIZE and payload["global_step"] == 2
-    rebuilt = ckpt.build_model_generator(config)
+    rebuilt = build_model_generator(config)
     rebuilt.load_state_dict(payload["generator"])
     assert parameter_digest(rebuilt) == first[0]["steps"][-1][1]
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from pydantic import ValidationError
 
 from lpd_pipeline import imaging
+from lpd_pipeline.config import ConfigError
 from lpd_pipeline.evaluation import EvaluationError, EvaluationSettings, read_best_checkpoint, store
 from lpd_pipeline.evaluation.comparison import write_comparison
 from lpd_pipeline.evaluation.evaluate import evaluate_checkpoints
@@ -257,9 +257,9 @@ def test_retention_keeps_unevaluated_best_latest_and_every_kth(storage_root):
 
 
 def test_settings_are_strict():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="bootstraps"):
         EvaluationSettings(bootstraps=10)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="selection_rule"):
         EvaluationSettings(selection_rule="psnr")
     assert EvaluationSettings().cache_key("eval") != EvaluationSettings().cache_key("pix2pix")
     assert EvaluationSettings(device="cuda").cache_key("eval") == EvaluationSettings().cache_key("eval")

@@ -576,3 +576,25 @@ def test_dilated_box_matches_stats_of_dilated_groups(pad_y, pad_x):
     for g in range(1, group_count):
         box = _dilated_box(stats[comp_group == g], pad_x, pad_y, mask.shape[1], mask.shape[0])
         assert box == tuple(int(v) for v in group_stats[g, :4])
+
+
+# The watermark line finder, pinned on generated overlays (recorded before _watermark_lines was split into named
+# steps): the split must leave every line, and so every score, exactly as it was.
+WATERMARK_LINES_PINNED = {
+    (256, 0): [(0.0, -71.0, 210.0, 22.0)],
+    (256, 1): [(0.9093780517578125, -158.97203281651088, 212.22723388671875, 24.806398391723633),
+               (0.0, -246.0, 212.0, 18.0)],
+    (384, 1): [(5.5054779052734375, -91.95336275835854, 117.89939880371094, 29.226001739501953),
+               (0.0, -372.0, 158.0, 22.0)],
+}
+
+
+@pytest.mark.parametrize("size, seed", sorted(WATERMARK_LINES_PINNED))
+def test_watermark_lines_pinned(size, seed):
+    from lpd_pipeline.curation.filters import _Tile, _watermark_lines
+
+    lines = _watermark_lines(_Tile(with_watermark(paper(size, seed))))
+    expected = WATERMARK_LINES_PINNED[size, seed]
+    assert len(lines) == len(expected)
+    for line, pinned in zip(lines, expected):
+        assert line == pytest.approx(pinned, rel=1e-9, abs=1e-9)

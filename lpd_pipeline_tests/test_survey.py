@@ -22,7 +22,8 @@ from lpd_pipeline.reports.survey import (
     scores_markdown,
 )
 from lpd_pipeline.reports.survey_sources import colorize_survey_tiles, select_survey_tiles
-from lpd_pipeline.training.checkpoints import GENERATOR_FORMAT, build_model_generator, save_torch_atomic
+from lpd_pipeline.models.build import build_model_generator
+from lpd_pipeline.training.checkpoints import GENERATOR_FORMAT, save_torch_atomic
 from lpd_pipeline_tests.training_fixtures import smooth_tile, tiny_config
 
 

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,6 +44,7 @@ from lpd_pipeline.files import (
 )
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation.tiling import tile_origins
+from lpd_pipeline.curation.workers import parallel_map
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.sources.records import RawPainting, SourceFailure
 
@@ -159,8 +158,11 @@ def failures_to_rejections(failures: Iterable[SourceFailure]) -> pd.DataFrame:
 PAINTING_COLUMNS = [
     "painting_id", "source", "source_ref", "path", "width", "height", "pixels", "title", "artist", "date",
     "medium", "license", "kind", "kind_source", "colorfulness", "phash", "phash_windows", "file_size",
-    "file_mtime_ns", "file_ctime_ns", "describe_key",
+    "file_mtime_ns", "file_ctime_ns", "describe_key", "source_url", "source_page", "provenance",
 ]
+# Columns taken from the source's record on every run (never from the decode cache).
+SOURCE_COLUMNS = ["source", "source_ref", "title", "artist", "date", "medium", "license", "source_url",
+                  "source_page", "provenance"]
 # Bump when describing a painting (decode, kind score, hashes) changes so cached rows are recomputed.
 INGEST_CACHE_VERSION = 2
 
@@ -234,13 +236,15 @@ def _cache_key(path: Path, stat: os.stat_result, config: CurationConfig) -> tupl
 
 
 def _index_cache(cache: pd.DataFrame | None) -> dict[tuple, dict]:
-    # A table from an older version lacks the key columns: describe everything again.
-    if cache is None or cache.empty or not set(PAINTING_COLUMNS) <= set(cache.columns):
+    # A table from an older version lacks the key columns: describe everything again. Source columns come
+    # from the sources on every run, so a table written before one was added still serves as a cache.
+    described = [column for column in PAINTING_COLUMNS if column not in SOURCE_COLUMNS]
+    if cache is None or cache.empty or not set(described) <= set(cache.columns):
         return {}
     return {
         (row["path"], int(row["file_size"]), int(row["file_mtime_ns"]), int(row["file_ctime_ns"]),
          row["describe_key"]): row
-        for row in cache[PAINTING_COLUMNS].to_dict("records")
+        for row in cache[described].to_dict("records")
     }
 
 
@@ -280,7 +284,7 @@ def _describe_painting(item: RawPainting, stat: os.stat_result, config: Curation
 def _metadata(item: RawPainting) -> dict:
     return {
         "source": item.source, "source_ref": item.source_ref, "title": item.title, "artist": item.artist,
-        "date": item.date, "medium": item.medium, "license": item.license,
+        "date": item.date, "medium": item.medium, "license": item.license, **item.provenance_columns(),
     }
 
 
@@ -301,47 +305,6 @@ def _as_int64(value: int) -> int:
 
 def _rejection(item: Path | str, stage: str, reason: str, detail: str = "") -> dict:
     return {"item": str(item), "stage": stage, "reason": reason, "detail": detail}
-
-
-# Below this many items a process pool costs more (start-up, imports) than it saves.
-MIN_ITEMS_FOR_POOL = 16
-
-
-def parallel_map(function: Callable, jobs: list, workers: int) -> Iterable:
-    """``map(function, jobs)`` in order, over a process pool when it pays off.
-
-    Workers come from a fork server, never a plain fork: the caller may be a multi-threaded Dagster process,
-    and forking threads can deadlock. The server is a fresh single-threaded process that imports this module
-    once; each pool then forks ready workers from it in milliseconds (spawning imports numpy, pandas, OpenCV
-    and SciPy again in every worker: ~1.6 s per pool on 2 cores).
-    """
-    if workers <= 1 or len(jobs) < MIN_ITEMS_FOR_POOL:
-        return map(function, jobs)
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_worker_context(),
-                               initializer=_init_worker)
-    return _drain(pool, pool.map(function, jobs, chunksize=2))
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # e.g. Windows
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Takes effect only if this process has not started its fork server yet; otherwise workers import lazily.
-    context.set_forkserver_preload([__name__])
-    return context
-
-
-def _drain(pool: ProcessPoolExecutor, results: Iterable) -> Iterable:
-    with pool:
-        yield from results
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per process: the pool already uses every core, and OpenCV's own threads on
-    # 256-pixel tiles cost more in synchronisation than they gain.
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 # ---------------------------------------------------------------------------------------------- 2. dedup

@@ -404,8 +404,61 @@ def _inscription(t: _Tile) -> float:
     return _text_columns(ink, t, min_members=3)
 
 
-def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
-    """Candidate overlay text lines in a tile: ``(angle_deg, offset_px, length_px, breadth_px)`` each."""
+_Line = tuple[float, float, float, float]
+
+
+@dataclass
+class _Overlay:
+    """What the watermark steps share: the de-grained luma, its top-hat (bright thin detail), the strong-ink
+    mask, and the bright-detail components with the mask of those still taken for letters."""
+
+    smooth: np.ndarray
+    tophat: np.ndarray
+    ink: np.ndarray
+    count: int = 0
+    labels: np.ndarray | None = None
+    stats: np.ndarray | None = None
+    centroids: np.ndarray | None = None
+    glyph_like: np.ndarray | None = None
+
+    def glyph_count(self) -> int:
+        return 0 if self.glyph_like is None else int(self.glyph_like.sum())
+
+
+def _watermark_lines(t: _Tile) -> list[_Line]:
+    """Candidate overlay text lines in a tile: ``(angle_deg, offset_px, length_px, breadth_px)`` each.
+
+    Steps: bright thin detail lifted by a semi-transparent overlay, away from strong ink
+    (:func:`_lifted_detail`); letter-sized components of it (:func:`_find_glyphs`) that rise above the local
+    ground (:func:`_keep_glyphs_above_ground`); letters joined into groups (:func:`_group_glyphs`); groups
+    shaped like a printed line of text (:func:`_text_line`)."""
+    overlay, lifted = _lifted_detail(t)
+    _find_glyphs(t, overlay, lifted)
+    if overlay.glyph_count() < 4:
+        return []
+    _keep_glyphs_above_ground(t, overlay)
+    if overlay.glyph_count() < 4:
+        return []
+    letter = float(np.median(_longest_sides(overlay.stats)[overlay.glyph_like]))
+    j = _odd(0.3 * letter)
+    group_count, group_labels, comp_group = _group_glyphs(overlay, j)
+    group_size = np.bincount(comp_group, minlength=group_count)
+    lines = []
+    for g in range(1, group_count):
+        if group_size[g] < 4:
+            continue
+        line = _text_line(t, overlay, np.flatnonzero(comp_group == g), group_labels, g, j, letter)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _lifted_detail(t: _Tile) -> tuple[_Overlay, np.ndarray]:
+    """The shared images and the mask of bright thin detail an overlay could have lifted.
+
+    A semi-transparent white overlay lifts each pixel part of the way to white: by alpha * (255 - base), alpha
+    well below 1, and it washes the ground's colour out. Bright paper gaps between ink strokes rise nearly all
+    the way from the ink to the paper level (apparent alpha near 1) and keep the paper's colour."""
     side = t.side
     # uint8 throughout: grey-level morphology on 8-bit images is several times faster than on float.
     smooth = cv2.GaussianBlur(t.get("luma_u8"), (0, 0), 0.8)  # keeps 1-2 px glyph strokes, drops grain
@@ -413,9 +466,6 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     opened = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, disk)
     tophat = cv2.subtract(smooth, opened)
-    # A semi-transparent white overlay lifts each pixel part of the way to white: by alpha * (255 - base),
-    # alpha well below 1, and it washes the ground's colour out. Bright paper gaps between ink strokes rise
-    # nearly all the way from the ink to the paper level (apparent alpha near 1) and keep the paper's colour.
     headroom = cv2.subtract(np.full_like(opened, 255), opened).astype(np.float32)
     chroma = t.get("chroma")
     saturation = chroma / (t.get("lab")[0] + 10.0)
@@ -427,108 +477,145 @@ def _watermark_lines(t: _Tile) -> list[tuple[float, float, float, float]]:
     ink = (cv2.subtract(closed, smooth) > INK_DEPTH).astype(np.uint8)
     near = _odd(side / 64, minimum=3)
     lifted &= cv2.dilate(ink, np.ones((near, near), np.uint8)) == 0
-    # Hysteresis: faint anti-aliased letter edges join the letter's core instead of breaking it into specks.
-    # Thresholds above the tile's own fine texture (silk weave, paper fibres), which is bright thin detail too.
+    return _Overlay(smooth, tophat, ink), lifted
+
+
+def _longest_sides(stats: np.ndarray) -> np.ndarray:
+    """Longer bounding-box side of each component but the background."""
+    return np.maximum(stats[1:, 2], stats[1:, 3])
+
+
+def _find_glyphs(t: _Tile, overlay: _Overlay, lifted: np.ndarray) -> None:
+    """Components of the lifted detail (hysteresis: faint anti-aliased letter edges join the letter's core
+    instead of breaking it into specks), and which of them are letter-sized, open shapes. Thresholds sit above
+    the tile's own fine texture (silk weave, paper fibres), which is bright thin detail too."""
+    side, tophat = t.side, overlay.tophat
     grain = _percentiles_u8(tophat, 75.0)[0]
     strong_level, weak_level = max(6.0, 3.0 * grain), max(3.0, 1.5 * grain)
     weak = (tophat > weak_level) & lifted
     count, labels, stats, centroids = _labelled(weak)
+    overlay.count, overlay.labels, overlay.stats, overlay.centroids = count, labels, stats, centroids
     if count <= 1:
-        return []
+        return
     strong = np.bincount(labels[(tophat > strong_level) & weak], minlength=count) >= 3
     strong[0] = False
     widths, heights, areas = stats[1:, 2], stats[1:, 3], stats[1:, 4]
-    longest = np.maximum(widths, heights)
+    longest = _longest_sides(stats)
     fill = areas / np.maximum(widths * heights, 1)
     glyph_like = strong[1:] & (longest >= max(4, side / 64)) & (longest <= side / 4) & (areas >= 6)
-    glyph_like &= fill < 0.75
-    if int(glyph_like.sum()) < 4:
-        return []
-    # An overlay lifts its strokes above the ground they cover, so they are brighter than the local median
-    # (the ground: a window of a few letters holds mostly ground even inside a line of text). Paper or wash
-    # showing between hatching strokes is bright only next to the dark strokes around it (the top-hat) and
-    # reaches no higher than the ground level itself, so its lift above the median is near zero.
-    letter = float(np.median(longest[glyph_like]))
+    overlay.glyph_like = glyph_like & (fill < 0.75)
+
+
+def _keep_glyphs_above_ground(t: _Tile, overlay: _Overlay) -> None:
+    """Keep the letters that rise above the local ground.
+
+    An overlay lifts its strokes above the ground they cover, so they are brighter than the local median (the
+    ground: a window of a few letters holds mostly ground even inside a line of text). Paper or wash showing
+    between hatching strokes is bright only next to the dark strokes around it (the top-hat) and reaches no
+    higher than the ground level itself, so its lift above the median is near zero."""
+    smooth, labels, count = overlay.smooth, overlay.labels, overlay.count
+    letter = float(np.median(_longest_sides(overlay.stats)[overlay.glyph_like]))
     # The ground varies on the scale of the window, so the median is taken at half resolution (4x cheaper).
     half = cv2.resize(smooth, (max(1, t.w // 2), max(1, t.h // 2)), interpolation=cv2.INTER_AREA)
-    ground = cv2.resize(cv2.medianBlur(half, _odd(min(GROUND_WINDOW * letter, side / 2) / 2)), (t.w, t.h),
+    ground = cv2.resize(cv2.medianBlur(half, _odd(min(GROUND_WINDOW * letter, t.side / 2) / 2)), (t.w, t.h),
                         interpolation=cv2.INTER_LINEAR)
     ground_lift = cv2.subtract(smooth, ground)
     in_component = labels > 0
     component_of = labels[in_component]
     # bincount sums the uint8 weights as float64 (exact), so no float copies are needed.
     lift_sum = np.bincount(component_of, weights=ground_lift[in_component], minlength=count)
-    tophat_sum = np.bincount(component_of, weights=tophat[in_component], minlength=count)
-    glyph_like &= lift_sum[1:] >= MIN_GROUND_LIFT * tophat_sum[1:]
-    if int(glyph_like.sum()) < 4:
-        return []
-    # Letters of one word sit about half a letter apart in any direction (site marks are often rotated):
-    # join them isotropically at the scale of the typical letter and keep groups shaped like a line of text.
-    letter = float(np.median(longest[glyph_like]))
+    tophat_sum = np.bincount(component_of, weights=overlay.tophat[in_component], minlength=count)
+    overlay.glyph_like &= lift_sum[1:] >= MIN_GROUND_LIFT * tophat_sum[1:]
+
+
+def _group_glyphs(overlay: _Overlay, j: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Letters of one word sit about half a letter apart in any direction (site marks are often rotated): join
+    them isotropically (a ``j`` x ``j`` dilation, ~0.3 letter). Returns the group count, the group label image
+    and each component's group (0: none)."""
+    labels, count, glyph_like = overlay.labels, overlay.count, overlay.glyph_like
     keep = np.zeros(count, np.uint8)
     keep[1:][glyph_like] = 1
     glyphs = np.take(keep, labels)
-    j = _odd(0.3 * letter)
     group_count, group_labels = cv2.connectedComponents(cv2.dilate(glyphs, np.ones((j, j), np.uint8)), connectivity=8)
     on = glyphs.view(bool)
     comp_group = np.zeros(count, np.int32)
     comp_group[labels[on]] = group_labels[on]
     comp_group[0] = 0
     comp_group[1:][~glyph_like] = 0
-    group_size = np.bincount(comp_group, minlength=group_count)
-    lines = []
-    for g in range(1, group_count):
-        if group_size[g] < 4:
-            continue
-        member_ids = np.flatnonzero(comp_group == g)
-        gx, gy, gw, gh = _dilated_box(stats[member_ids], j // 2, j // 2, t.w, t.h)
-        ys, xs = np.nonzero(group_labels[gy : gy + gh, gx : gx + gw] == g)
-        (cx, cy), (rw, rh), rect_angle = cv2.minAreaRect(np.column_stack([xs + gx, ys + gy]).astype(np.float32))
-        length, breadth = max(rw, rh), min(rw, rh)
-        if length < max(side / 5, 3.0 * letter) or length < 2.0 * breadth:
-            continue
-        angle = math.radians(rect_angle)
-        if rw >= rh:
-            normal = np.array([-math.sin(angle), math.cos(angle)])
-        else:
-            normal = np.array([math.cos(angle), math.sin(angle)])
-        along = np.array([normal[1], -normal[0]])
-        # Printed letters: one height across the line, centres on that line, and compact glyphs rather than
-        # the parallel slivers that paper shows between texture strokes.
-        spans_across, spans_along = [], []
-        for m in member_ids:
-            mx, my, mw, mh, _ = stats[m]
-            py, px = np.nonzero(labels[my : my + mh, mx : mx + mw] == m)
-            pts = np.column_stack([px + mx, py + my]).astype(np.float32)
-            a_cross, a_along = pts @ normal, pts @ along
-            spans_across.append(float(a_cross.max() - a_cross.min()) + 1.0)
-            spans_along.append(float(a_along.max() - a_along.min()) + 1.0)
-        across_arr, along_arr = np.array(spans_across), np.array(spans_along)
-        typical = float(np.median(across_arr))
-        if np.mean((across_arr >= 0.5 * typical) & (across_arr <= 1.8 * typical)) < 0.6:
-            continue
-        if breadth > 3.5 * typical:
-            continue
-        if float(np.median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
-            continue
-        offsets = centroids[member_ids] @ normal
-        if float(np.std(offsets)) > 0.5 * typical:
-            continue
-        line_angle = math.degrees(math.atan2(along[1], along[0])) % 180.0
-        # Print sets letters edge to edge: their extents along the line cover most of its length, or (where
-        # letters split into strokes) many of them follow each other at less than a letter height. Paper
-        # between texture strokes leaves sparser slivers, and the ink it sits among shows inside the line's box.
-        starts_along = centroids[member_ids] @ along - 0.5 * along_arr
-        lo = float(starts_along.min())
-        covered_along = np.zeros(int(length) + 2, bool)
-        for s0, span in zip(starts_along - lo, along_arr):
-            covered_along[int(s0) : int(s0 + span) + 1] = True
-        if covered_along.mean() < LETTER_COVERAGE and member_ids.size * typical < LETTER_DENSITY * length:
-            continue
-        if float(ink[gy : gy + gh, gx : gx + gw].mean()) > MAX_INK_IN_LINE:
-            continue
-        lines.append((line_angle, float(np.array([cx, cy]) @ normal), float(length), float(breadth)))
-    return lines
+    return group_count, group_labels, comp_group
+
+
+def _line_axes(rect_angle: float, rw: float, rh: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normal and along-line vectors of a ``cv2.minAreaRect`` (its longer side is the line)."""
+    angle = math.radians(rect_angle)
+    if rw >= rh:
+        normal = np.array([-math.sin(angle), math.cos(angle)])
+    else:
+        normal = np.array([math.cos(angle), math.sin(angle)])
+    return normal, np.array([normal[1], -normal[0]])
+
+
+def _member_spans(overlay: _Overlay, member_ids: np.ndarray, normal: np.ndarray,
+                  along: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each member component's extent across and along the line, in px."""
+    stats, labels = overlay.stats, overlay.labels
+    spans_across, spans_along = [], []
+    for m in member_ids:
+        mx, my, mw, mh, _ = stats[m]
+        py, px = np.nonzero(labels[my : my + mh, mx : mx + mw] == m)
+        pts = np.column_stack([px + mx, py + my]).astype(np.float32)
+        a_cross, a_along = pts @ normal, pts @ along
+        spans_across.append(float(a_cross.max() - a_cross.min()) + 1.0)
+        spans_along.append(float(a_along.max() - a_along.min()) + 1.0)
+    return np.array(spans_across), np.array(spans_along)
+
+
+def _text_line(t: _Tile, overlay: _Overlay, member_ids: np.ndarray, group_labels: np.ndarray, group: int,
+               j: int, letter: float) -> _Line | None:
+    """Group ``group`` (its letter components: ``member_ids``) as a line ``(angle, offset, length, breadth)``,
+    or None when it is not shaped like a printed line of text."""
+    gx, gy, gw, gh = _dilated_box(overlay.stats[member_ids], j // 2, j // 2, t.w, t.h)
+    ys, xs = np.nonzero(group_labels[gy : gy + gh, gx : gx + gw] == group)
+    (cx, cy), (rw, rh), rect_angle = cv2.minAreaRect(np.column_stack([xs + gx, ys + gy]).astype(np.float32))
+    length, breadth = max(rw, rh), min(rw, rh)
+    if length < max(t.side / 5, 3.0 * letter) or length < 2.0 * breadth:
+        return None
+    normal, along = _line_axes(rect_angle, rw, rh)
+    across_arr, along_arr = _member_spans(overlay, member_ids, normal, along)
+    typical = float(np.median(across_arr))
+    if not _printed_letters(overlay.centroids[member_ids], normal, across_arr, along_arr, breadth, typical):
+        return None
+    if not _set_edge_to_edge(overlay.centroids[member_ids] @ along, along_arr, length, typical):
+        return None
+    if float(overlay.ink[gy : gy + gh, gx : gx + gw].mean()) > MAX_INK_IN_LINE:
+        return None
+    line_angle = math.degrees(math.atan2(along[1], along[0])) % 180.0
+    return (line_angle, float(np.array([cx, cy]) @ normal), float(length), float(breadth))
+
+
+def _printed_letters(centroids: np.ndarray, normal: np.ndarray, across_arr: np.ndarray, along_arr: np.ndarray,
+                     breadth: float, typical: float) -> bool:
+    """Printed letters (``typical``: their median height across the line): one height across the line, centres
+    on that line, and compact glyphs rather than the parallel slivers paper shows between texture strokes."""
+    if np.mean((across_arr >= 0.5 * typical) & (across_arr <= 1.8 * typical)) < 0.6:
+        return False
+    if breadth > 3.5 * typical:
+        return False
+    if float(np.median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
+        return False
+    return float(np.std(centroids @ normal)) <= 0.5 * typical
+
+
+def _set_edge_to_edge(centres_along: np.ndarray, along_arr: np.ndarray, length: float, typical: float) -> bool:
+    """Print sets letters edge to edge: their extents along the line cover most of its length, or (where
+    letters split into strokes) many of them follow each other at less than a letter height. Paper between
+    texture strokes leaves sparser slivers (and the ink it sits among shows inside the line's box)."""
+    starts_along = centres_along - 0.5 * along_arr
+    lo = float(starts_along.min())
+    covered_along = np.zeros(int(length) + 2, bool)
+    for s0, span in zip(starts_along - lo, along_arr):
+        covered_along[int(s0) : int(s0 + span) + 1] = True
+    return not (covered_along.mean() < LETTER_COVERAGE and along_arr.size * typical < LETTER_DENSITY * length)
 
 
 def _watermark(t: _Tile) -> float:

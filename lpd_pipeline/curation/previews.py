@@ -128,3 +128,31 @@ def markdown_text(text: object, max_len: int | None = None) -> str:
         value = value[: max_len - 1] + "…"
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN_SPECIAL.sub(r"\\\1", value)
+
+
+PROVENANCE_COLUMNS = (("painting", "path"), ("source", "source"), ("title", "title"), ("artist", "artist"),
+                      ("licence", "license"), ("source URL", "source_url"), ("page", "source_page"),
+                      ("other fields", "provenance"))
+
+
+def provenance_markdown(paintings: pd.DataFrame, rows: int = 8) -> str:
+    """Where the first ``rows`` paintings come from, as a markdown table: file name, source, title, artist,
+    licence, source URL and page (already redacted in the table), the other provenance fields. Every cell is
+    escaped text (:func:`markdown_text`): nothing from a source becomes a link, an image or HTML."""
+    present = [(head, column) for head, column in PROVENANCE_COLUMNS if column in paintings]
+    if paintings.empty or not present:
+        return "No provenance recorded."
+    lines = ["| " + " | ".join(head for head, _ in present) + " |", "|" + " --- |" * len(present)]
+    for row in paintings.head(rows).to_dict("records"):
+        cells = []
+        for _, column in present:
+            value = row.get(column)
+            value = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+            if column == "path":
+                value = value.replace("\\", "/").rsplit("/", 1)[-1]
+            cells.append(markdown_text(value, 80))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(paintings) > rows:
+        lines.append(f"\n{len(paintings) - rows} more in dataset/paintings.parquet (columns source_url, "
+                     "source_page, provenance).")
+    return "\n".join(lines)

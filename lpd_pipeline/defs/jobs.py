@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from lpd_pipeline.defs.cluster import job_executor
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
 from lpd_pipeline.defs.stages import CURATE, INGEST, TRAIN
 from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
@@ -17,6 +18,7 @@ prepare_dataset = dg.define_asset_job(
     selection=dg.AssetSelection.groups(INGEST, CURATE),
     description="Ingest, dedup, tile, filter, pair and split the paintings; export pix2pix's aligned layout.",
     # One process: the stages form a chain, and a subprocess per step would cost seconds of imports each.
+    # (also on Kubernetes: CPU-only steps in the run's own pod, defs/cluster.py)
     executor_def=dg.in_process_executor,
     # Limited to one run at a time by config/dagster.yaml (runs queue behind each other).
     # dagster/max_runtime: with run monitoring (config/dagster.yaml) a dead run stops blocking the queue.
@@ -44,7 +46,7 @@ full_pipeline = dg.define_asset_job(
                 "choose the best, colorize the test paintings, publish the results page and the survey kit.",
     # One process: a subprocess per step would cost seconds of imports each; training runs in its own process
     # anyway (Pipes).
-    executor_def=dg.in_process_executor,
+    executor_def=job_executor(dg.in_process_executor),  # on Kubernetes: a pod per step (defs/cluster.py)
     # It rewrites the dataset: queued behind (and ahead of) prepare_dataset runs, one at a time.
     tags={DATASET_WRITER_TAG: "dataset"},
 )

@@ -1,4 +1,5 @@
-"""The knobs of checkpoint evaluation: one plain, validated model (no Dagster), shared by the assets and bench.
+"""The knobs of checkpoint evaluation: one :class:`lpd_pipeline.config.Settings` model (no Dagster), shared by the
+assets (run config generated from it), the metrics CLI (flags generated from it) and bench.
 
 Every field that changes a metric value (bootstrap, seed) is part of the cache key of an evaluation row
 (:func:`EvaluationSettings.cache_key`); the others (device, batch size, sample counts, selection rule, retention)
@@ -11,7 +12,9 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from lpd_pipeline.config import Settings
 
 # Bumped when the evaluation's own arithmetic or row layout changes: cached rows of another version are redone.
 EVALUATION_VERSION = 1
@@ -19,10 +22,8 @@ EVALUATION_VERSION = 1
 SELECTION_RULES = ("fid_then_lpips", "fid", "lpips")
 
 
-class EvaluationSettings(BaseModel):
+class EvaluationSettings(Settings):
     """How checkpoints are scored, how the best is chosen and which checkpoints are kept afterwards."""
-
-    model_config = ConfigDict(extra="forbid")
 
     device: str = Field("cpu", description="torch device for the generator and the metric networks ('cpu', "
                                            "'cuda', 'cuda:1', ...)")
@@ -30,7 +31,7 @@ class EvaluationSettings(BaseModel):
                                                   "mode always colours one tile at a time, as the reference)")
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for the 95% intervals of FID and KID "
                                                   "(0: no interval)")
-    seed: int = Field(0, description="seed of the bootstrap resampling")
+    seed: int = Field(0, description="seed of the bootstrap resampling and of KID's subsets")
     sample_color_tiles: int = Field(8, ge=0, description="fixed test_color tiles on each sample sheet "
                                                          "(gray | generated | real)")
     sample_ink_tiles: int = Field(4, ge=0, description="fixed test_ink tiles on each sample sheet "

@@ -18,9 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
+from lpd_pipeline.config import ConfigError
 from lpd_pipeline.imaging import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 
 MAX_LISTED = 10
+CLI_SETTINGS = ("device", "bootstrap", "seed")  # the EvaluationSettings fields this command takes
 
 
 class InputError(ValueError):
@@ -93,21 +95,27 @@ def _json_value(value):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from lpd_pipeline.evaluation.settings import EvaluationSettings
+
     parser = argparse.ArgumentParser(
         prog="python -m lpd_pipeline.metrics",
         description="FID, KID (with bootstrap 95%% intervals), LPIPS, CIEDE2000 ΔE, PSNR, SSIM and colourfulness "
                     "of FAKE_DIR's images against REAL_DIR's, paired by file name. The last stdout line is JSON.")
     parser.add_argument("real_dir", type=Path, metavar="REAL_DIR")
     parser.add_argument("fake_dir", type=Path, metavar="FAKE_DIR")
-    parser.add_argument("--device", default="cpu", help="torch device for Inception and LPIPS (default: cpu)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the FID/KID intervals "
-                                                                   "(default: 200; 0 = none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and KID subsets (default: 0)")
+    # --device, --bootstrap, --seed: the EvaluationSettings fields of the same names (one declaration).
+    EvaluationSettings.add_cli_arguments(
+        parser, exclude=tuple(set(EvaluationSettings.model_fields) - set(CLI_SETTINGS)))
     parser.add_argument("--features-cache", type=Path, default=None, metavar="DIR",
                         help="cache REAL_DIR's Inception features here, keyed by the files' content (default: off)")
     parser.add_argument("--no-download", action="store_true",
                         help="never fetch the metric weights' archives; fail if the weight cache is incomplete")
     args = parser.parse_args(argv)
+    try:
+        settings = EvaluationSettings.from_cli(args)
+    except ConfigError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
     from lpd_pipeline.metrics.archives import WeightsUnavailable
     from lpd_pipeline.metrics.cache import cached_features
     from lpd_pipeline.metrics.models import MetricModels
@@ -121,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{len(pairs)} image pairs of {real.shape[2]}x{real.shape[1]}", file=sys.stderr)
     try:
-        models = MetricModels(args.device, allow_download=not args.no_download)
+        models = MetricModels(settings.device, allow_download=not args.no_download)
     except WeightsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -129,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.features_cache is not None:
         real_features = cached_features([p for p, _ in pairs], args.features_cache,
                                         lambda: models.inception_features(real))
-    result = all_metrics(real, fake, models, real_features=real_features, bootstrap=args.bootstrap, seed=args.seed)
+    result = all_metrics(real, fake, models, real_features=real_features, bootstrap=settings.bootstrap,
+                         seed=settings.seed)
     print(json.dumps({key: _json_value(value) for key, value in result.items()}, allow_nan=False))
     return 0

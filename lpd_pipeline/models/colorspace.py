@@ -1,10 +1,12 @@
 """Encodings of (grayscale, colour) tile pairs for the generator, and decoding of its output to RGB.
 
-Two colour spaces:
+Three colour spaces:
 
 - ``"rgb"`` (the pix2pix method): gray in [-1, 1] -> RGB in [-1, 1]; 1 input and 3 output channels.
 - ``"lab"``: CIE L* of the gray tile -> a*b* of the colour tile; 1 input and 2 output channels. Decoding
   keeps the input lightness exactly and only takes chroma from the network.
+- ``"labcls"``: as ``"lab"`` for inputs, targets and decoding; the network itself predicts a*b* bin logits,
+  which ``models.abbins.AbBinsGenerator.decode_ab`` turns into the same a*b* encoding (models/inference.py).
 
 Conversions are pure torch (sRGB transfer curve, D65 white), run on any device, compute in float32 and are
 differentiable (no NaN gradients at 0 from fractional powers). Colour tensors are channel-first: the

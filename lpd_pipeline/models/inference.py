@@ -23,8 +23,9 @@ def generator_forward(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(inputs, outputs)`` of the generator for uint8 gray tiles ``[N, H, W]`` (float32, on the net's device).
 
-    ``outputs`` are the raw network outputs in [-1, 1] (RGB, or a*b* for lab): what a blender averages before
-    ``decode_output`` turns them into pixels.
+    ``outputs`` are the network outputs in [-1, 1] (RGB, or a*b* for lab; for labcls the annealed-mean a*b* of
+    its bin logits, decoded with the bins, prior and temperature stored in the model): what a blender averages
+    before ``decode_output`` turns them into pixels.
     """
     device = next(net.parameters()).device
     inputs, _ = encode_batch(gray_u8.to(device), None, space)
@@ -32,6 +33,8 @@ def generator_forward(net: torch.nn.Module, space: str, gray_u8: torch.Tensor, *
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         outputs = net(inputs).float()
+        if space == "labcls":  # bin logits -> the annealed-mean a*b*, in the lab encoding
+            outputs = net.decode_ab(outputs)
     return inputs, outputs
 
 

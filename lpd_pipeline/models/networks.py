@@ -336,7 +336,8 @@ def init_weights(net: nn.Module, init_gain: float = 0.02) -> nn.Module:
 
 
 class GANLoss(nn.Module):
-    """Adversarial loss against a constant real/fake target: ``"vanilla"`` (BCE on logits) or ``"lsgan"`` (MSE).
+    """Adversarial loss against a constant real/fake target: ``"vanilla"`` (BCE on logits), ``"lsgan"`` (MSE) or
+    ``"hinge"`` (margin 1 for the discriminator, ``-mean`` for the generator; SN-GAN).
 
     The loss is always computed in float32 with autocast disabled: a low-precision BCE/MSE over many patch
     logits loses precision or overflows under fp16.
@@ -350,9 +351,15 @@ class GANLoss(nn.Module):
         self.real_label = float(real_label)
         self.fake_label = float(fake_label)
 
-    def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    def forward(self, prediction: torch.Tensor, target_is_real: bool, *, generator: bool = False) -> torch.Tensor:
+        """The loss of ``prediction`` against the real (or fake) label. ``generator`` marks the generator's step:
+        only the hinge loss differs there (``-mean(D)`` instead of the discriminator's margin)."""
         with torch.autocast(device_type=prediction.device.type, enabled=False):
             logits = prediction.float()
+            if self.mode == "hinge":
+                if generator:
+                    return -logits.mean()
+                return F.relu(1.0 - logits).mean() if target_is_real else F.relu(1.0 + logits).mean()
             target = torch.full_like(logits, self.real_label if target_is_real else self.fake_label)
             if self.mode == "vanilla":
                 return F.binary_cross_entropy_with_logits(logits, target)

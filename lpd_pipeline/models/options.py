@@ -2,11 +2,16 @@
 
 GENERATOR_BACKBONES = ("resnet9", "unet256")
 NORM_LAYERS = ("batch", "instance", "none")
-GAN_MODES = ("vanilla", "lsgan")
-COLOR_SPACES = ("rgb", "lab")
+GAN_MODES = ("vanilla", "lsgan", "hinge")
+# rgb: gray -> RGB (the method); lab: L* -> a*b* regression; labcls: L* -> a*b* as classification over quantized
+# a*b* bins with class rebalancing and an annealed-mean decode (Zhang et al. 2016; models/abbins.py).
+COLOR_SPACES = ("rgb", "lab", "labcls")
+# The spaces whose decoded output is a*b* (/ AB_SCALE) beside the input's own lightness.
+AB_SPACES = ("lab", "labcls")
 
 # A model *variant*: what training, evaluation and rendering are partitioned by. Today backbone x colour
-# space: "unet256", "resnet9" (the paper's RGB models) and "unet256-lab", "resnet9-lab". The key doubles as the
+# space: "unet256", "resnet9" (the paper's RGB models), "unet256-lab", "resnet9-lab" and the classification
+# variants "unet256-labcls", "resnet9-labcls". The key doubles as the
 # run folder name under <storage>/training/. Later variants (other losses, palettes) extend this vocabulary.
 PAPER_VARIANTS = ("resnet9", "unet256")
 

@@ -23,7 +23,7 @@ from lpd_pipeline.files import read_json_object
 from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, rgb_to_lab
 from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forward
 from lpd_pipeline.models.networks import unet_num_downs
-from lpd_pipeline.models.options import variant_key
+from lpd_pipeline.models.options import AB_SPACES, variant_key
 from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.checkpoints import (
@@ -71,7 +71,7 @@ class RenderModel:
         """
         inputs, outputs = generator_forward(self.net, self.color_space, torch.from_numpy(gray_tiles))
         with torch.no_grad():
-            if self.color_space == "lab":
+            if self.color_space in AB_SPACES:
                 ab = outputs.clamp(-1.0, 1.0) * AB_SCALE
                 lab = torch.cat([ab, (inputs + 1.0) * L_SCALE], dim=1)
             else:

@@ -3,22 +3,22 @@
 The rule: every choice that changes the output pixels is a field here, so the settings written into each
 output PNG's text chunks describe exactly how it was made. Defaults are the product's: 50 % overlapping tiles at
 the generator's own training tile size, a Hann window, the input's full-resolution lightness kept, and a
-low-resolution anchor pass for colour consistency.
+low-resolution anchor pass for colour consistency. A :class:`lpd_pipeline.config.Settings` model: the colorize CLI's
+flags and the ``colorized_masterpieces`` run config are generated from these fields.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from lpd_pipeline.config import Settings
 from lpd_pipeline.imaging import DEFAULT_MAX_PIXELS
 
 
-class RenderSettings(BaseModel):
-    """Settings of one whole-painting colorization (validated; unknown fields refused)."""
-
-    model_config = ConfigDict(extra="forbid")
+class RenderSettings(Settings):
+    """Settings of one whole-painting colorization (strict, frozen, unknown fields refused; ConfigError)."""
 
     mode: Literal["blended", "naive"] = Field(
         "blended",

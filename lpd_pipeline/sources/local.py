@@ -1,6 +1,10 @@
-"""Local folder source: every image file under a root, plus an optional ``metadata.csv`` sidecar in the root.
+"""Local folder source: every image file under a root, plus optional sidecars of what is known about them.
 
-Sidecar columns: ``file`` (path relative to the root) and optionally title, artist, date, medium, license, kind.
+``metadata.csv`` in the root: ``file`` (path relative to the root) and optionally title, artist, date, medium,
+license, kind; any other column is provenance (``url`` / ``source_url``: the image's address, ``page`` /
+``source_page`` / ``object_url``: a page about the work, the rest kept as they are). ``MANIFEST.tsv`` in any
+scanned folder (tab-separated, a ``file`` column relative to that folder, e.g. ``../shared/paintings/web``):
+every other column is provenance; it never sets metadata or the kind.
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ import os
 from pathlib import Path, PurePosixPath
 
 from lpd_pipeline.imaging import IMAGE_SUFFIXES
-from lpd_pipeline.sources.manifest import kind_from_medium, metadata_from_row, open_csv_rows
+from lpd_pipeline.sources.manifest import kind_from_medium, metadata_from_row, open_csv_rows, other_columns
 from lpd_pipeline.sources.records import RawPainting, SourceFailure
 
 METADATA_FILE = "metadata.csv"
+MANIFEST_TSV = "MANIFEST.tsv"
+# Provenance columns that name the image's own address and a page about the work.
+URL_COLUMNS = ("url", "source_url")
+PAGE_COLUMNS = ("page", "source_page", "object_url")
 _STAGE = "local"
 _SUFFIXES = frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s in IMAGE_SUFFIXES)
 
@@ -113,7 +121,7 @@ def _read_metadata(root: Path, image_rels: set[str]) -> tuple[dict[str, dict], l
             failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: {key!r} listed twice"))
             continue
         try:
-            metadata[key] = metadata_from_row(raw)
+            metadata[key] = {**metadata_from_row(raw), "extra": other_columns(raw, ("file",))}
         except ValueError as exc:
             failures.append(SourceFailure(item, _STAGE, "bad_metadata_row", f"line {line}: {exc}"))
     return metadata, failures
@@ -158,28 +166,54 @@ def scan_local_folder(root: str | os.PathLike) -> tuple[list[RawPainting], list[
 
     metadata, meta_failures = _read_metadata(root_path, {rel for rel, _ in candidates})
     failures.extend(meta_failures)
-    paintings: list[RawPainting] = []
+    listed, tsv_failures = _read_manifests_tsv(root_path, candidates)
+    failures.extend(tsv_failures)
     # Content is not checked here: decoding (lpd_pipeline.imaging.decode_image) is the one place that tells
     # zero-byte, truncated, HTML-named-.jpg and other bad files apart, with a precise reason.
-    for rel, path in candidates:
-        meta = metadata.get(rel)
-        if meta is None:
-            paintings.append(RawPainting(path=path, source="local", source_ref=rel))
+    return [_painting(rel, path, metadata.get(rel), listed.get(rel, {})) for rel, path in candidates], failures
+
+
+def _painting(rel: str, path: Path, meta: dict | None, listed: dict[str, str]) -> RawPainting:
+    """The record of one file: its metadata.csv row (if any) and provenance from both sidecars."""
+    meta = meta or {}
+    extra = {**listed, **meta.get("extra", {})}
+    source_url = next((extra.pop(name) for name in URL_COLUMNS if name in extra), "")
+    source_page = next((extra.pop(name) for name in PAGE_COLUMNS if name in extra), "")
+    fields = {name: meta.get(name) or "" for name in ("title", "artist", "date", "medium", "license")}
+    return RawPainting(path=path, source="local", source_ref=rel, kind=meta.get("kind"), extra=extra,
+                       source_url=source_url, source_page=source_page, **fields)
+
+
+def _read_manifests_tsv(root: Path, candidates: list[tuple[str, Path]]) -> tuple[dict[str, dict], list[SourceFailure]]:
+    """Provenance per relative path from the ``MANIFEST.tsv`` of every folder holding a scanned image (a row's
+    ``file`` is relative to its manifest's folder). A manifest that is a link, unreadable or has no ``file``
+    column is reported; rows naming no scanned image are ignored (a manifest may list more than is here)."""
+    wanted = {rel for rel, _ in candidates}
+    folders = sorted({PurePosixPath(rel).parent for rel in wanted} | {PurePosixPath(".")})
+    listed: dict[str, dict] = {}
+    failures: list[SourceFailure] = []
+    for folder in folders:
+        tsv = root / folder / MANIFEST_TSV
+        if not tsv.is_file():
             continue
-        paintings.append(
-            RawPainting(
-                path=path,
-                source="local",
-                source_ref=rel,
-                title=meta["title"],
-                artist=meta["artist"],
-                date=meta["date"],
-                medium=meta["medium"],
-                license=meta["license"],
-                kind=meta["kind"],
-            )
-        )
-    return paintings, failures
+        item = (folder / MANIFEST_TSV).as_posix()
+        if tsv.is_symlink():
+            failures.append(SourceFailure(item, _STAGE, "bad_manifest_tsv", "a symlink: not read"))
+            continue
+        try:
+            with open(tsv, newline="", encoding="utf-8-sig") as handle:
+                rows = list(csv.DictReader(handle, delimiter="\t"))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            failures.append(SourceFailure(item, _STAGE, "bad_manifest_tsv", str(exc)))
+            continue
+        if rows and "file" not in rows[0]:
+            failures.append(SourceFailure(item, _STAGE, "bad_manifest_tsv", "missing column 'file'"))
+            continue
+        for row in rows:
+            key = (folder / (row.get("file") or "").strip()).as_posix()
+            if key in wanted:
+                listed[key] = other_columns({k: v for k, v in row.items() if k is not None}, ("file",))
+    return listed, failures
 
 
 __all__ = ["METADATA_FILE", "kind_from_medium", "scan_local_folder"]

@@ -9,7 +9,7 @@ import csv
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lpd_pipeline.sources.download import Downloader, check_http_url
@@ -67,6 +67,13 @@ def metadata_from_row(row: dict[str, str | None]) -> dict[str, str | None]:
     return meta
 
 
+def other_columns(row: dict[str, str | None], known: tuple[str, ...] = ()) -> dict[str, str]:
+    """The non-empty cells of a CSV row outside METADATA_COLUMNS and ``known``: provenance a source keeps."""
+    skip = {*METADATA_COLUMNS, *known, "__extra__"}
+    return {name: value.strip() for name, value in row.items()
+            if name not in skip and isinstance(value, str) and value.strip()}
+
+
 def open_csv_rows(csv_path: Path):
     """(line_number, row) pairs of a UTF-8 CSV (BOM tolerated) plus its header. Raises ValueError when the
     file is not valid UTF-8 or has no header."""
@@ -97,6 +104,7 @@ class ManifestRow:
     medium: str = ""
     license: str = ""
     kind: str | None = None
+    extra: dict = field(default_factory=dict, hash=False)  # the row's other columns (provenance)
 
 
 def read_url_manifest(csv_path: str | os.PathLike) -> tuple[list[ManifestRow], list[SourceFailure]]:
@@ -141,7 +149,7 @@ def read_url_manifest(csv_path: str | os.PathLike) -> tuple[list[ManifestRow], l
             )
             continue
         seen[url] = line
-        rows.append(ManifestRow(url=url, line=line, **meta))  # type: ignore[arg-type]
+        rows.append(ManifestRow(url=url, line=line, extra=other_columns(raw, ("url",)), **meta))  # type: ignore[arg-type]
     return rows, failures
 
 
@@ -168,7 +176,9 @@ def collect_from_manifest(
                     medium=row.medium,
                     license=row.license,
                     kind=row.kind,
-                    extra={"sha256": result.sha256, "download_status": result.status, "manifest_line": row.line},
+                    extra={**row.extra, "sha256": result.sha256, "download_status": result.status,
+                           "manifest_line": row.line},
+                    source_url=row.url,  # redacted when it reaches a table (RawPainting.provenance_columns)
                 )
             )
     finally:

@@ -148,7 +148,10 @@ class MetSource:
             medium=medium,
             license=MET_LICENSE,
             kind=kind_from_medium(medium),
+            source_url=image_url,  # redacted when it reaches a table (RawPainting.provenance_columns)
+            source_page=_text(record, "objectURL"),
             extra={
+                "object_id": str(object_id),
                 "image_url": redact_url(image_url),  # kept for people to read: never a token
                 "object_url": _text(record, "objectURL"),
                 "department": _text(record, "department"),

@@ -22,8 +22,7 @@ import torch
 
 from lpd_pipeline import files
 from lpd_pipeline.files import atomic_path, write_parquet_atomic
-from lpd_pipeline.models.colorspace import channels
-from lpd_pipeline.models.networks import build_generator
+from lpd_pipeline.models.build import build_model_generator
 from lpd_pipeline.training.config import LOSS_NAMES, MODEL_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -346,20 +345,6 @@ def generator_from_payload(payload: dict[str, Any], device: str | torch.device =
     net.load_state_dict(weights)
     net.to(device).train(mode == "pix2pix")
     return LoadedGenerator(net, config, int(payload["epoch"]), payload["data_fingerprint"])
-
-
-def build_model_generator(config: TrainConfig) -> torch.nn.Module:
-    """The generator described by ``config`` (shared by training and export loading)."""
-    in_ch, out_ch = channels(config.color_space)
-    return build_generator(
-        config.backbone,
-        in_channels=in_ch,
-        out_channels=out_ch,
-        ngf=config.ngf,
-        norm=config.norm,
-        use_dropout=config.use_dropout,
-        image_size=config.tile_size,
-    )
 
 
 def check_compatible(

@@ -17,7 +17,8 @@ __all__ = ["AMP_MODES", "DEVICES", "LOSS_NAMES", "MODEL_FIELDS", "OPTIMISATION_F
            "ConfigError", "TrainConfig", "config_differences"]
 
 AMP_MODES = ("off", "bf16", "fp16")
-# The losses every epoch and checkpoint reports: generator (cGAN, λ·L1), then discriminator (real, fake).
+# The losses every epoch and checkpoint reports: generator (cGAN, then the rest of its loss: λ·L1, or λ_ce·CE for
+# labcls, plus the colourfulness term when on), then discriminator (real, fake).
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -32,6 +33,9 @@ MODEL_FIELDS = (
     "n_layers_d",
     "use_dropout",
     "tile_size",
+    "ab_grid",
+    "annealed_temperature",
+    "spectral_norm",
 )
 # Fields of the optimisation itself. A checkpoint restores the optimizer and scheduler as they were, so
 # resuming with other values would record settings that never applied: resume refuses (restart instead).
@@ -45,6 +49,11 @@ OPTIMISATION_FIELDS = (
     "flip",
     "seed",
     "init_gain",
+    "lambda_ce",
+    "rebalance_lambda",
+    "ink_augment",
+    "lambda_colorfulness",
+    "target_saturation",
 )
 # The schedule may grow on resume ("train 50 epochs more"): the lr rule is rebuilt from the config, so a
 # longer schedule applies from the next epoch. It may not shrink below the checkpoint's epoch.
@@ -65,8 +74,10 @@ class TrainConfig(Settings):
 
     backbone: Literal[GENERATOR_BACKBONES] = Field("unet256", description="generator: ResNet-9blocks or U-Net-256")
     color_space: Literal[COLOR_SPACES] = Field(
-        "rgb", description="rgb: gray in, RGB out (the method); lab: L in, ab out (keeps the input's L)")
-    gan_mode: Literal[GAN_MODES] = Field("vanilla", description="adversarial loss: vanilla cGAN or least squares")
+        "rgb", description="rgb: gray in, RGB out (the method); lab: L in, ab out (keeps the input's L); labcls: "
+                           "L in, ab as classes over quantized ab bins (rebalanced, annealed-mean decode)")
+    gan_mode: Literal[GAN_MODES] = Field(
+        "vanilla", description="adversarial loss: vanilla cGAN, least squares or hinge")
     norm: Literal[NORM_LAYERS] = Field("batch", description="normalisation layers of both networks")
     ngf: int = Field(64, ge=1, description="generator filters in the first layer")
     ndf: int = Field(64, ge=1, description="discriminator filters in the first layer")
@@ -74,6 +85,23 @@ class TrainConfig(Settings):
     use_dropout: bool = Field(True, description="dropout in the generator (pix2pix's noise)")
     init_gain: float = Field(0.02, gt=0, description="std of the normal weight initialisation")
     lambda_l1: float = Field(100.0, ge=0, description="weight of the L1 loss beside the cGAN loss")
+    # The ab-classification variant (color_space labcls; models/abbins.py, docs/QUALITY.md).
+    ab_grid: int = Field(10, ge=2, le=40, description="labcls: ab bin lattice step in Lab units (10: 261 bins)")
+    annealed_temperature: float = Field(
+        0.38, gt=0, le=1, description="labcls: annealed-mean decode temperature (1: the mean, ->0: the mode)")
+    rebalance_lambda: float = Field(
+        0.5, gt=0, le=1, description="labcls: class rebalancing, weights 1/((1-l)*prior + l/Q) (1: none)")
+    lambda_ce: float = Field(
+        3.0, ge=0, description="labcls: weight of the rebalanced cross-entropy, which replaces the L1 term")
+    # Cheap remedies against washed-out colour (all off by default: the paper's models are unchanged).
+    ink_augment: bool = Field(
+        False, description="random tone curve, paper level and ink density on the gray input (ink transfer)")
+    lambda_colorfulness: float = Field(
+        0.0, ge=0, description="weight of |colourfulness(output) - colourfulness(target)| / 100 (0: off)")
+    target_saturation: float = Field(
+        1.0, ge=0.5, le=2.0, description="scale the targets' a*b* by this (1: off; e.g. 1.15: mildly saturated)")
+    spectral_norm: bool = Field(
+        False, description="spectral norm on every discriminator conv (its norm layers dropped)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of both networks")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
@@ -128,6 +156,9 @@ class TrainConfig(Settings):
 
 
 def config_differences(saved: dict[str, Any], current: TrainConfig, names: tuple[str, ...]) -> dict[str, tuple]:
-    """``{field: (saved, current)}`` for the named fields whose values differ."""
+    """``{field: (saved, current)}`` for the named fields whose values differ. A field the saved config lacks
+    (written before the field existed) counts as its default, which is what that run used."""
     now = current.to_dict()
-    return {name: (saved.get(name), now[name]) for name in names if saved.get(name) != now[name]}
+    defaults = {name: TrainConfig.model_fields[name].default for name in names}
+    return {name: (saved.get(name, defaults[name]), now[name]) for name in names
+            if saved.get(name, defaults[name]) != now[name]}

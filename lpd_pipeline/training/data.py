@@ -21,14 +21,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lpd_pipeline import imaging
+from lpd_pipeline.curation.dataset import SPLITS  # the one definition: curation decides the splits
 from lpd_pipeline.files import atomic_path, read_json_object, sha256_file, write_text_atomic
 from lpd_pipeline.settings import PathEscapeError, safe_join
+from lpd_pipeline.training.remedies import augment_ink
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
 REQUIRED_COLUMNS = ("tile_id", "split", "size", "color_path", "gray_path")
-SPLITS = ("train", "test_color", "test_ink")
 
 
 class DataError(ValueError):
@@ -216,17 +217,19 @@ def flip_decision(seed: int, epoch: int, index: int) -> bool:
 
 
 class TilePairDataset(Dataset):
-    """(gray uint8 H×W, colour uint8 H×W×3) tensors of a TileStore, optionally horizontally flipped.
+    """(gray uint8 H×W, colour uint8 H×W×3) tensors of a TileStore, optionally horizontally flipped and with the
+    gray input ink-augmented (``training.remedies.augment_ink``).
 
     Keys are ``(epoch, index)`` pairs (see EpochIndexSampler) so the flip depends only on (seed, epoch,
     index) — also inside persistent worker processes, which never see a ``set_epoch`` call. A plain int key
     means epoch 0. The memmaps are opened lazily in each process and never pickled.
     """
 
-    def __init__(self, store: TileStore, *, flip: bool, seed: int) -> None:
+    def __init__(self, store: TileStore, *, flip: bool, seed: int, ink_augment: bool = False) -> None:
         self.store = store
         self.flip = flip
         self.seed = seed
+        self.ink_augment = ink_augment
         self._arrays: tuple[np.memmap, np.memmap] | None = None
 
     def __len__(self) -> int:
@@ -244,6 +247,8 @@ class TilePairDataset(Dataset):
         gray, color = self._arrays[0][index], self._arrays[1][index]
         if self.flip and flip_decision(self.seed, epoch, index):
             gray, color = gray[:, ::-1], color[:, ::-1]
+        if self.ink_augment:  # a pure function of (seed, epoch, index), like the flip
+            gray = augment_ink(gray, torch.Generator().manual_seed(mix_seed(self.seed, epoch, index, 0xA6)))
         # Copy out of the read-only memmap: tensors must own writable memory.
         gray, color = np.array(gray, copy=True, order="C"), np.array(color, copy=True, order="C")
         return torch.from_numpy(gray), torch.from_numpy(color)

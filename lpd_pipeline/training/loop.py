@@ -24,12 +24,13 @@ import torch.distributed as dist
 from torch import nn
 
 from lpd_pipeline.files import write_parquet_atomic
-from lpd_pipeline.models.colorspace import channels, encode_batch
-from lpd_pipeline.models.networks import GANLoss, build_discriminator, init_weights
+from lpd_pipeline.models.colorspace import encode_batch
+from lpd_pipeline.models.abbins import prior_from_tiles
+from lpd_pipeline.models.build import build_model_discriminator, build_model_generator
+from lpd_pipeline.models.networks import GANLoss, init_weights
 from lpd_pipeline.training.checkpoints import (
     CHECKPOINT_FORMAT,
     apply_retention,
-    build_model_generator,
     capture_rng_state,
     check_compatible,
     checkpoint_dir,
@@ -49,6 +50,7 @@ from lpd_pipeline.training.checkpoints import (
     write_loss_history,
 )
 from lpd_pipeline.training.config import LOSS_NAMES, TrainConfig
+from lpd_pipeline.training.remedies import colorfulness_loss, saturate_targets
 from lpd_pipeline.training.data import (
     EpochIndexSampler,
     TilePairDataset,
@@ -150,7 +152,9 @@ class Pix2PixModel:
 
     The update is the reference one (Isola et al., junyanz/pytorch-CycleGAN-and-pix2pix ``Pix2PixModel``):
     D on concat(input, G(input).detach()) vs concat(input, target), loss_D = (fake + real) / 2; then G with
-    D frozen: GAN(D(concat(input, G(input))), real) + λ·L1(G(input), target).
+    D frozen: GAN(D(concat(input, G(input))), real) + λ·L1(G(input), target). Options (off by default) change
+    only what they name: labcls (G gives bin logits; D sees their annealed-mean decode; λ_ce·rebalanced CE
+    replaces the L1 term), the colourfulness term, saturated targets, hinge loss, a spectrally normalised D.
     Call ``torch.manual_seed`` before constructing it: the weight init draws from the global RNG.
     """
 
@@ -158,13 +162,9 @@ class Pix2PixModel:
         self.config = config
         self.device = device
         self.dist = dist_ctx or DistContext()
-        in_ch, out_ch = channels(config.color_space)
+        self.classes = config.color_space == "labcls"
         self.generator = init_weights(build_model_generator(config), config.init_gain)
-        self.discriminator = init_weights(
-            build_discriminator(in_channels=in_ch + out_ch, ndf=config.ndf, n_layers=config.n_layers_d,
-                                norm=config.norm),
-            config.init_gain,
-        )
+        self.discriminator = init_weights(build_model_discriminator(config), config.init_gain)
         if self.dist.enabled and config.sync_batchnorm:
             self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
             self.discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(self.discriminator)
@@ -230,6 +230,7 @@ class Pix2PixModel:
         gray_u8 = gray_u8.to(self.device, non_blocking=non_blocking)
         color_u8 = color_u8.to(self.device, non_blocking=non_blocking)
         real_a, real_b = encode_batch(gray_u8, color_u8, self.config.color_space)
+        real_b = saturate_targets(real_b, self.config.color_space, self.config.target_saturation)
         return (real_a.contiguous(memory_format=self.memory_format),
                 real_b.contiguous(memory_format=self.memory_format))
 
@@ -238,7 +239,9 @@ class Pix2PixModel:
 
         Returns the detached losses [G_GAN, G_L1, D_real, D_fake]."""
         with self._autocast():
-            fake_b = self.g_forward(real_a)
+            logits = self.g_forward(real_a)
+            # labcls: D judges (and L1/colourfulness see) the annealed-mean decode of the bin logits.
+            fake_b = self.generator.decode_ab(logits) if self.classes else logits
 
         # D: fake pairs -> 0, real pairs -> 1.
         self._set_d_requires_grad(True)
@@ -253,13 +256,32 @@ class Pix2PixModel:
         self._set_d_requires_grad(False)
         self.optimizer_g.zero_grad(set_to_none=True)
         with self._autocast():
-            loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True)
-            loss_g_l1 = self.criterion_l1(fake_b.float(), real_b.float()) * self.config.lambda_l1
+            loss_g_gan = self.criterion_gan(self.d_frozen(torch.cat((real_a, fake_b), 1)), True, generator=True)
+            loss_g_l1 = self._reconstruction_loss(real_a, real_b, logits, fake_b)
             loss_g = loss_g_gan + loss_g_l1
         self._backward_step(loss_g, self.optimizer_g)
         if self.scaler.is_enabled():
             self.scaler.update()
         return torch.stack((loss_g_gan, loss_g_l1, loss_d_real, loss_d_fake)).detach().float()
+
+    def _reconstruction_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, logits: torch.Tensor,
+                             fake_b: torch.Tensor) -> torch.Tensor:
+        """Everything of G's loss but the GAN term (reported as G_L1): λ·L1 (regression) or λ_ce·rebalanced CE
+        (labcls: L1 on the decoded mean would pull it back to the brown average), plus the colourfulness term."""
+        config = self.config
+        if self.classes:
+            loss = self.generator.class_loss(logits, real_b) * config.lambda_ce
+        else:
+            loss = self.criterion_l1(fake_b.float(), real_b.float()) * config.lambda_l1
+        if config.lambda_colorfulness:
+            loss = loss + colorfulness_loss(real_a, fake_b, real_b, config.color_space) * config.lambda_colorfulness
+        return loss
+
+    def set_ab_prior(self, color_u8) -> None:
+        """labcls: the smoothed empirical a*b* prior of the training tiles (uint8 RGB [N, H, W, 3]) into the
+        generator (a buffer: saved with every checkpoint; a resumed run loads the saved one)."""
+        if self.classes:
+            self.generator.set_prior(prior_from_tiles(color_u8, self.generator.centers.cpu()))
 
     def end_epoch(self) -> None:
         self.scheduler_g.step()
@@ -432,6 +454,17 @@ def train(
             dist.destroy_process_group()
 
 
+@dataclass
+class _RunState:
+    """The counters a run carries from epoch to epoch (and a checkpoint restores)."""
+
+    start_epoch: int = 0
+    global_step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    resumed_from: Path | None = None
+
+
 def _train(
     config: TrainConfig,
     tiles_parquet: Path,
@@ -447,13 +480,52 @@ def _train(
     max_epochs_this_run: int | None,
     on_step: StepHook | None,
 ) -> TrainResult:
+    """The run in its phases: prepare the store, build the model, resume, run epochs (checkpoints), finish."""
     configure_backends(config, device)
-    is_main = dist_ctx.is_main
+    store = _prepare_store(config, tiles_parquet, storage_root, run_dir, store_dir, dist_ctx, device,
+                           resume=resume, restart=restart)
+    _seed_everything(config.seed)
+    model = Pix2PixModel(config, device, dist_ctx)
+    model.set_ab_prior(store.color())
+    state = _resume(model, config, run_dir, store, dist_ctx) if resume else _RunState()
 
-    # Rank 0 prepares the directory and decodes the tiles; the others wait, then open the same store.
+    total_epochs = config.total_epochs
+    end_epoch = total_epochs if max_epochs_this_run is None else min(total_epochs,
+                                                                     state.start_epoch + max_epochs_this_run)
+    dataset = TilePairDataset(store, flip=config.flip, seed=config.seed, ink_augment=config.ink_augment)
+    sampler = EpochIndexSampler(store.n, seed=config.seed, rank=dist_ctx.rank, world_size=dist_ctx.world_size)
+    loader = make_loader(dataset, sampler, batch_size=config.batch_size, num_workers=config.num_workers,
+                         pin_memory=device.type == "cuda", seed=config.seed)
+    table_rows = read_checkpoint_table(run_dir).to_dict("records") if dist_ctx.is_main else []
+    _announce(config, run_dir, store, dist_ctx, device, state, end_epoch, emit)
+
+    run_started = time.perf_counter()
+    for epoch in range(state.start_epoch, end_epoch):
+        record = _run_epoch(model, loader, sampler, epoch, state, dist_ctx, device, on_step)
+        done = epoch + 1
+        mean_epoch_time = (time.perf_counter() - run_started) / (done - state.start_epoch)
+        eta_s = mean_epoch_time * (total_epochs - done)
+        emit({"event": "epoch_end", "total_epochs": total_epochs, "eta_s": eta_s, **record})
+        if dist_ctx.is_main:
+            write_loss_history(run_dir, state.history)
+            log.info("epoch %d/%d G_GAN=%.4f G_L1=%.4f D_real=%.4f D_fake=%.4f lr=%.2e img/s=%.2f ETA %s",
+                     done, total_epochs, *(record[name] for name in LOSS_NAMES), record["lr"],
+                     record["img_per_s"], _format_eta(eta_s))
+        if done % config.checkpoint_every == 0 or done == end_epoch:
+            if dist_ctx.is_main:
+                _save_checkpoint(model, config, run_dir, store.fingerprint, state, record, table_rows,
+                                 dist_ctx.world_size, emit)
+            dist_ctx.barrier(device)
+    return _finish(run_dir, state, end_epoch, total_epochs, dist_ctx.is_main, emit)
+
+
+def _prepare_store(config: TrainConfig, tiles_parquet: Path, storage_root: Path, run_dir: Path, store_dir: Path,
+                   dist_ctx: DistContext, device: torch.device, *, resume: bool, restart: bool):
+    """Rank 0 checks the tile size, prepares the run folder and decodes the tiles; the others wait, then open
+    the same store. A failure on rank 0 is raised on every rank."""
     error: BaseException | None = None
     store = None
-    if is_main:
+    if dist_ctx.is_main:
         try:
             size = train_tile_size(tiles_parquet)  # checked first: cheap, and decoding every tile is not
             if size != config.tile_size:
@@ -473,134 +545,129 @@ def _train(
                 raise TrainingError("rank 0 failed to prepare the run (see its log)")
     if error is not None:
         raise error
-    if store is None:
-        store = open_tile_store(store_dir)
+    return store if store is not None else open_tile_store(store_dir)
 
-    _seed_everything(config.seed)
-    model = Pix2PixModel(config, device, dist_ctx)
 
-    # Resume: every rank loads the same file (rank 0 wrote it before the previous barrier).
-    start_epoch, global_step, history, wall_time_s, resumed_from = 0, 0, [], 0.0, None
-    found = latest_checkpoint(run_dir) if resume else None
-    if found is not None:
-        path, payload = found
-        changed = check_compatible(payload, path, config, store.fingerprint, dist_ctx.world_size)
-        if changed and is_main:
-            log.warning("resuming %s with a changed schedule (%s): the lr rule follows the new schedule from the "
-                        "next epoch", path, ", ".join(changed))
-        model.load_state(payload)
-        restore_rng_state(payload["rng"])
-        start_epoch = int(payload["epoch"])
-        global_step = int(payload["global_step"])
-        history = list(payload.get("loss_history", []))
-        wall_time_s = float(payload.get("wall_time_s", 0.0))
-        resumed_from = path
-        if is_main:
-            log.info("resuming from %s (epoch %d, step %d)", path, start_epoch, global_step)
+def _resume(model: Pix2PixModel, config: TrainConfig, run_dir: Path, store, dist_ctx: DistContext) -> _RunState:
+    """Load the newest readable checkpoint into ``model`` and the RNGs (every rank loads the same file, which
+    rank 0 wrote before the previous barrier); a fresh state when there is none."""
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        return _RunState()
+    path, payload = found
+    changed = check_compatible(payload, path, config, store.fingerprint, dist_ctx.world_size)
+    if changed and dist_ctx.is_main:
+        log.warning("resuming %s with a changed schedule (%s): the lr rule follows the new schedule from the "
+                    "next epoch", path, ", ".join(changed))
+    model.load_state(payload)
+    restore_rng_state(payload["rng"])
+    state = _RunState(int(payload["epoch"]), int(payload["global_step"]), list(payload.get("loss_history", [])),
+                      float(payload.get("wall_time_s", 0.0)), path)
+    if dist_ctx.is_main:
+        log.info("resuming from %s (epoch %d, step %d)", path, state.start_epoch, state.global_step)
+    return state
 
+
+def _announce(config: TrainConfig, run_dir: Path, store, dist_ctx: DistContext, device: torch.device,
+              state: _RunState, end_epoch: int, emit: EventHandler) -> None:
     total_epochs = config.total_epochs
-    end_epoch = total_epochs if max_epochs_this_run is None else min(total_epochs, start_epoch + max_epochs_this_run)
-    dataset = TilePairDataset(store, flip=config.flip, seed=config.seed)
-    sampler = EpochIndexSampler(store.n, seed=config.seed, rank=dist_ctx.rank, world_size=dist_ctx.world_size)
-    loader = make_loader(dataset, sampler, batch_size=config.batch_size, num_workers=config.num_workers,
-                         pin_memory=device.type == "cuda", seed=config.seed)
-    table_rows = read_checkpoint_table(run_dir).to_dict("records") if is_main else []
-    show_bar = is_main and sys.stderr.isatty()
-
-    emit({"event": "run_start", "run_dir": str(run_dir), "start_epoch": start_epoch, "end_epoch": end_epoch,
+    emit({"event": "run_start", "run_dir": str(run_dir), "start_epoch": state.start_epoch, "end_epoch": end_epoch,
           "total_epochs": total_epochs,
-          "resumed_from": str(resumed_from) if resumed_from else None, "world_size": dist_ctx.world_size,
-          "device": str(device), "n_tiles": store.n})
-    if is_main and start_epoch >= end_epoch:
-        log.info("nothing to train: %s is already at epoch %d of %d", run_dir, start_epoch, total_epochs)
-    elif is_main:
+          "resumed_from": str(state.resumed_from) if state.resumed_from else None,
+          "world_size": dist_ctx.world_size, "device": str(device), "n_tiles": store.n})
+    if dist_ctx.is_main and state.start_epoch >= end_epoch:
+        log.info("nothing to train: %s is already at epoch %d of %d", run_dir, state.start_epoch, total_epochs)
+    elif dist_ctx.is_main:
         log.info("training %s/%s on %d tiles, epochs %d..%d of %d, device %s, world size %d",
-                 config.backbone, config.color_space, store.n, start_epoch + 1, end_epoch, total_epochs,
+                 config.backbone, config.color_space, store.n, state.start_epoch + 1, end_epoch, total_epochs,
                  device, dist_ctx.world_size)
 
-    run_started = time.perf_counter()
-    for epoch in range(start_epoch, end_epoch):
-        epoch_started = time.perf_counter()
-        torch.manual_seed(mix_seed(config.seed, epoch, dist_ctx.rank, 0xD0))  # dropout stream of this epoch
-        sampler.set_epoch(epoch)
-        model.train_mode()
-        lr = model.lr
-        loss_sums = torch.zeros(len(LOSS_NAMES), device=device, dtype=torch.float64)
-        batches = 0
-        images = 0
-        iterator = loader
-        bar = None
-        if show_bar:
-            from tqdm import tqdm
 
-            bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{total_epochs}", leave=False)
-            iterator = bar
-        for gray_u8, color_u8 in iterator:
-            real_a, real_b = model.encode(gray_u8, color_u8)
-            loss_sums += model.train_step(real_a, real_b)
-            batches += 1
-            images += real_a.shape[0]
-            global_step += 1
-            if on_step is not None:
-                on_step(global_step, model.generator, model.discriminator)
-        if bar is not None:
-            bar.close()
-        model.end_epoch()
+def _run_epoch(model: Pix2PixModel, loader, sampler: EpochIndexSampler, epoch: int, state: _RunState,
+               dist_ctx: DistContext, device: torch.device, on_step: StepHook | None) -> dict[str, float]:
+    """One epoch of updates; appends its record (mean losses, lr, img/s, times) to ``state.history``."""
+    config = model.config
+    epoch_started = time.perf_counter()
+    torch.manual_seed(mix_seed(config.seed, epoch, dist_ctx.rank, 0xD0))  # dropout stream of this epoch
+    sampler.set_epoch(epoch)
+    model.train_mode()
+    lr = model.lr
+    loss_sums = torch.zeros(len(LOSS_NAMES), device=device, dtype=torch.float64)
+    batches = 0
+    images = 0
+    iterator = loader
+    bar = None
+    if dist_ctx.is_main and sys.stderr.isatty():
+        from tqdm import tqdm
 
-        counts = torch.tensor([batches, images], device=device, dtype=torch.float64)
-        if dist_ctx.enabled:
-            dist.all_reduce(loss_sums)
-            dist.all_reduce(counts)
-        means = (loss_sums / counts[0].clamp(min=1)).tolist()
-        epoch_time = time.perf_counter() - epoch_started
-        wall_time_s += epoch_time
-        done = epoch + 1
-        mean_epoch_time = (time.perf_counter() - run_started) / (done - start_epoch)
-        record = {"epoch": done, **dict(zip(LOSS_NAMES, means)), "lr": lr,
-                  "img_per_s": float(counts[1].item()) / max(epoch_time, 1e-9),
-                  "epoch_time_s": epoch_time, "wall_time_s": wall_time_s, "global_step": global_step}
-        history.append(record)
-        eta_s = mean_epoch_time * (total_epochs - done)
-        emit({"event": "epoch_end", "total_epochs": total_epochs, "eta_s": eta_s, **record})
-        if is_main:
-            write_loss_history(run_dir, history)
-            log.info("epoch %d/%d G_GAN=%.4f G_L1=%.4f D_real=%.4f D_fake=%.4f lr=%.2e img/s=%.2f ETA %s",
-                     done, total_epochs, *means, lr, record["img_per_s"], _format_eta(eta_s))
+        bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{config.total_epochs}", leave=False)
+        iterator = bar
+    for gray_u8, color_u8 in iterator:
+        real_a, real_b = model.encode(gray_u8, color_u8)
+        loss_sums += model.train_step(real_a, real_b)
+        batches += 1
+        images += real_a.shape[0]
+        state.global_step += 1
+        if on_step is not None:
+            on_step(state.global_step, model.generator, model.discriminator)
+    if bar is not None:
+        bar.close()
+    model.end_epoch()
 
-        if done % config.checkpoint_every == 0 or done == end_epoch:
-            if is_main:
-                payload = {
-                    "format": CHECKPOINT_FORMAT,
-                    "epoch": done,
-                    "global_step": global_step,
-                    "config": config.to_dict(),
-                    "data_fingerprint": store.fingerprint,
-                    **model.state(),
-                    "rng": capture_rng_state(),
-                    "loss_history": history,
-                    "wall_time_s": wall_time_s,
-                    "world_size": dist_ctx.world_size,
-                    "torch_version": str(torch.__version__),
-                }
-                path = save_torch_atomic(payload, checkpoint_path(run_dir, done))
-                deleted = apply_retention(run_dir, config.keep_every, config.checkpoint_every)
-                table_rows.append({"epoch": done, "path": str(path), "global_step": global_step,
-                                   **dict(zip(LOSS_NAMES, means)), "lr": lr, "wall_time_s": wall_time_s})
-                write_checkpoint_table(run_dir, table_rows)
-                log.info("checkpoint epoch %d written: %s%s", done, path,
-                         f" ({len(deleted)} old one(s) removed by retention)" if deleted else "")
-                emit({"event": "checkpoint", "epoch": done, "path": str(path),
-                      "deleted": [str(p) for p in deleted]})
-            dist_ctx.barrier(device)
+    counts = torch.tensor([batches, images], device=device, dtype=torch.float64)
+    if dist_ctx.enabled:
+        dist.all_reduce(loss_sums)
+        dist.all_reduce(counts)
+    means = (loss_sums / counts[0].clamp(min=1)).tolist()
+    epoch_time = time.perf_counter() - epoch_started
+    state.wall_time_s += epoch_time
+    record = {"epoch": epoch + 1, **dict(zip(LOSS_NAMES, means)), "lr": lr,
+              "img_per_s": float(counts[1].item()) / max(epoch_time, 1e-9),
+              "epoch_time_s": epoch_time, "wall_time_s": state.wall_time_s, "global_step": state.global_step}
+    state.history.append(record)
+    return record
 
+
+def _save_checkpoint(model: Pix2PixModel, config: TrainConfig, run_dir: Path, fingerprint: str, state: _RunState,
+                     record: dict[str, float], table_rows: list[dict[str, Any]], world_size: int,
+                     emit: EventHandler) -> None:
+    """Rank 0: the checkpoint of the epoch just finished, retention, the checkpoint table, the event."""
+    done = int(record["epoch"])
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": done,
+        "global_step": state.global_step,
+        "config": config.to_dict(),
+        "data_fingerprint": fingerprint,
+        **model.state(),
+        "rng": capture_rng_state(),
+        "loss_history": state.history,
+        "wall_time_s": state.wall_time_s,
+        "world_size": world_size,
+        "torch_version": str(torch.__version__),
+    }
+    path = save_torch_atomic(payload, checkpoint_path(run_dir, done))
+    deleted = apply_retention(run_dir, config.keep_every, config.checkpoint_every)
+    table_rows.append({"epoch": done, "path": str(path), "global_step": state.global_step,
+                       **{name: record[name] for name in LOSS_NAMES}, "lr": record["lr"],
+                       "wall_time_s": state.wall_time_s})
+    write_checkpoint_table(run_dir, table_rows)
+    log.info("checkpoint epoch %d written: %s%s", done, path,
+             f" ({len(deleted)} old one(s) removed by retention)" if deleted else "")
+    emit({"event": "checkpoint", "epoch": done, "path": str(path), "deleted": [str(p) for p in deleted]})
+
+
+def _finish(run_dir: Path, state: _RunState, end_epoch: int, total_epochs: int, is_main: bool,
+            emit: EventHandler) -> TrainResult:
+    """Export the newest weights as a small inference file (rank 0) and report the run."""
     checkpoints = [p for _, p in list_checkpoints(run_dir)]
     exported = None
     if is_main and checkpoints:
         # The newest weights as a small inference file, refreshed at the end of every call.
         exported = export_generator(checkpoints[-1], generator_path(run_dir), dtype="fp32")
     finished = end_epoch >= total_epochs
-    result = TrainResult(run_dir, end_epoch, total_epochs, finished, resumed_from, checkpoints, history,
-                         exported, table_path(run_dir) if checkpoints else None)
+    result = TrainResult(run_dir, end_epoch, total_epochs, finished, state.resumed_from, checkpoints,
+                         state.history, exported, table_path(run_dir) if checkpoints else None)
     emit({"event": "run_end", "epochs_completed": end_epoch, "total_epochs": total_epochs, "finished": finished,
           "checkpoints": [str(p) for p in checkpoints],
           "generator_path": str(exported) if exported else None})

@@ -169,6 +169,7 @@ def raw_paintings(
         "kind_source": dg.MetadataValue.json(paintings["kind_source"].value_counts().to_dict()),
         "rejected_files": len(rejections),
         "rejection_reasons": dg.MetadataValue.md(_reasons_markdown(rejections)),
+        "provenance": dg.MetadataValue.md(previews.provenance_markdown(paintings)),
         "megapixels": float(paintings["pixels"].sum() / 1e6) if len(paintings) else 0.0,
         **work,
         # Cached rows (unchanged files) are not decoded again, so re-runs are much faster than a first run.

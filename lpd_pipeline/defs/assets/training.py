@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from lpd_pipeline.defs.assets.dataset import tile_pairs
+from lpd_pipeline.defs.cluster import GPU_POOL, K8S_CONFIG_TAG, TRAINING_STEP_K8S_CONFIG
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
@@ -24,8 +25,6 @@ from lpd_pipeline.files import write_text_atomic
 from lpd_pipeline.models.options import parse_variant
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
-
-GPU_POOL = "gpu"
 
 
 class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color_space", "tile_size"))):
@@ -72,7 +71,8 @@ def _deprecated(log, message: str) -> None:
     kinds={"pytorch"},
     partitions_def=VARIANT_PARTITIONS,  # the model variant: backbone, or backbone-colour space
     deps=[tile_pairs],
-    pool=GPU_POOL,
+    pool=GPU_POOL,  # one slot per training across runs: the pool's limit is the number of GPUs
+    op_tags={K8S_CONFIG_TAG: TRAINING_STEP_K8S_CONFIG},  # on Kubernetes: one GPU for this step (defs/cluster.py)
     # One run may train several variants one after the other (make demo, a single-run backfill in the UI).
     backfill_policy=dg.BackfillPolicy.single_run(),
 )

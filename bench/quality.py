@@ -1,0 +1,296 @@
+"""The colour-quality ladder: each variant trained on the same curated tiles for the same budget, scored alike.
+
+    python bench/quality.py [--storage /tmp/quality_storage] [--shared ../shared] [--size 128] [--images 2000]
+                            [--seed 0] [--ink-tiles 200] [--threads 2] [--out bench/quality_runs]
+                            [--variants gray unet256 unet256-lab unet256-labcls unet256-labcls-aug-cf]
+
+1. Tiles: ``--storage`` holds a curated dataset; when it has none, ``paintings/colored`` and ``paintings/ink`` of
+   ``--shared`` are curated into it by the pipeline's own curation (ingest, dedup, tiles, filters, split; each
+   painting's kind is its folder, the human label). ``--size`` below the tile size trains and tests on
+   area-downscaled copies (gray = BT.601 luma of the downscaled colour tile), made once under
+   ``<storage>/quality/size<N>/``.
+2. Each variant (``VARIANTS`` below: a TrainConfig over the paper's defaults) is trained with
+   ``lpd_pipeline.training.loop.train`` for ``--images`` images (whole epochs, rounded; half at the initial lr,
+   half decaying, as the paper's schedule), seed ``--seed``, batch 1, on ``--threads`` CPU threads.
+3. Its last checkpoint colours the test_color tiles and ``--ink-tiles`` seeded test_ink tiles through the one
+   inference path (``evaluation.generation.generate``) and is scored by the project's metrics
+   (``evaluation.evaluate.score_generated``: FID/KID with bootstrap intervals, LPIPS, ΔE, ΔCF, ink KID and
+   colourfulness); LPIPS and ΔE get bootstrap intervals over the test tiles here, and every row is compared with
+   the paper's U-Net row by a paired bootstrap on the same tiles. ``gray`` is the input left gray.
+4. Rows go to ``<out>/rows.json`` (a rerun of one variant replaces its row), per-tile values to
+   ``<out>/tiles/<variant>.npz``, a sample sheet per variant to ``<out>/sheets/<variant>.png``; the table is
+   printed (markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lpd_pipeline import imaging  # noqa: E402
+from lpd_pipeline.files import write_text_atomic  # noqa: E402
+from lpd_pipeline.settings import StorageLayout  # noqa: E402
+
+# name -> TrainConfig fields over the paper's defaults (backbone unet256, rgb, batch 1, λ_L1 100, ...).
+VARIANTS: dict[str, dict] = {
+    "gray": {},  # no model: the input left gray
+    "unet256": {},  # the paper's U-Net-256
+    "unet256-lab": {"color_space": "lab"},
+    "unet256-labcls": {"color_space": "labcls"},
+    "unet256-labcls-aug-cf": {"color_space": "labcls", "ink_augment": True, "lambda_colorfulness": 10.0},
+    "unet256-labcls-aug-cf-sat": {"color_space": "labcls", "ink_augment": True, "lambda_colorfulness": 10.0,
+                                  "target_saturation": 1.15},
+    "unet256-labcls-sn": {"color_space": "labcls", "spectral_norm": True, "gan_mode": "hinge"},
+    "unet256-lab-aug-cf": {"color_space": "lab", "ink_augment": True, "lambda_colorfulness": 10.0},
+}
+BASELINE = "unet256"
+METRIC_COLUMNS = ["fid", "kid", "lpips", "delta_e", "delta_cf", "ink_kid", "ink_colorfulness"]
+
+
+# ---- tiles ----------------------------------------------------------------------------------------------
+def curate(storage: Path, shared: Path) -> None:
+    """The museum folders through the pipeline's curation into ``storage`` (kind = the folder's human label)."""
+    from lpd_pipeline.curation import dataset as curation
+    from lpd_pipeline.sources.local import scan_local_folder
+
+    layout = StorageLayout(storage)
+    items, overrides = [], {}
+    for kind in ("colored", "ink"):
+        found, _ = scan_local_folder(shared / "paintings" / kind)
+        items += found
+        overrides.update({Path(item.path).name: kind for item in found})
+    config = curation.CurationConfig(kind_overrides=overrides)
+    paintings, rejected = curation.ingest_paintings(items, config)
+    marked, rejected_dedup = curation.dedup_paintings(paintings, config)
+    tiles, rejected_tiles = curation.cut_tiles(marked, layout, config)
+    paintings, kept, rejected_split = curation.assemble_dataset(marked, tiles, config)
+    curation.write_dataset_tables(layout, paintings, kept,
+                                  pd.concat([rejected, rejected_dedup, rejected_tiles, rejected_split]))
+
+
+def downscaled_storage(storage: Path, size: int) -> Path:
+    """A storage whose tiles are the curated ones area-downscaled to ``size`` (made once; gray = luma of colour)."""
+    import cv2
+
+    tiles = pd.read_parquet(storage / "dataset" / "tiles.parquet")
+    if int(tiles["size"].iloc[0]) == size:
+        return storage
+    root = storage / "quality" / f"size{size}"
+    table = root / "dataset" / "tiles.parquet"
+    if table.is_file():
+        return root
+    rows = []
+    for row in tiles.to_dict("records"):
+        color = imaging.decode_image(storage / row["color_path"])
+        small = cv2.resize(color, (size, size), interpolation=cv2.INTER_AREA)
+        color_rel = f"dataset/tiles/{row['tile_id']}_color.png"
+        gray_rel = f"dataset/tiles/{row['tile_id']}_gray.png"
+        imaging.save_image(root / color_rel, small)
+        imaging.save_image(root / gray_rel, imaging.luma_bt601(small))
+        rows.append({**row, "size": size, "color_path": color_rel, "gray_path": gray_rel})
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(table, index=False)
+    return root
+
+
+def test_tiles(root: Path, ink_tiles: int, seed: int) -> dict[str, np.ndarray]:
+    """test_color gray/colour (all) and ``ink_tiles`` seeded test_ink gray tiles, decoded."""
+    from lpd_pipeline.training.data import build_tile_store
+
+    table = root / "dataset" / "tiles.parquet"
+    color = build_tile_store(table, root, "test_color", root / "quality_stores" / "test_color")
+    ink = build_tile_store(table, root, "test_ink", root / "quality_stores" / "test_ink")
+    pick = np.sort(np.random.default_rng(seed).choice(ink.n, size=min(ink_tiles, ink.n), replace=False))
+    return {"gray": np.array(color.gray()), "real": np.array(color.color()), "ink_gray": np.array(ink.gray())[pick]}
+
+
+# ---- training and scoring -------------------------------------------------------------------------------
+def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed: int):
+    """Train ``name`` for about ``images`` images (whole epochs); returns (loaded generator, images seen, seconds)."""
+    from lpd_pipeline.training.checkpoints import load_generator
+    from lpd_pipeline.training.config import TrainConfig
+    from lpd_pipeline.training.data import read_split_tiles
+    from lpd_pipeline.training.loop import train
+
+    table = root / "dataset" / "tiles.parquet"
+    n_train = len(read_split_tiles(table, "train"))
+    epochs = max(1, round(images / n_train))
+    config = TrainConfig(**VARIANTS[name], tile_size=size, seed=seed, device="cpu", n_epochs=math.ceil(epochs / 2),
+                         n_epochs_decay=epochs // 2, checkpoint_every=epochs)
+    run_dir = out / "runs" / f"{name}-{size}-{images}-s{seed}"
+    result = train(config, table, root, run_dir, restart=True, store_dir=root / "quality_stores" / "train")
+    wall = float(result.history[-1]["wall_time_s"]) if result.history else float("nan")
+    return load_generator(result.checkpoints[-1], mode="eval"), epochs * n_train, wall
+
+
+def bootstrap_mean(values: np.ndarray, rng: np.random.Generator, n: int = 1000) -> tuple[float, float]:
+    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def score(name: str, generated: np.ndarray, ink_generated: np.ndarray, tiles, models, real_stats) -> dict:
+    """Every metric of one variant's generated tiles (the project's), plus per-tile LPIPS and ΔE."""
+    from lpd_pipeline.evaluation.evaluate import score_generated
+    from lpd_pipeline.evaluation.settings import EvaluationSettings
+    from lpd_pipeline.metrics.paired import delta_e_per_pair
+
+    values = score_generated(tiles["real"], generated, real_stats, models, EvaluationSettings(bootstrap=200),
+                             ink_generated=ink_generated)
+    per_tile = {"lpips": np.asarray(models.lpips(tiles["real"], generated), dtype=np.float64),
+                "delta_e": np.asarray(delta_e_per_pair(tiles["real"], generated), dtype=np.float64)}
+    rng = np.random.default_rng(0)
+    for key, array in per_tile.items():
+        values[f"{key}_lo"], values[f"{key}_hi"] = bootstrap_mean(array, rng)
+    return values, per_tile
+
+
+def colorfulness_per_tile(images: np.ndarray) -> np.ndarray:
+    from lpd_pipeline.metrics.color import colorfulness_per_image
+
+    return np.asarray(colorfulness_per_image(images), dtype=np.float64)
+
+
+def paired_difference(name: str, per_tile: dict, base: dict, real_cf: float) -> dict:
+    """Mean difference (variant - paper U-Net) of LPIPS, ΔE and |CF - CF_real| with a paired bootstrap 95 % CI."""
+    rng = np.random.default_rng(1)
+    out = {}
+    idx = rng.integers(0, len(per_tile["lpips"]), size=(1000, len(per_tile["lpips"])))
+    for key in ("lpips", "delta_e"):
+        diff = per_tile[key] - base[key]
+        samples = diff[idx].mean(axis=1)
+        out[key] = (float(diff.mean()), float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5)))
+    # ΔCF is a set statistic: resample the tiles, recompute both sets' mean colourfulness gap to the real one.
+    cf, cf_base, cf_real = per_tile["cf"], base["cf"], base["cf_real"]
+    gap = np.abs(cf[idx].mean(1) - cf_real[idx].mean(1)) - np.abs(cf_base[idx].mean(1) - cf_real[idx].mean(1))
+    out["delta_cf"] = (float(abs(cf.mean() - cf_real.mean()) - abs(cf_base.mean() - cf_real.mean())),
+                       float(np.percentile(gap, 2.5)), float(np.percentile(gap, 97.5)))
+    return out
+
+
+# ---- the table ------------------------------------------------------------------------------------------
+def _fmt_interval(row: dict, key: str, scale: float = 1.0, digits: int = 2) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value * scale:.{digits}f}"
+    if row.get(f"{key}_lo") is not None:
+        text += f" [{row[f'{key}_lo'] * scale:.{digits}f}, {row[f'{key}_hi'] * scale:.{digits}f}]"
+    return text
+
+
+def table(rows: dict) -> str:
+    head = ("| variant | images seen | wall (s) | FID | KID ×1e3 | LPIPS | ΔE | ΔCF (CF) | test_ink KID ×1e3 | "
+            "ink CF |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['images_seen']} | {row['wall_s']:.0f} | {_fmt_interval(row, 'fid', digits=1)} | "
+            f"{_fmt_interval(row, 'kid', 1e3, 1)} | {_fmt_interval(row, 'lpips', digits=3)} | "
+            f"{_fmt_interval(row, 'delta_e')} | {row['delta_cf']:.1f} ({row['colorfulness_fake']:.1f}) | "
+            f"{_fmt_interval(row, 'ink_kid', 1e3, 1)} | {row.get('ink_colorfulness', float('nan')):.1f} |")
+    return head + "\n".join(lines)
+
+
+def comparison(rows: dict) -> str:
+    lines = ["| variant | ΔLPIPS vs unet256 [95 % CI] | ΔΔE | Δ(ΔCF) | beats on LPIPS/ΔE/ΔCF/KID |",
+             "|---|---|---|---|---|"]
+    base = rows.get(BASELINE)
+    for name, row in rows.items():
+        diff = row.get("vs_baseline")
+        if not diff or name == BASELINE or base is None:
+            continue
+        cells, wins = [], []
+        for key in ("lpips", "delta_e", "delta_cf"):
+            mean, lo, hi = diff[key]
+            cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            wins.append("yes" if hi < 0 else "no")
+        wins.append("yes" if row["kid_hi"] < base["kid_lo"] else "no")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'/'.join(wins)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", type=Path, default=Path("/tmp/quality_storage"))
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ink-tiles", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "quality_runs")
+    parser.add_argument("--variants", nargs="+", default=["gray", "unet256", "unet256-lab", "unet256-labcls",
+                                                          "unet256-labcls-aug-cf"], choices=sorted(VARIANTS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    if not (args.storage / "dataset" / "tiles.parquet").is_file():
+        curate(args.storage, args.shared)
+    root = downscaled_storage(args.storage, args.size)
+    tiles = test_tiles(root, args.ink_tiles, args.seed)
+    out = args.out / f"size{args.size}-images{args.images}-seed{args.seed}"
+    rows_path = out / "rows.json"
+    rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+
+    from lpd_pipeline.evaluation.evaluate import RealStatistics, default_models
+    from lpd_pipeline.evaluation.generation import generate
+    from lpd_pipeline.evaluation.samples import sample_sheet
+    from lpd_pipeline.metrics import colorfulness
+
+    models = default_models("cpu")
+    real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
+                                float(colorfulness(tiles["real"])))
+    real_cf = colorfulness_per_tile(tiles["real"])
+    for name in args.variants:
+        started = time.perf_counter()
+        if name == "gray":
+            generated = np.repeat(tiles["gray"][..., None], 3, axis=3)
+            ink_generated = np.repeat(tiles["ink_gray"][..., None], 3, axis=3)
+            seen, wall = 0, 0.0
+        else:
+            loaded, seen, wall = train_variant(name, root, out, args.size, args.images, args.seed)
+            generated = generate(loaded, tiles["gray"])
+            ink_generated = generate(loaded, tiles["ink_gray"])
+        values, per_tile = score(name, generated, ink_generated, tiles, models, real_stats)
+        per_tile.update(cf=colorfulness_per_tile(generated), cf_real=real_cf)
+        (out / "tiles").mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / "tiles" / f"{name}.npz", **per_tile)
+        pick = np.linspace(0, len(generated) - 1, 8).astype(int)
+        ink_pick = np.linspace(0, len(ink_generated) - 1, 6).astype(int)
+        sheet = sample_sheet(f"{name}  {args.size}px  {seen} images  LPIPS {values['lpips']:.3f}  "
+                             f"dE {values['delta_e']:.2f}", [str(i) for i in pick], tiles["gray"][pick],
+                             generated[pick], tiles["real"][pick], [str(i) for i in ink_pick],
+                             tiles["ink_gray"][ink_pick], ink_generated[ink_pick])
+        imaging.save_image(out / "sheets" / f"{name}.png", sheet)
+        rows[name] = {**values, "images_seen": seen, "wall_s": wall, "size": args.size, "seed": args.seed,
+                      "threads": args.threads, "score_s": time.perf_counter() - started - wall}
+        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
+        print(f"{name}: LPIPS {values['lpips']:.4f} dE {values['delta_e']:.2f} KID {values['kid']:.4f} "
+              f"CF {values['colorfulness_fake']:.1f} (real {values['colorfulness_real']:.1f}) "
+              f"train {wall:.0f}s", flush=True)
+    base_path = out / "tiles" / f"{BASELINE}.npz"
+    if base_path.is_file():
+        base = dict(np.load(base_path))
+        for name in rows:
+            path = out / "tiles" / f"{name}.npz"
+            if path.is_file() and name != BASELINE:
+                rows[name]["vs_baseline"] = paired_difference(name, dict(np.load(path)), base, float(real_cf.mean()))
+        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
+    print(table(rows))
+    print()
+    print(comparison(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Colour as classification over quantized a*b* bins (Zhang, Isola & Efros 2016, "Colorful Image Colorization").
+
+The rule: the generator predicts, per pixel, a distribution over the in-gamut a*b* bins of a ``grid``-unit
+lattice (grid 10: every bin some sRGB colour falls in, 260-odd); it is trained with a cross-entropy against a
+soft encoding of the target (its ``SOFT_NEIGHBOURS`` nearest bins, Gaussian weights, sigma ``SOFT_SIGMA``),
+rebalanced so that rare (saturated) colours weigh as much as the common paper browns: weight
+``1 / ((1 - lambda) * p + lambda / Q)`` of the training set's own smoothed empirical prior ``p``, normalised to
+mean 1 under ``p``. Decoding is the annealed mean: ``softmax(logits / T) @ centers`` (T = 0.38 between the
+mean, T = 1, which is desaturated, and the mode, T -> 0, which is noisy).
+
+The bin centres, the prior and T are buffers of :class:`AbBinsGenerator`, so every checkpoint and export holds
+them: a decode is reproducible from the file alone and the prior is traceable to the training set (its data
+fingerprint is in the same file). Lab units throughout (a*, b* roughly in [-110, 110]); outputs of
+``decode_ab`` are a*b* / ``AB_SCALE``, the ``lab`` colour space's encoding, so everything after decoding is
+shared with it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lpd_pipeline.models.colorspace import AB_SCALE, rgb_to_lab
+
+SOFT_NEIGHBOURS = 5
+SOFT_SIGMA = 5.0  # a*b* units, for the soft encoding and for smoothing the prior
+DEFAULT_GRID = 10
+DEFAULT_TEMPERATURE = 0.38
+DEFAULT_REBALANCE = 0.5
+
+
+@functools.lru_cache(maxsize=8)
+def _gamut_bins(grid: int) -> tuple[tuple[int, int], ...]:
+    """Lattice indices ``(round(a / grid), round(b / grid))`` of the bins some sRGB colour falls in."""
+    levels = torch.linspace(0.0, 1.0, 48)
+    rgb = torch.stack(torch.meshgrid(levels, levels, levels, indexing="ij"), dim=0).reshape(3, -1, 1)
+    ab = rgb_to_lab(rgb)[1:].reshape(2, -1)
+    index = torch.round(ab / grid).to(torch.int64)
+    return tuple(sorted({(int(a), int(b)) for a, b in index.t().unique(dim=0).tolist()}))
+
+
+def bin_centers(grid: int = DEFAULT_GRID) -> torch.Tensor:
+    """``[Q, 2]`` float32 a*b* centres of the in-gamut bins of a ``grid``-unit lattice (deterministic)."""
+    if grid < 2 or grid > 40:
+        raise ValueError(f"ab bin grid must be in [2, 40] a*b* units, got {grid}")
+    return torch.tensor(_gamut_bins(grid), dtype=torch.float32) * float(grid)
+
+
+def count_bins(grid: int = DEFAULT_GRID) -> int:
+    return len(_gamut_bins(grid))
+
+
+def _sq_distances(ab: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """``[N, H, W, Q]`` squared distances of the pixels of ``ab`` ([N, 2, H, W], Lab units) to the centres."""
+    pixels = ab.permute(0, 2, 3, 1).float()
+    return ((pixels.unsqueeze(-2) - centers.to(pixels)) ** 2).sum(-1)
+
+
+def soft_encode(ab: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(targets [N, Q, H, W], nearest bin [N, H, W])`` for a*b* ``[N, 2, H, W]`` in Lab units."""
+    distances = _sq_distances(ab, centers)
+    near_d, near_i = distances.topk(SOFT_NEIGHBOURS, dim=-1, largest=False)
+    weights = torch.softmax(-near_d / (2 * SOFT_SIGMA**2), dim=-1)
+    targets = torch.zeros_like(distances).scatter_(-1, near_i, weights)
+    return targets.permute(0, 3, 1, 2), near_i[..., 0]
+
+
+def smoothed_prior(counts: torch.Tensor, centers: torch.Tensor, sigma: float = SOFT_SIGMA) -> torch.Tensor:
+    """The empirical distribution of bin ``counts`` smoothed by a Gaussian over the a*b* plane (sums to 1)."""
+    if counts.sum() <= 0:
+        raise ValueError("cannot estimate an ab prior from no pixels")
+    kernel = torch.exp(-torch.cdist(centers.double(), centers.double()) ** 2 / (2 * sigma**2))
+    prior = kernel @ (counts.double() / counts.sum())
+    return (prior / prior.sum()).float()
+
+
+def rebalance_weights(prior: torch.Tensor, lam: float = DEFAULT_REBALANCE) -> torch.Tensor:
+    """Per-bin loss weights ``1 / ((1 - lam) p + lam / Q)``, scaled so that their mean under ``p`` is 1."""
+    if not 0.0 < lam <= 1.0:  # 0 would divide by the empty bins' zero prior
+        raise ValueError(f"rebalancing lambda must be in (0, 1], got {lam}")
+    weights = 1.0 / ((1.0 - lam) * prior.double() + lam / prior.numel())
+    return (weights / (prior.double() * weights).sum()).float()
+
+
+def prior_from_tiles(color_u8: np.ndarray, centers: torch.Tensor, *, chunk: int = 16, stride: int = 2
+                     ) -> torch.Tensor:
+    """The smoothed empirical prior of uint8 RGB tiles ``[N, H, W, 3]`` (a numpy array or memmap; every
+    ``stride``-th pixel each way)."""
+    counts = torch.zeros(len(centers), dtype=torch.float64)
+    for start in range(0, len(color_u8), chunk):
+        block = torch.from_numpy(np.ascontiguousarray(np.asarray(color_u8[start:start + chunk])[:, ::stride, ::stride]))
+        ab = rgb_to_lab(block.permute(0, 3, 1, 2).float() / 255.0)[:, 1:]
+        nearest = _sq_distances(ab, centers).argmin(-1)
+        counts += torch.bincount(nearest.flatten(), minlength=len(centers)).double()
+    return smoothed_prior(counts, centers)
+
+
+def _drop_final_tanh(net: nn.Module) -> nn.Module:
+    """Replace the generator's last Tanh by the identity: bin logits must be unbounded."""
+    last = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Tanh):
+            last = name
+    if last is None:
+        raise ValueError("the backbone has no final Tanh to remove")
+    parent_name, _, child = last.rpartition(".")
+    parent = net.get_submodule(parent_name) if parent_name else net
+    setattr(parent, child, nn.Identity())
+    return net
+
+
+class AbBinsGenerator(nn.Module):
+    """A pix2pix backbone whose last layer gives ``Q`` bin logits; carries its bins, prior and temperature."""
+
+    def __init__(self, backbone: nn.Module, grid: int = DEFAULT_GRID, temperature: float = DEFAULT_TEMPERATURE,
+                 rebalance: float = DEFAULT_REBALANCE) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"annealed-mean temperature must be > 0, got {temperature}")
+        self.backbone = _drop_final_tanh(backbone)
+        centers = bin_centers(grid)
+        self.register_buffer("centers", centers)
+        self.register_buffer("prior", torch.full((len(centers),), 1.0 / len(centers)))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.rebalance = rebalance
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.centers.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def set_prior(self, prior: torch.Tensor) -> None:
+        if prior.shape != self.prior.shape:
+            raise ValueError(f"prior has {tuple(prior.shape)} bins, the generator {tuple(self.prior.shape)}")
+        self.prior.copy_(prior.to(self.prior))
+
+    def decode_ab(self, logits: torch.Tensor) -> torch.Tensor:
+        """Annealed mean a*b* / AB_SCALE ``[N, 2, H, W]`` of bin logits ``[N, Q, H, W]`` (differentiable)."""
+        weights = torch.softmax(logits.float() / self.temperature, dim=1)
+        ab = torch.einsum("nqhw,qc->nchw", weights, self.centers.float())
+        return ab / AB_SCALE
+
+    def class_loss(self, logits: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
+        """Rebalanced cross-entropy against the soft-encoded target (``target_ab``: a*b* / AB_SCALE)."""
+        targets, nearest = soft_encode(target_ab.float() * AB_SCALE, self.centers)
+        per_pixel = -(targets * F.log_softmax(logits.float(), dim=1)).sum(1)
+        weights = rebalance_weights(self.prior, self.rebalance)[nearest]
+        return (per_pixel * weights).mean()
