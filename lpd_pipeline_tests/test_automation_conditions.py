@@ -29,10 +29,21 @@ def _materialize(instance, key: str, partition: str | None = None, passed_check:
             asset_key=dg.AssetKey(key), check_name=passed_check, passed=True))
 
 
+def _new_dataset(instance) -> None:
+    """tile_pairs materialized and its blocking checks passed (what a prepare_dataset run leaves)."""
+    _materialize(instance, "tile_pairs")
+    for check in ("no_leak_across_splits", "pairs_aligned_and_luma_exact"):
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("tile_pairs"), check_name=check, passed=True))
+
+
 def test_a_new_training_is_evaluated_then_rendered_and_published(defs, tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert _requested(tick) == set()  # nothing materialized: nothing is created by automation
+        _new_dataset(instance)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert _requested(tick) == set()  # no variant is trained: nothing to evaluate
 
         _materialize(instance, "trained_generator", "resnet9")
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
@@ -80,3 +91,24 @@ def test_curation_and_training_are_never_automated_and_the_sensor_is_off_by_defa
             _materialize(instance, key)
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
         assert _requested(tick) == set()  # a new dataset does not start a training by itself
+
+
+def test_a_new_dataset_rescores_the_trained_variants_only(defs, tmp_path):
+    """The weekly refresh (or the raw-folder sensor) writes tile_pairs: trained variants are evaluated again on
+    the test set as it now is; variants never trained are left alone."""
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        _new_dataset(instance)
+        for variant in ("resnet9", "unet256"):
+            _materialize(instance, "trained_generator", variant)
+            _materialize(instance, "checkpoint_evaluations", variant)
+            _materialize(instance, "best_checkpoint", variant, passed_check="best_checkpoint_usable")
+        for key in ("backbone_comparison", "colorized_masterpieces", "results_page"):
+            _materialize(instance, key)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert _requested(tick) == set()  # everything up to date
+
+        _new_dataset(instance)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert _requested(tick) == {("checkpoint_evaluations", v) for v in ("resnet9", "unet256")} | {
+            ("best_checkpoint", v) for v in ("resnet9", "unet256")}

@@ -8,6 +8,9 @@ What it does once on, with ``dagster-daemon`` running (``make ui`` / ``dagster d
 
 - a materialization of ``trained_generator[v]`` requests ``checkpoint_evaluations[v]`` (same partition), which
   requests ``best_checkpoint[v]``;
+- a new dataset (``tile_pairs``: a refresh by the weekly schedule or the raw-folder sensor) requests
+  ``checkpoint_evaluations`` of every variant that has been trained: the test set may have changed (evaluation
+  re-scores only when its fingerprint did, and refuses checkpoints trained on tiles now in a test split);
 - an update of ``best_checkpoint`` (any variant) requests ``backbone_comparison`` and, once the blocking check
   ``best_checkpoint_usable`` has passed, ``colorized_masterpieces``; those two request ``results_page``.
 
@@ -15,7 +18,8 @@ Only the final materialization of a training run counts: the training process re
 through Dagster Pipes when it ends, and logs the checkpoints it writes on the way (not as asset events), so a long
 run is evaluated once, after it, and evaluation never competes with training for the GPU. Every checkpoint of the
 run is scored then (evaluation scores each checkpoint once, by content). Assets that a person starts on purpose
-(ingest, curation, training, the survey kit and its scores) carry no condition.
+(ingest, curation, training, the survey kit and its scores) carry no condition: a new dataset never starts a
+training by itself.
 """
 
 import dagster as dg
@@ -31,6 +35,12 @@ AFTER_UPSTREAM_UPDATE = (
     & ~dg.AutomationCondition.in_progress()
     & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("after_upstream_update")
+
+# The variant-partitioned assets: a variant whose upstream partition is missing (never trained) is not requested,
+# so a new dataset re-scores the trained variants only.
+AFTER_UPSTREAM_UPDATE_OF_VARIANT = (
+    AFTER_UPSTREAM_UPDATE & ~dg.AutomationCondition.any_deps_missing()
+).with_label("after_upstream_update_of_variant")
 
 lpd_automation = dg.AutomationConditionSensorDefinition(
     AUTOMATION_SENSOR,

@@ -16,7 +16,8 @@ import pandas as pd
 
 from lpd_pipeline.curation.previews import markdown_text
 from lpd_pipeline.defs.assets.training import trained_generator
-from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE
+from lpd_pipeline.defs.assets.dataset import tile_pairs
+from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE, AFTER_UPSTREAM_UPDATE_OF_VARIANT
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
@@ -88,9 +89,10 @@ def _image_markdown(path: str, alt: str) -> str:
     **stage_options(EVALUATE),
     kinds={"pytorch", "parquet"},
     partitions_def=VARIANT_PARTITIONS,
-    deps=[trained_generator],
+    # The checkpoints and the test splits it scores them on (dataset/tiles.parquet, tile_pairs' table).
+    deps=[trained_generator, tile_pairs],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=AFTER_UPSTREAM_UPDATE,  # on only with the lpd_automation sensor (defs/automation.py)
+    automation_condition=AFTER_UPSTREAM_UPDATE_OF_VARIANT,  # only with the lpd_automation sensor on
 )
 def checkpoint_evaluations(
     context: dg.AssetExecutionContext,
@@ -140,7 +142,7 @@ def checkpoint_evaluations(
     deps=[checkpoint_evaluations],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"json"},
-    automation_condition=AFTER_UPSTREAM_UPDATE,
+    automation_condition=AFTER_UPSTREAM_UPDATE_OF_VARIANT,
     check_specs=[dg.AssetCheckSpec(BEST_CHECK, asset="best_checkpoint", blocking=True,
                                    description="the chosen checkpoint file exists and its metrics are finite")],
 )
