@@ -1,11 +1,14 @@
 """Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
 
     .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
+        [--filters pipeline|rules] [--cv] [--watermarks]
 
 Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
 fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
-(``lpd_pipeline.imaging.decode_image``), crops the tile, scores it with ``lpd_pipeline.curation.filters`` at
-the default thresholds (``FilterThresholds()``) and prints, on the chosen fold:
+(``lpd_pipeline.imaging.decode_image``), crops the tile and decides it as the pipeline does (``--filters
+pipeline``, the default: the bundled learned filter, ``lpd_pipeline.curation.tile_model``, for the classes it
+models and the rule filters at their default thresholds for the rest; ``--filters rules``: the rules alone), and
+prints, on the chosen fold:
 
 - per filter: precision and recall against its own class (a tile of class *c* counts as caught by filter *c*
   when that filter fires on it), with the counts behind them;
@@ -14,15 +17,20 @@ the default thresholds (``FilterThresholds()``) and prints, on the chosen fold:
 - the confusion of which filter fired for which label (rows: label classes, columns: filters; a tile with two
   labels counts in both rows).
 
+``--cv`` scores the train fold with out-of-fold models instead (``bench/train_tile_model.py``: 5 groups by
+painting within the train fold): the figures a model fitted on the train fold earns on paintings it has not
+seen, without touching the test fold. ``--watermarks`` adds generated watermarks
+(``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure keep tiles: the watermark recall on them,
+beside the real watermark tiles' and the watermark filter's firing on real keep tiles.
+
 ``--sample random`` keeps only the tiles drawn at random (one per web painting, random museum tiles), whose
 class mix is the collection's; ``--sample scored`` only those pre-selected by a filter score or a colour cue
 (``bench/labels/tile_selection.csv`` records how each tile was chosen). Figures on the whole set (``all``, the
 default) are measured on a mix enriched in high-scoring tiles, so they flatter the filters' recall.
 
-Tiles flagged ``unsure`` are left out of every figure; their count is shown. ``odd_colour`` has no filter yet:
-its tiles count as bad in the overall figures, and its row of the confusion shows which filters catch them
-anyway. The test fold was frozen (by painting, :func:`assign_fold`) before any filter was tuned against these
-labels: tune on ``--fold train`` only.
+Tiles flagged ``unsure`` are left out of every figure; their count is shown. The test fold was frozen (by
+painting, :func:`assign_fold`) before any filter was tuned against these labels: tune and fit on the train fold
+only.
 """
 
 from __future__ import annotations

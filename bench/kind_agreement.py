@@ -1,6 +1,7 @@
 """Agreement of the coloured/ink rule with the human labels of ../shared/paintings.
 
-    .venv/bin/python bench/kind_agreement.py [--shared DIR] [--sweep] [--two-fold] [--cv] [--list-errors]
+    .venv/bin/python bench/kind_agreement.py [--shared DIR] [--folder museum|web] [--sweep] [--two-fold] [--cv]
+        [--list-errors]
 
 Prints per-group counts and accuracy, the confusion matrix, and beside it the mean-HSV-saturation baseline
 (with its threshold chosen *on this same data*, so the baseline figure is optimistic).
@@ -318,10 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv", action="store_true",
                         help="stratified 5-fold x 3 seeds: refitted rule vs the candidate logistic model")
     parser.add_argument("--list-errors", action="store_true", help="print the disagreeing files")
+    parser.add_argument("--folder", choices=("museum", "web"), default="museum",
+                        help="museum: paintings/{colored,ink} (MANIFEST.tsv); web: paintings/web/{colored,ink} "
+                             "(web/MANIFEST.tsv), the web-scraped paintings")
     parser.add_argument("--two-fold", action="store_true",
                         help="tune (chroma, fraction) on even rows, test on odd rows, and vice versa")
     args = parser.parse_args(argv)
-    paintings = args.shared / "paintings"
+    paintings = args.shared / "paintings" / ("web" if args.folder == "web" else "")
     if not (paintings / "MANIFEST.tsv").is_file():
         print(f"no labelled paintings at {paintings}", file=sys.stderr)
         return 2

@@ -136,3 +136,31 @@ def test_cut_tiles_uses_the_model_and_records_probabilities(tmp_path):
     assert not math.isnan(learned["p_seal"].iloc[1]) and learned["p_blank"].isna().all()
     assert "seal" in learned["rejected_by"].iloc[1].split(",")
     assert results["none"]["p_seal"].isna().all()
+
+
+def test_small_paintings_rejected_or_upscaled_and_marked(tmp_path):
+    from lpd_pipeline.imaging import decode_image, save_image
+    from lpd_pipeline.settings import StorageLayout
+    from lpd_pipeline.sources.local import scan_local_folder
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    save_image(raw / "small.png", landscape(100, 3)[:50, :])  # 100 x 50: short side 50 < the 64 px tile
+    save_image(raw / "tiny.png", landscape(40, 4)[:20, :])  # short side 20: beyond a 2x upscale
+    layout = StorageLayout(tmp_path / "storage")
+    for upscale in (1.0, 2.0):
+        config = curation.CurationConfig(workers=1, tile_size=64, stride=64, tile_model="none", max_upscale=upscale)
+        items, _ = scan_local_folder(raw)
+        paintings, _ = curation.ingest_paintings(items, config)
+        marked, _ = curation.dedup_paintings(paintings, config)
+        tiles, rejections = curation.cut_tiles(marked, layout, config)
+        too_small = rejections[rejections["reason"] == "too_small"]
+        if upscale == 1.0:
+            assert len(tiles) == 0 and len(too_small) == 2
+            assert too_small["detail"].str.contains("max_upscale").all()
+        else:
+            assert len(too_small) == 1 and too_small["item"].iloc[0].endswith("tiny.png")
+            assert len(tiles) == 2 and (tiles["upscale"] == 64 / 50).all()
+            kept = tiles[tiles["rejected_by"] == ""]
+            for path in kept["color_path"]:
+                assert decode_image(layout.path(path)).shape == (64, 64, 3)

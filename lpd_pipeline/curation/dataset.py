@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -59,8 +60,8 @@ SCORE_COLUMNS = [f"score_{name}" for name in filters.FILTER_NAMES]
 # P(class) of the learned filter (tile_model) for the classes it decides; NaN where the rules decide.
 PROBABILITY_COLUMNS = [f"p_{name}" for name in filters.FILTER_NAMES]
 TILE_COLUMNS = [
-    "tile_id", "painting_id", "split", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
-    *PROBABILITY_COLUMNS,
+    "tile_id", "painting_id", "split", "x", "y", "size", "upscale", "color_path", "gray_path", "phash",
+    *SCORE_COLUMNS, *PROBABILITY_COLUMNS,
 ]
 # What a worker returns for an item it could not process: (reason, detail). Failures travel as values, not
 # exceptions: ImageDecodeError's fields would not survive pickling, and one bad file must not stop the map.
@@ -103,6 +104,11 @@ class CurationConfig(Settings):
     # file name, relative source path or painting id -> "colored" | "ink"
     kind_overrides: dict[str, str] = Field(
         default_factory=dict, description="painting id, source reference or file name -> 'colored' or 'ink'")
+    max_upscale: float = Field(
+        1.0, ge=1.0, le=2.0, description="a painting whose shorter side is below tile_size but at least "
+        "tile_size / max_upscale is upscaled (Lanczos) to tile_size on that side and tiled, its tiles marked "
+        "in tiles.parquet's `upscale` column; 1.0 (the default): no upscaling, such paintings are rejected as "
+        "too_small")
     tile_model: str = Field(
         "bundled", description="learned tile filter: 'bundled' (lpd_pipeline/curation/tile_model.json and "
         "watermark_net.pt, used for the tile size they were trained on), 'none' (the rule filters alone, with "
@@ -387,9 +393,11 @@ def cut_tiles(
             rejections.append(_rejection(painting.path, "tiles", *frame))
             continue
         if frame.empty:
+            hint = "" if config.max_upscale > 1.0 else " (max_upscale above 1 tiles small paintings, upscaled)"
             rejections.append(_rejection(
                 painting.path, "tiles", "too_small",
-                f"{painting.width}x{painting.height} is smaller than one {config.tile_size}px tile"))
+                f"{painting.width}x{painting.height} is smaller than one {config.tile_size}px tile, even "
+                f"upscaled by up to {config.max_upscale:g}x{hint}"))
             continue
         frames.append(frame)
     tiles = pd.concat(frames, ignore_index=True) if frames else _empty_tiles()
@@ -406,8 +414,8 @@ def _why(row, name: str) -> str:
 
 
 def _empty_tiles() -> pd.DataFrame:
-    columns = ["tile_id", "painting_id", "x", "y", "size", "color_path", "gray_path", "phash", *SCORE_COLUMNS,
-               *PROBABILITY_COLUMNS, "rejected_by"]
+    columns = ["tile_id", "painting_id", "x", "y", "size", "upscale", "color_path", "gray_path", "phash",
+               *SCORE_COLUMNS, *PROBABILITY_COLUMNS, "rejected_by"]
     return pd.DataFrame(columns=columns)
 
 
@@ -449,13 +457,29 @@ def _reasons(row: Mapping[str, float], config: CurationConfig, model: learned.Ti
     return model.reasons(_scores_of(row), probabilities, config.thresholds)
 
 
-_SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "phash", *SCORE_COLUMNS, *PROBABILITY_COLUMNS]
+_SCORE_CACHE_COLUMNS = ["tile_id", "painting_id", "x", "y", "size", "upscale", "phash", *SCORE_COLUMNS,
+                        *PROBABILITY_COLUMNS]
 
 
 def _score_cache_name(config: CurationConfig) -> str:
     model = config.learned_filter()
     decider = "rules" if model is None else f"m{model.fingerprint()}"
-    return f"scores_s{config.tile_size}_st{config.stride}_v{TILE_CACHE_VERSION}_{decider}.parquet"
+    upscale = "" if config.max_upscale == 1.0 else f"_up{config.max_upscale:g}"
+    return f"scores_s{config.tile_size}_st{config.stride}{upscale}_v{TILE_CACHE_VERSION}_{decider}.parquet"
+
+
+def painting_pixels(path: str | Path, config: CurationConfig) -> tuple[np.ndarray, float]:
+    """The pixels tiles are cut from, and the factor they were upscaled by (1.0: as decoded).
+
+    A painting whose shorter side is below the tile size but reaches it within ``max_upscale`` is resized
+    (Lanczos) so that side equals the tile size; any other painting is used as decoded."""
+    rgb = imaging.decode_image(path, max_pixels=config.max_pixels)
+    short = min(rgb.shape[:2])
+    if short >= config.tile_size or short * config.max_upscale < config.tile_size:
+        return rgb, 1.0
+    factor = config.tile_size / short
+    size = (max(config.tile_size, round(rgb.shape[1] * factor)), max(config.tile_size, round(rgb.shape[0] * factor)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_LANCZOS4)), factor
 
 
 def score_cache_path(layout: StorageLayout, painting_id: str, config: CurationConfig) -> Path:
@@ -476,14 +500,14 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
             cached = None
         if cached is not None and set(_SCORE_CACHE_COLUMNS) <= set(cached.columns):
             return cached[_SCORE_CACHE_COLUMNS], None
-    rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
+    rgb, factor = painting_pixels(painting.path, config)
     rows, tiles, rule_scores = [], [], []
     for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
         tile = np.ascontiguousarray(rgb[y:y + config.tile_size, x:x + config.tile_size])
         scores = filters.score_tile(tile)
         row = {
             "tile_id": tile_id(painting.painting_id, x, y, config.tile_size),
-            "painting_id": painting.painting_id, "x": x, "y": y, "size": config.tile_size,
+            "painting_id": painting.painting_id, "x": x, "y": y, "size": config.tile_size, "upscale": factor,
             "phash": _as_int64(dedup.perceptual_hash(tile)),
         }
         row.update({f"score_{name}": float(value) for name, value in scores.items()})
@@ -521,7 +545,7 @@ def _write_missing_pairs(
     if not missing:
         return
     if rgb is None:
-        rgb = imaging.decode_image(painting.path, max_pixels=config.max_pixels)
+        rgb, _ = painting_pixels(painting.path, config)
     size = config.tile_size
     for row in missing:
         tile = np.ascontiguousarray(rgb[row.y:row.y + size, row.x:row.x + size])
@@ -621,6 +645,8 @@ def assemble_dataset(
     kept_tiles = tiles[tiles["rejected_by"] == ""].sort_values("tile_id").reset_index(drop=True)
     # Tiles scored by the rules alone may come without the learned filter's columns.
     kept_tiles = kept_tiles.assign(**{c: np.nan for c in PROBABILITY_COLUMNS if c not in kept_tiles})
+    if "upscale" not in kept_tiles:
+        kept_tiles = kept_tiles.assign(upscale=1.0)
     representatives = paintings[paintings["is_representative"]].reset_index(drop=True)
     rejections: list[dict] = []
 
