@@ -45,9 +45,10 @@ def _srgb_to_lightness_by_hand(v: float) -> float:
 
 
 def test_channels():
-    assert COLOR_SPACES == ("rgb", "lab")
+    assert COLOR_SPACES == ("rgb", "lab", "labcls")
     assert channels("rgb") == (1, 3)
     assert channels("lab") == (1, 2)
+    assert channels("labcls") == (1, 2)  # the decoded a*b* (the network itself gives bin logits)
     with pytest.raises(ValueError, match="unknown colour space 'hsv'"):
         channels("hsv")
 
