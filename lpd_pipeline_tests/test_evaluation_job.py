@@ -76,7 +76,8 @@ def test_evaluate_checkpoints_job_end_to_end(storage_root, monkeypatch):
     assert set(kept) == expected
 
     comparison = by_key["backbone_comparison"].materialization.metadata
-    assert comparison["variants"].value == 1 and [r.data["variant"] for r in comparison["comparison"].value.records] == ["resnet9"]
+    assert comparison["variants"].value == 1
+    assert [r.data["variant"] for r in comparison["comparison"].value.records] == ["resnet9"]  # an inline table
     assert comparison["metrics_per_epoch"].value.startswith("![metrics per epoch](data:image/png;base64,")
     assert (storage_root / "reports" / "backbone_comparison.csv").is_file()
     assert json.loads((storage_root / "evaluation" / "resnet9" / "best_checkpoint.json").read_text())["variant"] \

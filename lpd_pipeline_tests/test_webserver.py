@@ -310,7 +310,8 @@ def test_screenshot_of_the_global_asset_graph(dagster):
 
 
 def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
-    """tile_pairs (materialized by the re-execution above): its overview shows the pairs without a click."""
+    """tile_pairs (materialized by the re-execution above): counts inline on its page; the preview, a picture
+    (markdown over 1,000 characters, which the UI puts behind "[Show Markdown]"), opens and loads."""
     from lpd_pipeline_tests.test_browser import start_chromium
 
     if not (dagster.storage / "dataset" / "tiles.parquet").is_file():
@@ -319,19 +320,22 @@ def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    shot = dagster.folder / "tile_pairs_page.png"
+    shot = dagster.folder / "tile_pairs_preview.png"
     try:
-        driver.set_window_size(1600, 1400)
+        driver.set_window_size(1800, 1000)
         driver.get(f"{dagster.url}/assets/tile_pairs")
         try:
-            previews = WebDriverWait(driver, 60).until(lambda d: [
-                img for img in d.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
-                if d.execute_script("return arguments[0].naturalWidth", img) > 0])
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", previews[0])
+            wait = WebDriverWait(driver, 60)
+            [label] = wait.until(lambda d: d.find_elements(By.XPATH, "//tr//*[text()='preview']"))
+            assert driver.find_elements(By.XPATH, "//tr//*[text()='train_tiles']")
+            row = label.find_element(By.XPATH, "./ancestor::tr")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+            row.find_element(By.XPATH, ".//a[contains(text(), 'Show Markdown')]").click()
+            wait.until(lambda d: [img for img in d.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
+                                  if d.execute_script("return arguments[0].naturalWidth", img) > 0])
             time.sleep(1)
         finally:
             driver.save_screenshot(str(shot))
-            print(f"tile_pairs page screenshot: {shot}")
+            print(f"tile_pairs preview screenshot: {shot}")
     finally:
         driver.quit()
-
