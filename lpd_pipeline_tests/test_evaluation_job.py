@@ -59,7 +59,8 @@ def test_evaluate_checkpoints_job_end_to_end(storage_root, monkeypatch):
     by_key = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
     meta = by_key["checkpoint_evaluations"].materialization.metadata
     assert meta["evaluated"].value == 3 and meta["reused"].value == 0
-    assert "| epoch | status | FID" in meta["metrics"].value
+    metrics = meta["metrics"].value  # a table, shown inline on the asset page
+    assert [c.name for c in metrics.schema.columns][:3] == ["epoch", "status", "FID [95%]"] and metrics.records
     assert "data:image/jpeg;base64," in meta["sample_sheet"].value
 
     layout = StorageLayout(storage_root)
@@ -75,7 +76,8 @@ def test_evaluate_checkpoints_job_end_to_end(storage_root, monkeypatch):
     assert set(kept) == expected
 
     comparison = by_key["backbone_comparison"].materialization.metadata
-    assert comparison["variants"].value == 1 and "| resnet9 |" in comparison["comparison"].value
+    assert comparison["variants"].value == 1
+    assert [r.data["variant"] for r in comparison["comparison"].value.records] == ["resnet9"]  # an inline table
     assert comparison["metrics_per_epoch"].value.startswith("![metrics per epoch](data:image/png;base64,")
     assert (storage_root / "reports" / "backbone_comparison.csv").is_file()
     assert json.loads((storage_root / "evaluation" / "resnet9" / "best_checkpoint.json").read_text())["variant"] \

@@ -13,7 +13,8 @@ def test_titled_captions_number_every_item_and_spell_out_what_a_caption_cannot_s
     captions, legend = previews.titled_captions(["Early Spring", "早春图", "A title far too long for its cell"],
                                                 max_chars=16)
     assert captions == ["1. Early Spring", "2.", "3. A title far too long for its cell"]
-    assert legend.splitlines() == ["2. 早春图", "3. A title far too long for its cell"]  # a numbered list
+    # Numbered as on the sheet: literal numbers (an ordered list would renumber 2, 3 as 1, 2).
+    assert legend.splitlines() == ["- 2\\. 早春图", "- 3\\. A title far too long for its cell"]
     _, hostile = previews.titled_captions(["![x](http://evil/a.png) <b>"], max_chars=8)
     assert "![x](" not in hostile and "<b>" not in hostile
 

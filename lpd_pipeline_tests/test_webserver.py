@@ -102,12 +102,25 @@ def _wait_until_up(dagster: Dagster, processes: list[subprocess.Popen]) -> None:
     pytest.fail(f"the webserver did not answer within {START_TIMEOUT_S:.0f} s\n{dagster.log_tail()}")
 
 
+def _create_instance_storage(home: Path) -> None:
+    """Create the instance's SQLite tables before two processes open them: the webserver and the daemon, started
+    together on an empty DAGSTER_HOME, would each run the schema migrations and may both stamp the version."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        instance.get_runs(limit=1)
+    finally:
+        instance.dispose()
+
+
 @pytest.fixture(scope="module")
 def dagster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("webserver")
     home, storage = folder / "dagster_home", folder / "storage"
     home.mkdir()
     shutil.copy(REPO_ROOT / "config" / "dagster.yaml", home / "dagster.yaml")
+    _create_instance_storage(home)
     raw = ops_fixtures.tiny_raw_folder(folder / "raw")
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(home), "LPD_STORAGE": str(storage), "LPD_RAW_DIR": str(raw),
@@ -294,3 +307,35 @@ def test_screenshot_of_the_global_asset_graph(dagster):
     finally:
         driver.quit()
     assert shot.stat().st_size > 10_000
+
+
+def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
+    """tile_pairs (materialized by the re-execution above): counts inline on its page; the preview, a picture
+    (markdown over 1,000 characters, which the UI puts behind "[Show Markdown]"), opens and loads."""
+    from lpd_pipeline_tests.test_browser import start_chromium
+
+    if not (dagster.storage / "dataset" / "tiles.parquet").is_file():
+        pytest.skip("tile_pairs was not materialized (the re-execution test did not run or failed)")
+    driver = start_chromium(dagster.folder / "chromium-profile", dagster.folder / "downloads")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shot = dagster.folder / "tile_pairs_preview.png"
+    try:
+        driver.set_window_size(1800, 1000)
+        driver.get(f"{dagster.url}/assets/tile_pairs")
+        try:
+            wait = WebDriverWait(driver, 60)
+            [label] = wait.until(lambda d: d.find_elements(By.XPATH, "//tr//*[text()='preview']"))
+            assert driver.find_elements(By.XPATH, "//tr//*[text()='train_tiles']")
+            row = label.find_element(By.XPATH, "./ancestor::tr")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+            row.find_element(By.XPATH, ".//a[contains(text(), 'Show Markdown')]").click()
+            wait.until(lambda d: [img for img in d.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
+                                  if d.execute_script("return arguments[0].naturalWidth", img) > 0])
+            time.sleep(1)
+        finally:
+            driver.save_screenshot(str(shot))
+            print(f"tile_pairs preview screenshot: {shot}")
+    finally:
+        driver.quit()

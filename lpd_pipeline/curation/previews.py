@@ -84,7 +84,8 @@ def titled_captions(titles: Sequence[str], max_chars: int) -> tuple[list[str], s
             caption = f"{number}."
         captions.append(caption)
         if caption != f"{number}. {title}" or len(caption) > max_chars:
-            legend.append(f"{number}. {markdown_text(title, 160)}")
+            # "- 7\\. title": a bullet with the literal number (an ordered list would renumber the gaps)
+            legend.append(f"- {number}\\. {markdown_text(title, 160)}")
     return captions, "\n".join(legend)
 
 

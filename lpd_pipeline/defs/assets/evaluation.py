@@ -15,9 +15,10 @@ import dagster as dg
 import pandas as pd
 
 from lpd_pipeline.curation.previews import markdown_text
-from lpd_pipeline.defs.assets.training import trained_generator
 from lpd_pipeline.defs.assets.dataset import tile_pairs
+from lpd_pipeline.defs.assets.training import trained_generator
 from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE, AFTER_UPSTREAM_UPDATE_OF_VARIANT
+from lpd_pipeline.defs.metadata import inline_table
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS, for_each_variant
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
@@ -54,22 +55,18 @@ def _interval(row: pd.Series, name: str, digits: int) -> str:
     return f"{value} [{lo}, {hi}]" if value and lo and hi else value
 
 
-def _rows_markdown(rows: pd.DataFrame) -> str:
-    if rows.empty:
-        return "No checkpoints."
-    lines = ["| epoch | status | FID [95%] | KID [95%] | LPIPS | ΔE | PSNR | SSIM | ΔCF | ink FID | s |",
-             "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for _, row in rows.iterrows():
-        lines.append(
-            f"| {int(row['epoch'])} | {markdown_text(row['status'])} | {_interval(row, 'fid', 2)} | "
-            f"{_interval(row, 'kid', 4)} | {_number(row['lpips'], 4)} | {_number(row['delta_e'], 2)} | "
-            f"{_number(row['psnr'], 2)} | {_number(row['ssim'], 3)} | {_number(row['delta_cf'], 2)} | "
-            f"{_number(row['ink_fid'], 2)} | {_number(row['wall_time_s'], 1)} |")
-    skipped = rows[rows["status"] != "ok"]
-    if len(skipped):
-        lines += ["", "Not scored:", ""]
-        lines += [f"- epoch {int(r['epoch'])}: {markdown_text(r['reason'], 400)}" for _, r in skipped.iterrows()]
-    return "\n".join(lines)
+METRIC_COLUMNS = ["epoch", "status", "FID [95%]", "KID [95%]", "LPIPS", "ΔE", "PSNR", "SSIM", "ΔCF", "ink FID",
+                  "s", "reason"]
+
+
+def _rows_table(rows: pd.DataFrame) -> dg.TableMetadataValue:
+    """One row per checkpoint (shown inline on the asset page); a checkpoint not scored says why."""
+    return inline_table(METRIC_COLUMNS, [
+        [int(row["epoch"]), row["status"], _interval(row, "fid", 2), _interval(row, "kid", 4),
+         _number(row["lpips"], 4), _number(row["delta_e"], 2), _number(row["psnr"], 2), _number(row["ssim"], 3),
+         _number(row["delta_cf"], 2), _number(row["ink_fid"], 2), _number(row["wall_time_s"], 1),
+         "" if row["status"] == "ok" else " ".join(str(row["reason"]).split())[:400]]
+        for _, row in rows.iterrows()])
 
 
 def _image_markdown(path: str, alt: str) -> str:
@@ -123,7 +120,7 @@ def checkpoint_evaluations(
         metadata: dict[str, Any] = {
             "evaluated": len(run.evaluated), "reused": len(run.reused), "skipped": len(run.skipped),
             "test_fingerprint": str(rows["test_fingerprint"].iloc[0])[:16] if len(rows) else "",
-            "metrics": dg.MetadataValue.md(_rows_markdown(rows)),
+            "metrics": _rows_table(rows),
         }
         scored = rows[rows["status"] == "ok"]
         if len(scored):
@@ -228,16 +225,15 @@ def backbone_comparison(storage: StorageResource) -> dg.MaterializeResult:
     from lpd_pipeline.evaluation.comparison import write_comparison
 
     table, png, paths = write_comparison(storage.layout())
-    lines = ["| variant | best epoch | FID [95%] | KID | LPIPS | ΔE | ΔCF | chosen by |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
-    for _, row in table.iterrows():
-        lines.append(f"| {markdown_text(row['variant'])} | {int(row['best_epoch'])} | {_interval(row, 'fid', 2)} | "
-                     f"{_number(row['kid'], 4)} | {_number(row['lpips'], 4)} | {_number(row['delta_e'], 2)} | "
-                     f"{_number(row['delta_cf'], 2)} | {markdown_text(row['chosen_by'], 200)} |")
+    comparison = inline_table(
+        ["variant", "best epoch", "FID [95%]", "KID", "LPIPS", "ΔE", "ΔCF", "chosen by"],
+        [[row["variant"], int(row["best_epoch"]), _interval(row, "fid", 2), _number(row["kid"], 4),
+          _number(row["lpips"], 4), _number(row["delta_e"], 2), _number(row["delta_cf"], 2),
+          " ".join(str(row["chosen_by"]).split())[:200]] for _, row in table.iterrows()])
     plot = f"![metrics per epoch](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
     return dg.MaterializeResult(metadata={
         "variants": len(table),
-        "comparison": dg.MetadataValue.md("\n".join(lines) if len(table) else "No variant has a best checkpoint."),
+        "comparison": comparison,  # inline on the asset page (empty when no variant has a best checkpoint)
         "metrics_per_epoch": dg.MetadataValue.md(plot),
         **{name: dg.MetadataValue.path(path) for name, path in paths.items()},
     })
