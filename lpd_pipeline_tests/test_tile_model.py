@@ -59,6 +59,12 @@ def test_model_decides_its_classes_and_rules_decide_the_rest():
     assert model.reasons(scores, {"seal": 0.9}, THRESHOLDS) == ["blank", "seal"]
     with pytest.raises(ValueError, match="NaN"):
         model.reasons(scores, {"seal": float("nan")}, THRESHOLDS)
+    # with_rule: the class's rule rejects too (chosen in training where the rule is precise)
+    index = FEATURE_NAMES.index("rule_seal")
+    both = tile_model.TileModel(64, {"seal": tile_model.ClassModel(0.0, ((index, 0.001, -5.0, 5.0),), 0.5, True)})
+    assert both.reasons(scores, {"seal": 0.2}, THRESHOLDS) == ["blank", "seal"]
+    scores["seal"] = 0.0
+    assert both.reasons(scores, {"seal": 0.2}, THRESHOLDS) == ["blank"]
 
 
 def test_model_file_round_trip_and_clear_refusals(tmp_path):
