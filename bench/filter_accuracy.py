@@ -56,7 +56,7 @@ from lpd_pipeline.curation.filters import (  # noqa: E402
     rejection_reasons,
     score_tile,
 )
-from lpd_pipeline.curation import synthetic_watermarks, tile_model  # noqa: E402
+from lpd_pipeline.curation import filters, synthetic_watermarks, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
 
@@ -204,10 +204,11 @@ def decide(tile: np.ndarray, thresholds: FilterThresholds,
            model: tile_model.TileModel | None) -> tuple[dict[str, float], tuple[str, ...]]:
     """Scores and the filters that reject one tile, as the pipeline decides: the learned model's classes where
     a model is given and the tile has its size, the rules elsewhere."""
-    scores = score_tile(tile)
+    images = filters._Tile(tile)
+    scores = filters.scores_of(images)
     if model is None or tile.shape[0] != model.tile_size:
         return scores, tuple(rejection_reasons(scores, thresholds))
-    probabilities = model.probabilities(tile_features(tile, scores))
+    probabilities = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
     return scores, tuple(model.reasons(scores, probabilities, thresholds))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lpd_pipeline.curation import filters
-from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features
+from lpd_pipeline.curation.tile_features import FEATURE_NAMES
 from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
 from lpd_pipeline.files import sha256_file, write_text_atomic
 
@@ -67,14 +67,14 @@ class TileModel:
         """P(class) of one tile's features, per stump-modelled class."""
         return {name: float(model.probability(features)[0]) for name, model in self.classes.items()}
 
-    def tile_probabilities(self, tiles: Sequence[np.ndarray],
-                           rule_scores: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
-        """P(class) per tile for every class the model decides (the watermark CNN's in one batch)."""
-        out = [self.probabilities(tile_features(tile, scores)) for tile, scores in zip(tiles, rule_scores)]
+    def tile_probabilities(self, features: np.ndarray, tiles: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """P(class) per tile (``features``: one row per tile, :func:`tile_features`) for every class the model
+        decides; the watermark CNN sees the tiles themselves, in batches."""
+        features = np.atleast_2d(features)
+        columns = {name: model.probability(features) for name, model in self.classes.items()}
         if self.watermark is not None and len(tiles):
-            for row, p in zip(out, self.watermark.probabilities(list(tiles))):
-                row["watermark"] = float(p)
-        return out
+            columns["watermark"] = self.watermark.probabilities(list(tiles))
+        return [{name: float(values[i]) for name, values in columns.items()} for i in range(len(features))]
 
     def decides(self, name: str) -> bool:
         return name in self.classes or (name == "watermark" and self.watermark is not None)
