@@ -170,3 +170,27 @@ def test_small_paintings_rejected_or_upscaled_and_marked(tmp_path):
             kept = tiles[tiles["rejected_by"] == ""]
             for path in kept["color_path"]:
                 assert decode_image(layout.path(path)).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bundled_model_on_generated_defects(seed):
+    """The pipeline's decision (bundled model + rules) on generated 256-px tiles: each planted defect is rejected
+    for its class and the clean tile is kept. (Generated pseudo-calligraphy and site marks over the synthetic
+    landscape are not caught at 256 px: test_learned_filter_real.py measures those classes on real tiles.)"""
+    from lpd_pipeline.curation import synthetic_watermarks
+    from lpd_pipeline_tests.test_filter_labels import _bench
+    from lpd_pipeline_tests.test_filters import blurred, with_bar, with_cast
+
+    model = tile_model.resolve_model("bundled", 256)
+    if model is None or model.watermark is None:
+        pytest.skip("no bundled tile model in this checkout: the rules decide (see test_filters.py)")
+    bench = _bench()
+    base = landscape(256, seed)
+    cases = {
+        "seal": with_seal(base, seed), "blur": blurred(base), "padding": with_bar(base, 0.2, (128, 128, 128)),
+        "blank": paper(256, seed), "odd_colour": with_cast(base, (0.8, 1.0, 1.05)),
+        "watermark": synthetic_watermarks.add_watermark(base, seed, "corner")[0],
+    }
+    assert bench.decide(base, THRESHOLDS, model)[1] == ()
+    for name, tile in cases.items():
+        assert name in bench.decide(tile, THRESHOLDS, model)[1], name
