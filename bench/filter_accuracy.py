@@ -56,7 +56,7 @@ from lpd_pipeline.curation.filters import (  # noqa: E402
     rejection_reasons,
     score_tile,
 )
-from lpd_pipeline.curation import synthetic_watermarks, tile_model  # noqa: E402
+from lpd_pipeline.curation import filters, synthetic_watermarks, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
 
@@ -204,10 +204,11 @@ def decide(tile: np.ndarray, thresholds: FilterThresholds,
            model: tile_model.TileModel | None) -> tuple[dict[str, float], tuple[str, ...]]:
     """Scores and the filters that reject one tile, as the pipeline decides: the learned model's classes where
     a model is given and the tile has its size, the rules elsewhere."""
-    scores = score_tile(tile)
+    images = filters._Tile(tile)
+    scores = filters.scores_of(images)
     if model is None or tile.shape[0] != model.tile_size:
         return scores, tuple(rejection_reasons(scores, thresholds))
-    probabilities = model.probabilities(tile_features(tile, scores))
+    probabilities = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
     return scores, tuple(model.reasons(scores, probabilities, thresholds))
 
 
@@ -378,27 +379,29 @@ def format_report(result: Accuracy, fold: str) -> str:
 
 
 def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_good: float) -> list[ScoredTile]:
-    """The train fold scored by out-of-fold models (``bench/train_tile_model.py``: 5 groups by painting, the
-    thresholds chosen on these same out-of-fold probabilities), rules for the classes not modelled and for tiles
-    of another size. What a model fitted on the train fold may be expected to do on paintings it has not seen."""
+    """The train fold scored by out-of-fold stump models (``bench/train_tile_model.py``: 5 groups by painting,
+    the thresholds chosen on these same out-of-fold probabilities), and as the pipeline decides for the other
+    classes (the watermark CNN, trained on these paintings, is in-sample here) and for tiles of another size.
+    What a stump model fitted on the train fold may be expected to do on paintings it has not seen."""
     sys.path.insert(0, str(REPO_ROOT / "bench"))
     import train_tile_model
 
-    _, held_out, train_rows = train_tile_model.train(rows, paintings_dir, target_good)
+    model, held_out, train_rows = train_tile_model.train(rows, paintings_dir, target_good)
     thresholds = FilterThresholds()
     classes = train_tile_model.MODELLED
-    chosen = train_tile_model.choose_thresholds(
-        held_out, train_tile_model.label_matrix(train_rows, classes), np.array([r.bad for r in train_rows]),
-        target_good)
+    chosen = [model.classes[name].threshold for name in classes]
+    with_rule = [model.classes[name].with_rule for name in classes]
     probability_of = {(r.painting, r.x, r.y, r.size): dict(zip(classes, p)) for r, p in zip(train_rows, held_out)}
     scored = []
-    for s in score_labelled([r for r in rows if r.fold == "train"], paintings_dir, thresholds):
+    bundled = tile_model.resolve_model("bundled", train_tile_model.TILE_SIZE)
+    for s in score_labelled([r for r in rows if r.fold == "train"], paintings_dir, thresholds, bundled):
         key = (s.tile.painting, s.tile.x, s.tile.y, s.tile.size)
         if key in probability_of:
             by_rule = set(rejection_reasons(s.scores, thresholds))
             fired = tuple(name for name in FILTER_NAMES
-                          if (name in classes and probability_of[key][name] > chosen[classes.index(name)])
-                          or (name not in classes and name in by_rule))
+                          if (name in classes and ((with_rule[classes.index(name)] and name in by_rule)
+                                                   or probability_of[key][name] > chosen[classes.index(name)]))
+                          or (name not in classes and name in s.fired))
             s = ScoredTile(s.tile, s.scores, fired)
         scored.append(s)
     return scored

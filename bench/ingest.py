@@ -1,6 +1,6 @@
 """Ingest throughput: decode -> hash -> tile -> filter -> write, beside decode-only on the same files.
 
-    .venv/bin/python bench/ingest.py [--shared ../shared] [--demo-scale 1.0] [--workers N]
+    .venv/bin/python bench/ingest.py [--shared ../shared] [--demo-scale 1.0] [--workers N] [--tile-model none]
 
 Prints one table: paintings/s and megapixels/s for decode-only in one process (the floor) and for the full
 ingest (lpd_pipeline.curation.dataset stages ingest_paintings + dedup_paintings + cut_tiles as the pipeline
@@ -58,10 +58,10 @@ def time_decode_and_write_pairs(tiles, paintings, workdir: Path, workers: int) -
     return time.perf_counter() - start
 
 
-def time_full_ingest(folder: Path, workdir: Path, workers: int) -> tuple[float, dict]:
+def time_full_ingest(folder: Path, workdir: Path, workers: int, tile_model: str = "bundled") -> tuple[float, dict]:
     """Cold-cache run of the stages; returns total seconds and per-stage seconds and counts."""
     layout = StorageLayout(workdir)
-    config = curation.CurationConfig(workers=workers)
+    config = curation.CurationConfig(workers=workers, tile_model=tile_model)
     start = time.perf_counter()
     items, _ = scan_local_folder(folder)
     paintings, _ = curation.ingest_paintings(items, config)
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--demo-scale", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=0, help="ingest processes (0 = one per core, the default)")
     parser.add_argument("--no-dedup", action="store_true", help="skip the dedup benchmark")
+    parser.add_argument("--tile-model", default="bundled",
+                        help="CurationConfig.tile_model: bundled (the learned filter, as the pipeline) or none (rules)")
     args = parser.parse_args()
 
     rows = []
@@ -104,7 +106,7 @@ def main() -> None:
             paths = [Path(item.path) for item in items]
             megapixels = sum(w * h for w, h in (imaging.image_size(p) for p in paths)) / 1e6
             decode_s = time_decode_only(paths)
-            full_s, counts = time_full_ingest(folder, Path(tmp) / f"storage_{name}", args.workers)
+            full_s, counts = time_full_ingest(folder, Path(tmp) / f"storage_{name}", args.workers, args.tile_model)
             rows.append((name, len(paths), megapixels, decode_s, full_s, counts))
 
     procs = curation.CurationConfig(workers=args.workers).worker_count()

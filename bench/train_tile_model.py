@@ -4,9 +4,10 @@
 
 Reads ``bench/labels/tile_labels.csv`` (train fold only, sure 256-px tiles), computes
 ``lpd_pipeline.curation.tile_features`` on each tile of ``<shared>/paintings``, and for each modelled class fits
-boosted stumps (``tile_model.fit_class``). Class thresholds are chosen on out-of-fold probabilities of a 5-fold
-cross-validation *by painting* within the train fold: coordinate ascent on the fraction of bad tiles rejected,
-with good tiles rejected kept at or below ``--target-good`` and a bonus for the weakest class recall. The final
+boosted stumps (``tile_model.fit_class``). Class thresholds, and whether each class's rule filter also rejects
+(``with_rule``), are chosen on out-of-fold probabilities of a 5-fold cross-validation *by painting* within the
+train fold: coordinate ascent on the fraction of bad tiles rejected, with good tiles rejected kept at or below
+``--target-good`` and a bonus for the weakest class recall. The final
 model is fitted on the whole train fold with those thresholds. The test fold is never read. Deterministic: the
 same labels and paintings give the same file (a few seconds of fitting after ~1 minute of features).
 
@@ -30,8 +31,8 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import filter_accuracy as bench  # noqa: E402
 
-from lpd_pipeline.curation import tile_model  # noqa: E402
-from lpd_pipeline.curation.filters import score_tile  # noqa: E402
+from lpd_pipeline.curation import tile_model, watermark_net  # noqa: E402
+from lpd_pipeline.curation.filters import FilterThresholds, score_tile  # noqa: E402
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
 
@@ -47,7 +48,8 @@ def cv_group(painting: str) -> int:
 
 
 def labelled_features(rows: Sequence[bench.LabelledTile], paintings_dir: Path) -> np.ndarray:
-    """Features of each labelled tile (rows must be TILE_SIZE tiles), each painting decoded once."""
+    """Features of each labelled tile (rows must be TILE_SIZE tiles), each painting decoded once. The first
+    columns are the rule scores (``rule_<filter>``)."""
     out = np.zeros((len(rows), len(FEATURE_NAMES)))
     by_painting: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -79,27 +81,48 @@ def out_of_fold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) ->
     return probabilities
 
 
-def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, bad: np.ndarray,
-                      target_good: float) -> np.ndarray:
-    """Per-class thresholds: most bad tiles rejected with good ones rejected <= target (a soft penalty above),
-    plus 0.3 x the weakest class recall, by coordinate ascent over THRESHOLD_GRID."""
-    thresholds = np.full(labels.shape[1], 0.5)
+def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, bad: np.ndarray, target_good: float,
+                      rule_fired: np.ndarray, other_fired: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, a threshold and whether the class's rule also rejects (``rule_fired``: per class): most bad
+    tiles rejected with good ones rejected <= target (a soft penalty above), plus 0.3 x the weakest class
+    recall, by coordinate ascent over THRESHOLD_GRID x {rule off, rule on}. ``other_fired``: tiles some filter
+    outside the stump model rejects anyway (the watermark filter)."""
+    n = labels.shape[1]
+    thresholds, with_rule = np.full(n, 0.5), np.zeros(n, bool)
 
-    def objective(th: np.ndarray) -> float:
-        rejected = (probabilities > th).any(axis=1)
-        recalls = [(probabilities[labels[:, c] > 0, c] > th[c]).mean() for c in range(labels.shape[1])]
+    def objective(th: np.ndarray, rule: np.ndarray) -> float:
+        fired = (probabilities > th) | (rule_fired & rule)
+        rejected = fired.any(axis=1) | other_fired
+        recalls = [fired[labels[:, c] > 0, c].mean() for c in range(n)]
         good = rejected[~bad].mean() if (~bad).any() else 0.0
         return rejected[bad].mean() - 5.0 * max(0.0, good - target_good) + 0.3 * min(recalls)
 
     for _ in range(4):
-        for c in range(labels.shape[1]):
-            scores = []
-            for value in THRESHOLD_GRID:
-                trial = thresholds.copy()
-                trial[c] = value
-                scores.append(objective(trial))
-            thresholds[c] = THRESHOLD_GRID[int(np.argmax(scores))]
-    return thresholds
+        for c in range(n):
+            best = (-np.inf, thresholds[c], with_rule[c])
+            for use_rule in (True, False):  # at a tie the rule stays on: it costs nothing measured
+                for value in THRESHOLD_GRID:
+                    trial_th, trial_rule = thresholds.copy(), with_rule.copy()
+                    trial_th[c], trial_rule[c] = value, use_rule
+                    score = objective(trial_th, trial_rule)
+                    if score > best[0] + 1e-12:
+                        best = (score, value, use_rule)
+            thresholds[c], with_rule[c] = best[1], best[2]
+    return thresholds, with_rule
+
+
+def rule_decisions(features: np.ndarray, classes: Sequence[str],
+                   outside: Sequence[str] = ("watermark",)) -> tuple[np.ndarray, np.ndarray]:
+    """From the features' rule scores: which modelled classes' rules fire (n, classes), and whether a filter
+    outside the stump model fires (the watermark rule, or nothing where the watermark CNN is bundled)."""
+    limits = FilterThresholds().as_dict()
+    column = {name: FEATURE_NAMES.index(f"rule_{name}") for name in limits}
+    fired = np.stack([features[:, column[name]] > limits[name] for name in classes], axis=1)
+    decided_elsewhere = [name for name in outside if not watermark_net.BUNDLED_WEIGHTS.is_file()]
+    other = np.zeros(len(features), bool)
+    for name in decided_elsewhere:
+        other |= features[:, column[name]] > limits[name]
+    return fired, other
 
 
 def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: float,
@@ -111,9 +134,10 @@ def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: 
     bad = np.array([r.bad for r in train_rows])
     groups = np.array([cv_group(r.painting) for r in train_rows])
     held_out = out_of_fold(features, labels, groups)
-    thresholds = choose_thresholds(held_out, labels, bad, target_good)
-    fitted = {name: tile_model.fit_class(features, labels[:, c], threshold=float(thresholds[c]))
-              for c, name in enumerate(classes)}
+    rule_fired, other_fired = rule_decisions(features, classes)
+    thresholds, with_rule = choose_thresholds(held_out, labels, bad, target_good, rule_fired, other_fired)
+    fitted = {name: tile_model.fit_class(features, labels[:, c], threshold=float(thresholds[c]),
+                                         with_rule=bool(with_rule[c])) for c, name in enumerate(classes)}
     model = tile_model.TileModel(TILE_SIZE, fitted, trained_on=f"{len(train_rows)} sure train-fold tiles of "
                                  f"{bench.LABELS_CSV.relative_to(REPO_ROOT)}, target good rejected {target_good}")
     return model, held_out, train_rows
@@ -133,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, _, train_rows = train(bench.read_labels(), paintings_dir, args.target_good)
     path = model.save(args.out)
     print(f"trained on {len(train_rows)} tiles; thresholds "
-          + ", ".join(f"{n} {m.threshold:.2f}" for n, m in model.classes.items())
+          + ", ".join(f"{n} {m.threshold:.2f}{' (+rule)' if m.with_rule else ''}" for n, m in model.classes.items())
           + f"; wrote {path} ({path.stat().st_size} bytes, fingerprint {model.fingerprint()})")
     return 0
 

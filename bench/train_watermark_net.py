@@ -1,6 +1,6 @@
 """Train the watermark CNN (lpd_pipeline/curation/watermark_net.pt) on generated overlays.
 
-    .venv/bin/python bench/train_watermark_net.py [--shared DIR] [--out PATH] [--epochs 12]
+    .venv/bin/python bench/train_watermark_net.py [--shared DIR] [--out PATH] [--epochs 10]
 
 Tiles: up to ``--per-painting`` grid tiles (256 px) of every painting of ``<shared>/paintings`` whose fold
 (``filter_accuracy.assign_fold``, the frozen by-painting rule) is ``train``, except the paintings with a
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
     parser.add_argument("--out", type=Path, default=watermark_net.BUNDLED_WEIGHTS)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)  # the bundled weights: 10 epochs
     parser.add_argument("--per-painting", type=int, default=2)
     args = parser.parse_args(argv)
     paintings_dir = args.shared / "paintings"

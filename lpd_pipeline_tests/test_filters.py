@@ -600,3 +600,33 @@ def test_watermark_lines_pinned(size, seed):
     assert len(lines) == len(expected)
     for line, pinned in zip(lines, expected):
         assert line == pytest.approx(pinned, rel=1e-9, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- odd colour
+
+
+def with_cast(img: np.ndarray, rgb_gain) -> np.ndarray:
+    """The whole tile through a colour cast (per-channel gains), as an old slide or a faded print."""
+    return np.clip(img.astype(np.float32) * np.asarray(rgb_gain, np.float32), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("gain", [(0.8, 1.0, 1.05), (0.85, 0.95, 1.15), (1.0, 0.75, 0.85), (0.9, 0.8, 1.1)])
+def test_odd_colour_catches_casts_off_the_silk_colours(gain):
+    # mint, blue, pink and violet casts over a landscape on cream paper (a mild salmon or orange cast, close to
+    # the hue of old silk, is beyond this rule: the learned filter carries those)
+    tile = with_cast(landscape(128, 2), gain)
+    assert "odd_colour" in rejection_reasons(score_tile(tile), THRESHOLDS)
+
+
+@pytest.mark.parametrize("ground", [(232, 222, 200), (200, 170, 120), (160, 120, 80), (240, 240, 240)])
+def test_odd_colour_keeps_neutral_cream_and_brown_grounds(ground):
+    tile = landscape(128, 3)
+    tile = np.clip(tile.astype(np.float32) * (np.asarray(ground, np.float32) / np.array([232, 222, 200])), 0, 255)
+    assert score_odd_colour(tile.astype(np.uint8)) <= THRESHOLDS.odd_colour
+
+
+def test_odd_colour_keeps_blue_green_pigment_and_red_leaves_on_paper():
+    tile = landscape(128, 4)
+    tile[20:70, 10:120] = (60, 140, 120)  # 青绿 mineral green over part of the tile
+    tile[90:110, 30:60] = (190, 50, 40)  # red leaves
+    assert score_odd_colour(tile) <= THRESHOLDS.odd_colour

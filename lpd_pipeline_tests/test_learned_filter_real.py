@@ -7,28 +7,17 @@ fails when a change loses a class, not when the figures move by a tile or two.""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lpd_pipeline.curation import tile_model
 from lpd_pipeline.curation.filters import FILTER_NAMES, FilterThresholds
-
-REPO = Path(__file__).resolve().parents[1]
+from lpd_pipeline_tests.test_filter_labels import _bench
 # At least this share of each class's sure test-fold tiles is rejected by some filter...
 MIN_REJECTED = {"blank": 0.7, "blur": 0.7, "watermark": 0.5, "seal": 0.7, "inscription": 0.7, "padding": 0.7,
                 "odd_colour": 0.5}
 # ...and at most this share of the sure keep tiles.
 MAX_GOOD_REJECTED = 0.25
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("filter_accuracy", REPO / "bench" / "filter_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ from lpd_pipeline.files import (
 )
 from lpd_pipeline.curation import dedup, filters, kind
 from lpd_pipeline.curation import tile_model as learned
+from lpd_pipeline.curation.tile_features import tile_features
 from lpd_pipeline.curation.tiling import tile_origins
 from lpd_pipeline.curation.workers import parallel_map
 from lpd_pipeline.settings import StorageLayout
@@ -501,10 +502,14 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
         if cached is not None and set(_SCORE_CACHE_COLUMNS) <= set(cached.columns):
             return cached[_SCORE_CACHE_COLUMNS], None
     rgb, factor = painting_pixels(painting.path, config)
-    rows, tiles, rule_scores = [], [], []
+    model = config.learned_filter()
+    rows, tiles, features = [], [], []
     for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
         tile = np.ascontiguousarray(rgb[y:y + config.tile_size, x:x + config.tile_size])
-        scores = filters.score_tile(tile)
+        images = filters._Tile(tile)  # the intermediates, shared by the rules and the learned filter's features
+        scores = filters.scores_of(images)
+        if model is not None:
+            features.append(tile_features(tile, scores, images))
         row = {
             "tile_id": tile_id(painting.painting_id, x, y, config.tile_size),
             "painting_id": painting.painting_id, "x": x, "y": y, "size": config.tile_size, "upscale": factor,
@@ -514,10 +519,8 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
         row.update({column: float("nan") for column in PROBABILITY_COLUMNS})
         rows.append(row)
         tiles.append(tile)
-        rule_scores.append(scores)
-    model = config.learned_filter()
-    if model is not None:
-        for row, probabilities in zip(rows, model.tile_probabilities(tiles, rule_scores)):
+    if model is not None and rows:
+        for row, probabilities in zip(rows, model.tile_probabilities(np.stack(features), tiles)):
             row.update({f"p_{name}": value for name, value in probabilities.items()})
     frame = pd.DataFrame(rows, columns=_SCORE_CACHE_COLUMNS)
     write_parquet_atomic(frame, cache_path)

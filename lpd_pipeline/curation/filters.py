@@ -120,6 +120,18 @@ class _Tile:
         _, a, b = self.get("lab")
         return np.sqrt(a * a + b * b)
 
+    def _make_fine(self) -> np.ndarray:
+        return cv2.GaussianBlur(self.luma, (0, 0), 1.0)
+
+    def _make_coarse(self) -> np.ndarray:
+        return cv2.GaussianBlur(self.luma, (0, 0), 3.0)
+
+    def _make_blackhat(self) -> np.ndarray:
+        # Black-hat (closing minus image) of the luma with an elliptic kernel of 1/10 of the tile: dark thin
+        # strokes (calligraphy, ink) against the local paper level.
+        luma_u8 = self.get("luma_u8")
+        return cv2.subtract(_ellipse_close(luma_u8, _odd(self.side / 10)), luma_u8)
+
 
 def _validate(rgb: np.ndarray) -> None:
     if not isinstance(rgb, np.ndarray):
@@ -204,8 +216,7 @@ def _blank(t: _Tile) -> float:
 
 def _blur(t: _Tile) -> float:
     luma = t.luma
-    fine = cv2.GaussianBlur(luma, (0, 0), 1.0)
-    coarse = cv2.GaussianBlur(luma, (0, 0), 3.0)
+    fine, coarse = t.get("fine"), t.get("coarse")
     # Energy in the finest band (< 1 px detail) relative to the next band (1-3 px): contrast-independent,
     # and an out-of-focus or upsampled scan has lost the first band while keeping the second.
     high = float(np.std(luma - fine))
@@ -400,10 +411,7 @@ def _glyph_cells(column: np.ndarray) -> int:
 
 
 def _inscription(t: _Tile) -> float:
-    luma_u8 = t.get("luma_u8")
-    side = t.side
-    # Black-hat (closing minus image) with an elliptic kernel of 1/10 of the tile.
-    blackhat = cv2.subtract(_ellipse_close(luma_u8, _odd(side / 10)), luma_u8)
+    blackhat = t.get("blackhat")
     # Dark thin strokes well below the local paper level; the floor ignores faint washes.
     threshold = max(35.0, 0.45 * _percentiles_u8(blackhat, 99.5)[0])
     ink = blackhat > threshold
@@ -770,7 +778,11 @@ def score_odd_colour(rgb: np.ndarray) -> float:
 
 def score_tile(rgb: np.ndarray) -> dict[str, float]:
     """All filter scores for one uint8 RGB tile, keyed by ``FILTER_NAMES`` (intermediates shared)."""
-    tile = _Tile(rgb)
+    return scores_of(_Tile(rgb))
+
+
+def scores_of(tile: _Tile) -> dict[str, float]:
+    """:func:`score_tile` on prepared intermediates (so the learned filter's features reuse them)."""
     return {name: _SCORERS[name](tile) for name in FILTER_NAMES}
 
 

@@ -1,9 +1,11 @@
 """The learned tile filter: boosted decision stumps over the tile features, one model per drop class, and the
 watermark CNN (:mod:`lpd_pipeline.curation.watermark_net`) for overlay text.
 
-Rule: where a model for a class is loaded, that class's decision is the model's (probability above the class's
-threshold, stored with the model); every other class, and every class when no model file is present or the
-tile size is not the one the model was trained on, falls back to the rule filter (``filters.rejection_reasons``).
+Rule: a class with a stump model rejects a tile when its probability is above the class's threshold (stored
+with the model), or, for the classes whose model says ``with_rule`` (chosen in training where the rule is
+precise: it adds what the model misses), when its rule filter fires; watermark, when the CNN is loaded, is the CNN's alone (its rule fires on brush
+texture and never caught a real watermark); every other class, and every class when no model file is present or
+the tile size is not the one the model was trained on, is the rule filter's (``filters.rejection_reasons``).
 The model file is JSON (feature names, per class: a base log-odds, stumps ``[feature, split, left, right]`` and
 a threshold), written by ``bench/train_tile_model.py`` from the hand labels' train fold and small enough to ship
 (:data:`BUNDLED_MODEL`). Stumps on a logistic loss, not trees or a network: with ~330 labelled tiles they
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lpd_pipeline.curation import filters
-from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features
+from lpd_pipeline.curation.tile_features import FEATURE_NAMES
 from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
 from lpd_pipeline.files import sha256_file, write_text_atomic
 
@@ -42,6 +44,7 @@ class ClassModel:
     base: float
     stumps: tuple[tuple[int, float, float, float], ...]
     threshold: float
+    with_rule: bool = False  # the class's rule filter also rejects
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """P(class) for a (n, features) array."""
@@ -64,14 +67,14 @@ class TileModel:
         """P(class) of one tile's features, per stump-modelled class."""
         return {name: float(model.probability(features)[0]) for name, model in self.classes.items()}
 
-    def tile_probabilities(self, tiles: Sequence[np.ndarray],
-                           rule_scores: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
-        """P(class) per tile for every class the model decides (the watermark CNN's in one batch)."""
-        out = [self.probabilities(tile_features(tile, scores)) for tile, scores in zip(tiles, rule_scores)]
+    def tile_probabilities(self, features: np.ndarray, tiles: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """P(class) per tile (``features``: one row per tile, :func:`tile_features`) for every class the model
+        decides; the watermark CNN sees the tiles themselves, in batches."""
+        features = np.atleast_2d(features)
+        columns = {name: model.probability(features) for name, model in self.classes.items()}
         if self.watermark is not None and len(tiles):
-            for row, p in zip(out, self.watermark.probabilities(list(tiles))):
-                row["watermark"] = float(p)
-        return out
+            columns["watermark"] = self.watermark.probabilities(list(tiles))
+        return [{name: float(values[i]) for name, values in columns.items()} for i in range(len(features))]
 
     def decides(self, name: str) -> bool:
         return name in self.classes or (name == "watermark" and self.watermark is not None)
@@ -83,8 +86,9 @@ class TileModel:
 
     def reasons(self, rule_scores: Mapping[str, float], probabilities: Mapping[str, float],
                 thresholds: filters.FilterThresholds) -> list[str]:
-        """The classes that reject this tile, in ``FILTER_NAMES`` order: the model's where it has a class
-        (probability > its threshold), the rule's elsewhere."""
+        """The classes that reject this tile, in ``FILTER_NAMES`` order: a stump-modelled class when its
+        probability is above its threshold (or, ``with_rule``, its rule fires); watermark by the CNN alone when
+        loaded; the rule elsewhere."""
         by_rule = set(filters.rejection_reasons(rule_scores, thresholds))
         reasons = []
         for name in filters.FILTER_NAMES:
@@ -92,7 +96,8 @@ class TileModel:
                 value = float(probabilities[name])
                 if math.isnan(value):
                     raise ValueError(f"model probability for {name!r} is NaN")
-                if value > self.threshold(name):
+                rule_too = name in self.classes and self.classes[name].with_rule and name in by_rule
+                if value > self.threshold(name) or rule_too:
                     reasons.append(name)
             elif name in by_rule:
                 reasons.append(name)
@@ -102,8 +107,8 @@ class TileModel:
         payload = {
             "format": MODEL_FORMAT, "tile_size": self.tile_size, "feature_names": list(self.feature_names),
             "trained_on": self.trained_on,
-            "classes": {name: {"base": m.base, "threshold": m.threshold, "stumps": [list(s) for s in m.stumps]}
-                        for name, m in self.classes.items()},
+            "classes": {name: {"base": m.base, "threshold": m.threshold, "with_rule": m.with_rule,
+                               "stumps": [list(s) for s in m.stumps]} for name, m in self.classes.items()},
         }
         return json.dumps(payload, indent=1, sort_keys=True)
 
@@ -132,7 +137,8 @@ def load_model(path: Path | str) -> TileModel:
                              "bench/train_tile_model.py")
     try:
         classes = {name: ClassModel(float(c["base"]), tuple((int(i), float(s), float(l), float(r))
-                                                              for i, s, l, r in c["stumps"]), float(c["threshold"]))
+                                                              for i, s, l, r in c["stumps"]), float(c["threshold"]),
+                                    bool(c.get("with_rule", False)))
                    for name, c in payload["classes"].items()}
         tile_size = int(payload["tile_size"])
     except (KeyError, TypeError, ValueError) as error:
@@ -171,7 +177,7 @@ def _bin_edges(features: np.ndarray, bins: int) -> list[np.ndarray]:
 
 
 def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, learning_rate: float = 0.1,
-              l2: float = 1.0, bins: int = 32, threshold: float = 0.5) -> ClassModel:
+              l2: float = 1.0, bins: int = 32, threshold: float = 0.5, with_rule: bool = False) -> ClassModel:
     """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits)."""
     labels = np.asarray(labels, np.float64)
     edges = _bin_edges(features, bins)
@@ -188,7 +194,7 @@ def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, le
         index, split, left, right = best
         stumps.append((index, split, learning_rate * left, learning_rate * right))
         logit += np.where(features[:, index] < split, learning_rate * left, learning_rate * right)
-    return ClassModel(base, tuple(stumps), threshold)
+    return ClassModel(base, tuple(stumps), threshold, with_rule)
 
 
 def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, logit: np.ndarray,

@@ -71,8 +71,12 @@ class WatermarkNet:
         self.network.eval()
         self.threshold = float(self.network.threshold)
 
-    def probabilities(self, tiles: list[np.ndarray]) -> np.ndarray:
+    def probabilities(self, tiles: list[np.ndarray], batch: int = 64) -> np.ndarray:
+        """P(watermark) per tile, in batches of ``batch`` tiles."""
         import torch
 
+        out = []
         with torch.inference_mode():
-            return torch.sigmoid(self.network(network_input(tiles))).numpy().astype(np.float64)
+            for start in range(0, len(tiles), batch):
+                out.append(torch.sigmoid(self.network(network_input(tiles[start:start + batch]))).numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)

@@ -48,7 +48,11 @@ def _drain(pool: ProcessPoolExecutor, results: Iterable) -> Iterable:
 
 def _init_worker() -> None:
     # One OpenCV thread per process: the pool already uses every core, and OpenCV's own threads on
-    # 256-pixel tiles cost more in synchronisation than they gain.
+    # 256-pixel tiles cost more in synchronisation than they gain. The same for torch (the watermark CNN),
+    # which reads the variable when a worker first imports it.
+    import os
+
     import cv2
 
     cv2.setNumThreads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
