@@ -1,8 +1,9 @@
 """The colour-quality ladder: each variant trained on the same curated tiles for the same budget, scored alike.
 
     python bench/quality.py [--storage /tmp/quality_storage] [--shared ../shared] [--size 128] [--images 2000]
-                            [--seed 0] [--ink-tiles 200] [--ngf 64] [--threads 2] [--out bench/quality_runs]
+                            [--seed 0] [--ink-tiles 200] [--ngf 64] [--threads 1] [--out bench/quality_runs]
                             [--variants gray unet256 unet256-lab unet256-labcls unet256-labcls-aug-cf]
+                            [--merge OTHER_OUT_FOLDER...]
 
 1. Tiles: ``--storage`` holds a curated dataset; when it has none, ``paintings/colored`` and ``paintings/ink`` of
    ``--shared`` are curated into it by the pipeline's own curation (ingest, dedup, tiles, filters, split; each
@@ -18,8 +19,10 @@
    colourfulness); LPIPS and ΔE get bootstrap intervals over the test tiles here, and every row is compared with
    the paper's U-Net row by a paired bootstrap on the same tiles. ``gray`` is the input left gray.
 4. Rows go to ``<out>/rows.json`` (a rerun of one variant replaces its row), per-tile values to
-   ``<out>/tiles/<variant>.npz``, a sample sheet per variant to ``<out>/sheets/<variant>.png``; the table is
-   printed (markdown).
+   ``<out>/tiles/<variant>.npz``, a sample sheet per variant to ``<out>/sheets/<variant>.png`` (and a 2/3-size
+   ``.jpg``); the table is
+   printed (markdown). ``--merge`` adds the rows of the same ladder run in another process (another ``--out``);
+   ``--variants`` with no name only prints the table.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -230,9 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ink-tiles", type=int, default=200)
     parser.add_argument("--ngf", type=int, default=64, help="generator and discriminator width (64: the paper's)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; on a shared, loaded CPU one thread per process is far faster "
+                             "(measured: 0.5-0.7 img/s with 2 threads vs 2.7-3.2 with 1, U-Net ngf 16 at 128 px)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "quality_runs")
-    parser.add_argument("--variants", nargs="+", default=["gray", "unet256", "unet256-lab", "unet256-labcls",
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="ladder folders of the same settings run elsewhere (another --out): their rows, "
+                             "per-tile values and sheets join this table")
+    parser.add_argument("--variants", nargs="*", default=["gray", "unet256", "unet256-lab", "unet256-labcls",
                                                           "unet256-labcls-aug-cf"], choices=sorted(VARIANTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -250,10 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     from lpd_pipeline.evaluation.samples import sample_sheet
     from lpd_pipeline.metrics import colorfulness
 
-    models = default_models("cpu")
-    real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
-                                float(colorfulness(tiles["real"])))
     real_cf = colorfulness_per_tile(tiles["real"])
+    if args.variants:
+        models = default_models("cpu")
+        real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
+                                    float(colorfulness(tiles["real"])))
     for name in args.variants:
         started = time.perf_counter()
         if name == "gray":
@@ -275,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
                              generated[pick], tiles["real"][pick], [str(i) for i in ink_pick],
                              tiles["ink_gray"][ink_pick], ink_generated[ink_pick])
         imaging.save_image(out / "sheets" / f"{name}.png", sheet)
+        small = Image.fromarray(sheet).resize((sheet.shape[1] * 2 // 3, sheet.shape[0] * 2 // 3), Image.LANCZOS)
+        small.save(out / "sheets" / f"{name}.jpg", quality=80)  # small enough to keep beside bench/RESULTS.md
         rows[name] = {**values, "images_seen": seen, "wall_s": wall, "size": args.size, "seed": args.seed,
                       "ngf": args.ngf,
                       "threads": args.threads, "score_s": time.perf_counter() - started - wall}
@@ -282,6 +295,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: LPIPS {values['lpips']:.4f} dE {values['delta_e']:.2f} KID {values['kid']:.4f} "
               f"CF {values['colorfulness_fake']:.1f} (real {values['colorfulness_real']:.1f}) "
               f"train {wall:.0f}s", flush=True)
+    for other in args.merge:
+        merged = json.loads((other / "rows.json").read_text())
+        for name in merged:
+            for sub, suffix in (("tiles", ".npz"), ("sheets", ".png"), ("sheets", ".jpg")):
+                (out / sub).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(other / sub / f"{name}{suffix}", out / sub / f"{name}{suffix}")
+        rows.update(merged)
+        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
     base_path = out / "tiles" / f"{BASELINE}.npz"
     if base_path.is_file():
         base = dict(np.load(base_path))

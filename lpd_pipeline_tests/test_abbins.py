@@ -52,9 +52,10 @@ def test_prior_and_rebalancing():
 
 
 def test_generator_wrapper_decodes_the_annealed_mean():
-    net = abbins.AbBinsGenerator(build_generator("unet256", out_channels=abbins.count_bins(10), ngf=4,
-                                                 image_size=32), temperature=0.38)
+    net = abbins.AbBinsGenerator(build_generator("unet256", out_channels=8, ngf=4, image_size=32), temperature=0.38,
+                                 features=8)
     assert not any(isinstance(m, torch.nn.Tanh) for m in net.modules())  # logits are unbounded
+    assert net(torch.zeros(1, 1, 32, 32)).shape == (1, abbins.count_bins(10), 32, 32)
     assert {"centers", "prior", "temperature"} <= set(net.state_dict())  # saved with every checkpoint
     logits = torch.full((1, net.n_bins, 2, 2), -20.0)
     target = int(((net.centers - torch.tensor([30.0, 50.0])) ** 2).sum(1).argmin())
@@ -63,10 +64,11 @@ def test_generator_wrapper_decodes_the_annealed_mean():
     assert torch.allclose(ab, net.centers[target].view(1, 2, 1, 1).expand(1, 2, 2, 2), atol=1e-3)
     # The annealed mean sharpens towards the mode: T = 1 is the plain mean, lower T is more saturated.
     logits = torch.randn(1, net.n_bins, 4, 4, generator=torch.Generator().manual_seed(0)) * 2
-    mean_t1 = abbins.AbBinsGenerator(build_generator("unet256", out_channels=net.n_bins, ngf=4, image_size=32),
-                                     temperature=1.0).decode_ab(logits)
+    mean_t1 = abbins.AbBinsGenerator(build_generator("unet256", out_channels=8, ngf=4, image_size=32),
+                                     temperature=1.0, features=8).decode_ab(logits)
     assert net.decode_ab(logits).norm(dim=1).mean() > mean_t1.norm(dim=1).mean()
     loss = net.class_loss(torch.zeros(1, net.n_bins, 2, 2, requires_grad=True), torch.zeros(1, 2, 2, 2))
     assert loss.item() == pytest.approx(np.log(net.n_bins) * abbins.rebalance_weights(net.prior)[0].item(), rel=1e-4)
     with pytest.raises(ValueError, match="temperature"):
-        abbins.AbBinsGenerator(build_generator("unet256", out_channels=4, ngf=4, image_size=32), temperature=0)
+        abbins.AbBinsGenerator(build_generator("unet256", out_channels=4, ngf=4, image_size=32), temperature=0,
+                               features=4)

@@ -26,7 +26,10 @@ def test_a_checkpoint_written_by_the_previous_code_resumes(tmp_path):
     # The settings file the previous Dagster asset wrote beside the run, read by the new model.
     config = TrainConfig.from_json((FIXTURE / "dagster_run_config.json").read_text())
     saved = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 1))
-    assert saved["config"] == config.to_dict()  # the same keys and values as the old dataclass wrote
+    now = config.to_dict()
+    assert {k: now[k] for k in saved["config"]} == saved["config"]  # the same values as the old dataclass wrote
+    added = set(now) - set(saved["config"])  # fields added since (quality options), all at their defaults (off)
+    assert {k: now[k] for k in added} == {k: TrainConfig.model_fields[k].default for k in added}
 
     events = []
     result = train(config, storage / "dataset" / "tiles.parquet", storage, run_dir, on_event=events.append)
@@ -34,7 +37,7 @@ def test_a_checkpoint_written_by_the_previous_code_resumes(tmp_path):
     assert start["start_epoch"] == 1 and str(start["resumed_from"]).endswith("epoch_0001.pt")
     assert result.finished and [e for e, _ in ckpt.list_checkpoints(run_dir)] == [1, 2]
     resumed = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 2))
-    assert resumed["config"] == saved["config"] and resumed["data_fingerprint"] == saved["data_fingerprint"]
+    assert resumed["config"] == now and resumed["data_fingerprint"] == saved["data_fingerprint"]
 
 
 def test_a_saved_run_config_with_todays_keys_runs_and_warns_in_the_run_log(storage_root):

@@ -100,7 +100,7 @@ def prior_from_tiles(color_u8: np.ndarray, centers: torch.Tensor, *, chunk: int 
 
 
 def _drop_final_tanh(net: nn.Module) -> nn.Module:
-    """Replace the generator's last Tanh by the identity: bin logits must be unbounded."""
+    """Replace the backbone's last Tanh by a ReLU: its output becomes features for the 1x1 logits head."""
     last = None
     for name, module in net.named_modules():
         if isinstance(module, nn.Tanh):
@@ -109,20 +109,25 @@ def _drop_final_tanh(net: nn.Module) -> nn.Module:
         raise ValueError("the backbone has no final Tanh to remove")
     parent_name, _, child = last.rpartition(".")
     parent = net.get_submodule(parent_name) if parent_name else net
-    setattr(parent, child, nn.Identity())
+    setattr(parent, child, nn.ReLU())
     return net
 
 
 class AbBinsGenerator(nn.Module):
-    """A pix2pix backbone whose last layer gives ``Q`` bin logits; carries its bins, prior and temperature."""
+    """A pix2pix backbone giving ``features`` channels (its last Tanh made a ReLU), then a 1x1 conv to ``Q`` bin
+    logits; carries its bins, prior and temperature.
+
+    The 1x1 head keeps the cost of ``Q`` outputs small: the backbone's last layer (a 4x4 transposed conv at full
+    resolution) producing 261 channels directly would cost more than the rest of a U-Net at ngf 16."""
 
     def __init__(self, backbone: nn.Module, grid: int = DEFAULT_GRID, temperature: float = DEFAULT_TEMPERATURE,
-                 rebalance: float = DEFAULT_REBALANCE) -> None:
+                 rebalance: float = DEFAULT_REBALANCE, *, features: int) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"annealed-mean temperature must be > 0, got {temperature}")
         self.backbone = _drop_final_tanh(backbone)
         centers = bin_centers(grid)
+        self.head = nn.Conv2d(features, len(centers), kernel_size=1)
         self.register_buffer("centers", centers)
         self.register_buffer("prior", torch.full((len(centers),), 1.0 / len(centers)))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
@@ -133,7 +138,7 @@ class AbBinsGenerator(nn.Module):
         return int(self.centers.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        return self.head(self.backbone(x))
 
     def set_prior(self, prior: torch.Tensor) -> None:
         if prior.shape != self.prior.shape:

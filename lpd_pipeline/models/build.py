@@ -29,14 +29,15 @@ def build_model_generator(config: "TrainConfig") -> nn.Module:
     net = build_generator(
         config.backbone,
         in_channels=in_ch + (palette.palette_size(config.palette_grid) + 1 if config.palette else 0),
-        out_channels=abbins.count_bins(config.ab_grid) if classes else out_ch,
+        out_channels=max(config.ngf, 32) if classes else out_ch,  # labcls: features for the 1x1 logits head
         ngf=config.ngf,
         norm=config.norm,
         use_dropout=config.use_dropout,
         image_size=config.tile_size,
     )
     if classes:
-        net = abbins.AbBinsGenerator(net, config.ab_grid, config.annealed_temperature, config.rebalance_lambda)
+        net = abbins.AbBinsGenerator(net, config.ab_grid, config.annealed_temperature, config.rebalance_lambda,
+                                     features=max(config.ngf, 32))
     if config.palette:
         net = palette.PaletteConditioned(net, config.palette_grid)
     return net
