@@ -299,8 +299,9 @@ def main(argv: list[str] | None = None) -> None:
         merged = json.loads((other / "rows.json").read_text())
         for name in merged:
             for sub, suffix in (("tiles", ".npz"), ("sheets", ".png"), ("sheets", ".jpg")):
-                (out / sub).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(other / sub / f"{name}{suffix}", out / sub / f"{name}{suffix}")
+                if (other / sub / f"{name}{suffix}").is_file():
+                    (out / sub).mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(other / sub / f"{name}{suffix}", out / sub / f"{name}{suffix}")
         rows.update(merged)
         write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
     base_path = out / "tiles" / f"{BASELINE}.npz"
