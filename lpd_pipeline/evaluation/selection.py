@@ -54,8 +54,9 @@ def choose_best(rows: pd.DataFrame, rule: str = "fid_then_lpips") -> Choice | No
         return Choice(best, f"{what}; its 95% interval [{lo:.2f}, {hi:.2f}] overlaps no other")
     winner = overlapping.loc[overlapping["lpips"].astype(float).idxmin()]
     epochs = ", ".join(str(int(e)) for e in overlapping["epoch"])
-    return Choice(winner, f"{what} has a 95% interval [{lo:.2f}, {hi:.2f}] overlapping those of epochs {epochs}; "
-                          f"lowest LPIPS among them ({float(winner['lpips']):.4f})")
+    return Choice(winner, f"{what} at epoch {int(best['epoch'])}, its 95% interval [{lo:.2f}, {hi:.2f}] "
+                          f"overlapping those of epochs {epochs}; lowest LPIPS among them at epoch "
+                          f"{int(winner['epoch'])} ({float(winner['lpips']):.4f})")
 
 
 RECORD_METRICS = ("fid", "fid_lo", "fid_hi", "kid", "kid_lo", "kid_hi", "lpips", "delta_e", "psnr", "ssim",
