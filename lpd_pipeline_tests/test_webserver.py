@@ -268,20 +268,40 @@ def test_a_failed_run_reexecuted_from_failure_through_graphql(dagster):
 # --- the asset graph in a browser -------------------------------------------------------------------------
 
 def _expand_all_groups(driver) -> None:
-    """Dismiss the first-visit dialog, then the graph's context menu: "Expand all groups" (the UI remembers it
-    per browser; its shortcut is Alt+E)."""
+    """The graph's context menu: "Expand all groups" (the UI remembers it per browser; its shortcut is Alt+E).
+    The first-visit dialog ("Join the Dagster community") can appear after the graph has drawn, and it swallows
+    the right-click: so each try dismisses it if present, opens the menu if absent, and looks again a second later."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(driver, 60)
-    wait.until(lambda d: d.find_elements(By.XPATH, "//*[text()='render']"))  # the collapsed stage boxes
-    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-        button.click()  # "Join the Dagster community", shown once per browser profile
-    canvas = max(driver.find_elements(By.CSS_SELECTOR, "svg"), key=lambda e: e.size["width"] * e.size["height"])
-    ActionChains(driver).move_to_element_with_offset(canvas, 0, -canvas.size["height"] // 3).context_click().perform()
-    item = wait.until(lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'Expand all groups')]"))[0]
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.XPATH, "//*[text()='render']"))  # stage boxes
+
+    def menu_item(d):
+        if _skip_community_dialog(d):
+            return False
+        items = d.find_elements(By.XPATH, "//*[contains(text(), 'Expand all groups')]")
+        if items:
+            return items
+        canvas = max(d.find_elements(By.CSS_SELECTOR, "svg"), key=lambda e: e.size["width"] * e.size["height"])
+        ActionChains(d).move_to_element_with_offset(canvas, 0, -canvas.size["height"] // 3).context_click().perform()
+        return False
+
+    wait = WebDriverWait(driver, 60, poll_frequency=1.0,
+                         ignored_exceptions=(StaleElementReferenceException, WebDriverException))
+    item = wait.until(menu_item)[0]
     driver.execute_script("arguments[0].closest('a,button,li,[role=menuitem]').click()", item)
+
+
+def _skip_community_dialog(driver) -> bool:
+    """Click the first-visit dialog's "Skip" (shown once per browser profile); True when it was there."""
+    from selenium.webdriver.common.by import By
+
+    buttons = driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']")
+    for button in buttons:
+        driver.execute_script("arguments[0].click()", button)
+    return bool(buttons)
 
 
 def test_screenshot_of_the_global_asset_graph(dagster):
@@ -327,6 +347,8 @@ def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
         try:
             wait = WebDriverWait(driver, 60)
             [label] = wait.until(lambda d: d.find_elements(By.XPATH, "//tr//*[text()='preview']"))
+            time.sleep(1)  # the first-visit dialog, if this profile has not dismissed it yet, comes up late
+            _skip_community_dialog(driver)
             assert driver.find_elements(By.XPATH, "//tr//*[text()='train_tiles']")
             row = label.find_element(By.XPATH, "./ancestor::tr")
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
