@@ -292,6 +292,11 @@ def _ratio(part: int, whole: int) -> float:
 # Figures
 
 
+def _fraction(part: int, whole: int) -> float:
+    """``part / whole``; NaN (shown as "–") when there is nothing to divide by."""
+    return part / whole if whole else float("nan")
+
+
 @dataclass
 class FilterFigures:
     name: str
@@ -301,11 +306,11 @@ class FilterFigures:
 
     @property
     def precision(self) -> float:
-        return self.true_positive / self.fired if self.fired else float("nan")
+        return _fraction(self.true_positive, self.fired)
 
     @property
     def recall(self) -> float:
-        return self.true_positive / self.positives if self.positives else float("nan")
+        return _fraction(self.true_positive, self.positives)
 
 
 @dataclass
@@ -323,11 +328,11 @@ class Accuracy:
 
     @property
     def bad_rejected_fraction(self) -> float:
-        return self.bad_rejected / self.bad if self.bad else float("nan")
+        return _fraction(self.bad_rejected, self.bad)
 
     @property
     def good_rejected_fraction(self) -> float:
-        return self.good_rejected / self.good if self.good else float("nan")
+        return _fraction(self.good_rejected, self.good)
 
 
 def accuracy(scored: Sequence[ScoredTile]) -> Accuracy:

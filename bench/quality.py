@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lpd_pipeline import imaging  # noqa: E402
 from lpd_pipeline.files import write_text_atomic  # noqa: E402
+from lpd_pipeline.metrics.color import colorfulness_per_image  # noqa: E402
 from lpd_pipeline.settings import StorageLayout  # noqa: E402
 
 # name -> TrainConfig fields over the paper's defaults (backbone unet256, rgb, batch 1, λ_L1 100, ...).
@@ -161,12 +162,6 @@ def score(name: str, generated: np.ndarray, ink_generated: np.ndarray, tiles, mo
     return values, per_tile
 
 
-def colorfulness_per_tile(images: np.ndarray) -> np.ndarray:
-    from lpd_pipeline.metrics.color import colorfulness_per_image
-
-    return np.asarray(colorfulness_per_image(images), dtype=np.float64)
-
-
 def paired_difference(name: str, per_tile: dict, base: dict, real_cf: float) -> dict:
     """Mean difference (variant - paper U-Net) of LPIPS, ΔE and |CF - CF_real| with a paired bootstrap 95 % CI."""
     rng = np.random.default_rng(1)
@@ -260,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     from lpd_pipeline.evaluation.samples import sample_sheet
     from lpd_pipeline.metrics import colorfulness
 
-    real_cf = colorfulness_per_tile(tiles["real"])
+    real_cf = colorfulness_per_image(tiles["real"])
     if args.variants:
         models = default_models("cpu")
         real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
@@ -276,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             generated = generate(loaded, tiles["gray"])
             ink_generated = generate(loaded, tiles["ink_gray"])
         values, per_tile = score(name, generated, ink_generated, tiles, models, real_stats)
-        per_tile.update(cf=colorfulness_per_tile(generated), cf_real=real_cf)
+        per_tile.update(cf=colorfulness_per_image(generated), cf_real=real_cf)
         (out / "tiles").mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out / "tiles" / f"{name}.npz", **per_tile)
         pick = np.linspace(0, len(generated) - 1, 8).astype(int)
