@@ -10,9 +10,9 @@
    painting's kind is its folder, the human label). ``--size`` below the tile size trains and tests on
    area-downscaled copies (gray = BT.601 luma of the downscaled colour tile), made once under
    ``<storage>/quality/size<N>/``.
-2. Each variant (``VARIANTS`` below: a TrainConfig over the paper's defaults) is trained with
-   ``lpd_pipeline.training.loop.train`` for ``--images`` images (whole epochs, rounded; half at the initial lr,
-   half decaying, as the paper's schedule), seed ``--seed``, batch 1, on ``--threads`` CPU threads.
+2. Each variant (a named recipe of ``lpd_pipeline.models.recipes``: a TrainConfig over the paper's defaults) is
+   trained with ``lpd_pipeline.training.loop.train`` for ``--images`` images (whole epochs, rounded; half at the
+   initial lr, half decaying, as the paper's schedule), seed ``--seed``, batch 1, on ``--threads`` CPU threads.
 3. Its last checkpoint colours the test_color tiles and ``--ink-tiles`` seeded test_ink tiles through the one
    inference path (``evaluation.generation.generate``) and is scored by the project's metrics
    (``evaluation.evaluate.score_generated``: FID/KID with bootstrap intervals, LPIPS, ΔE, ΔCF, ink KID and
@@ -46,20 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lpd_pipeline import imaging  # noqa: E402
 from lpd_pipeline.files import write_text_atomic  # noqa: E402
 from lpd_pipeline.metrics.color import colorfulness_per_image  # noqa: E402
+from lpd_pipeline.models.recipes import RECIPES, train_config  # noqa: E402
 from lpd_pipeline.settings import StorageLayout  # noqa: E402
 
-# name -> TrainConfig fields over the paper's defaults (backbone unet256, rgb, batch 1, λ_L1 100, ...).
-VARIANTS: dict[str, dict] = {
-    "gray": {},  # no model: the input left gray
-    "unet256": {},  # the paper's U-Net-256
-    "unet256-lab": {"color_space": "lab"},
-    "unet256-labcls": {"color_space": "labcls"},
-    "unet256-labcls-aug-cf": {"color_space": "labcls", "ink_augment": True, "lambda_colorfulness": 10.0},
-    "unet256-labcls-aug-cf-sat": {"color_space": "labcls", "ink_augment": True, "lambda_colorfulness": 10.0,
-                                  "target_saturation": 1.15},
-    "unet256-labcls-sn": {"color_space": "labcls", "spectral_norm": True, "gan_mode": "hinge"},
-    "unet256-lab-aug-cf": {"color_space": "lab", "ink_augment": True, "lambda_colorfulness": 10.0},
-}
+# The ladder's rungs: "gray" (no model: the input left gray) and every named recipe of the package
+# (lpd_pipeline/models/recipes.py: name -> TrainConfig fields over the paper's defaults; the same names are the
+# pipeline's model variants).
+VARIANTS: dict[str, dict] = {"gray": {}, **{name: dict(r.fields) for name, r in RECIPES.items()}}
 BASELINE = "unet256"
 METRIC_COLUMNS = ["fid", "kid", "lpips", "delta_e", "delta_cf", "ink_kid", "ink_colorfulness"]
 
@@ -125,16 +118,14 @@ def test_tiles(root: Path, ink_tiles: int, seed: int) -> dict[str, np.ndarray]:
 def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed: int, ngf: int):
     """Train ``name`` for about ``images`` images (whole epochs); returns (loaded generator, images seen, seconds)."""
     from lpd_pipeline.training.checkpoints import load_generator
-    from lpd_pipeline.training.config import TrainConfig
     from lpd_pipeline.training.data import read_split_tiles
     from lpd_pipeline.training.loop import train
 
     table = root / "dataset" / "tiles.parquet"
     n_train = len(read_split_tiles(table, "train"))
     epochs = max(1, round(images / n_train))
-    config = TrainConfig(**VARIANTS[name], tile_size=size, seed=seed, ngf=ngf, ndf=ngf, device="cpu",
-                         n_epochs=math.ceil(epochs / 2),
-                         n_epochs_decay=epochs // 2, checkpoint_every=epochs)
+    config = train_config(name, tile_size=size, seed=seed, ngf=ngf, ndf=ngf, device="cpu",
+                          n_epochs=math.ceil(epochs / 2), n_epochs_decay=epochs // 2, checkpoint_every=epochs)
     run_dir = out / "runs" / name
     result = train(config, table, root, run_dir, restart=True, store_dir=root / "quality_stores" / "train")
     wall = float(result.history[-1]["wall_time_s"]) if result.history else float("nan")

@@ -1,5 +1,7 @@
 """The model choices a run can name. Torch-free, so configs and the Dagster shell can validate without torch."""
 
+from lpd_pipeline.models.recipes import MAIN_RECIPES, PAPER_RECIPES, QUALITY_RECIPE, RECIPES, recipe
+
 GENERATOR_BACKBONES = ("resnet9", "unet256")
 NORM_LAYERS = ("batch", "instance", "none")
 GAN_MODES = ("vanilla", "lsgan", "hinge")
@@ -9,15 +11,20 @@ COLOR_SPACES = ("rgb", "lab", "labcls")
 # The spaces whose decoded output is a*b* (/ AB_SCALE) beside the input's own lightness.
 AB_SPACES = ("lab", "labcls")
 
-# A model *variant*: what training, evaluation and rendering are partitioned by. Today backbone x colour
-# space: "unet256", "resnet9" (the paper's RGB models), "unet256-lab", "resnet9-lab" and the classification
-# variants "unet256-labcls", "resnet9-labcls". The key doubles as the
-# run folder name under <storage>/training/. Later variants (other losses, palettes) extend this vocabulary.
-PAPER_VARIANTS = ("resnet9", "unet256")
+# A model *variant*: what training, evaluation and rendering are partitioned by, and the run folder's name under
+# <storage>/training/. Each variant is a named recipe (models/recipes.py: a description and the TrainConfig fields
+# over the paper's defaults): the paper's "resnet9", "unet256" (RGB), the colour-quality "unet256-colour", the
+# colour-space variants "unet256-lab", "resnet9-lab", "unet256-labcls", "resnet9-labcls" and the quality ladder's
+# rungs. The order is the partition order: the paper's two first, then the colour-quality one.
+PAPER_VARIANTS = PAPER_RECIPES
+QUALITY_VARIANT = QUALITY_RECIPE
+MAIN_VARIANTS = MAIN_RECIPES  # what the full job trains (a contiguous partition range)
+VARIANTS = tuple(RECIPES)
 
 
 def variant_key(backbone: str, color_space: str = "rgb") -> str:
-    """``backbone`` for rgb (the paper's models keep their plain names), ``backbone-space`` otherwise."""
+    """The plain variant of a backbone and colour space: ``backbone`` for rgb (the paper's models keep their plain
+    names), ``backbone-space`` otherwise (no quality options: see models/recipes.py for those)."""
     if backbone not in GENERATOR_BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; known: {list(GENERATOR_BACKBONES)}")
     if color_space not in COLOR_SPACES:
@@ -25,12 +32,12 @@ def variant_key(backbone: str, color_space: str = "rgb") -> str:
     return backbone if color_space == "rgb" else f"{backbone}-{color_space}"
 
 
-VARIANTS = tuple(variant_key(b, s) for s in COLOR_SPACES for b in GENERATOR_BACKBONES)
-
-
 def parse_variant(key: str) -> tuple[str, str]:
-    """``(backbone, color_space)`` of a variant key; a clear error for unknown keys."""
-    backbone, _, space = key.partition("-")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown model variant {key!r}; known: {list(VARIANTS)}")
-    return backbone, space or "rgb"
+    """``(backbone, color_space)`` of a variant key (its recipe's); a clear error for unknown keys."""
+    chosen = recipe(key)
+    return chosen.backbone, chosen.color_space
+
+
+def variant_description(key: str) -> str:
+    """What a variant is, for people: its recipe's description and fields."""
+    return recipe(key).summary()

@@ -22,14 +22,16 @@ from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.defs.stages import TRAIN, stage_options
 from lpd_pipeline.files import write_text_atomic
-from lpd_pipeline.models.options import parse_variant
+from lpd_pipeline.models.options import parse_variant, variant_description
+from lpd_pipeline.models.recipes import RECIPE_FIELDS, check_settings, recipe
 from lpd_pipeline.training.config import TrainConfig
 from lpd_pipeline.training.report import loss_curve_png
 
 
-class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color_space", "tile_size"))):
-    """Run config of one training: every TrainConfig field (defaults: the paper's schedule), except the backbone
-    and colour space (the partition, a model variant) and the tile size (the tiles'), plus the run-only fields."""
+class TrainingRunConfig(settings_config(TrainConfig, exclude=(*RECIPE_FIELDS, "tile_size"))):
+    """Run config of one training: every TrainConfig field (defaults: the paper's schedule) except the recipe's
+    (backbone, colour space, quality options: the partition, a model variant, decides them; models/recipes.py)
+    and the tile size (the tiles'), plus the run-only fields. The same values apply to every variant of a run."""
 
     restart: bool = Field(False, description="start over; the previous run moves to <run dir>/previous_runs/")
     max_epochs_this_run: int = Field(0, description="stop after this many epochs (0: train to the end)")
@@ -43,7 +45,8 @@ class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color
         default_factory=dict, description="deprecated: every TrainConfig field is a run-config field of its own")
 
     def train_config(self, variant: str, tile_size: int, log=None) -> TrainConfig:
-        """The validated TrainConfig of this run on partition ``variant`` (dg.Failure naming a bad field)."""
+        """The validated TrainConfig of this run on partition ``variant``: the paper's defaults, the variant's
+        recipe, this run config (dg.Failure naming a bad field, or a recipe field set here)."""
         backbone, color_space = parse_variant(variant)
         if self.color_space is not None:
             if self.color_space != color_space and self.color_space != "rgb":
@@ -57,7 +60,11 @@ class TrainingRunConfig(settings_config(TrainConfig, exclude=("backbone", "color
                              "their own (every TrainConfig field is one)")
             for decided_elsewhere in ("backbone", "color_space", "tile_size"):  # by the partition and the tiles
                 extra.pop(decided_elsewhere, None)
-        return self.settings(**extra, backbone=backbone, color_space=color_space, tile_size=tile_size)
+        try:
+            check_settings(variant, extra)
+        except ValueError as exc:
+            raise dg.Failure(description=f"run config extra: {exc}") from None
+        return self.settings(**{**extra, **recipe(variant).fields}, tile_size=tile_size)
 
 
 def _deprecated(log, message: str) -> None:
@@ -135,10 +142,10 @@ def _train_variant(context: dg.AssetExecutionContext, config: TrainingRunConfig,
         reported.update(result.metadata or {})
 
     table = _checkpoint_table(run_dir)
-    metadata: dict[str, Any] = {**reported, "checkpoints": len(table)}
+    metadata: dict[str, Any] = {**reported, "recipe": variant_description(variant), "checkpoints": len(table)}
     history = _history(run_dir)
     if len(history):
-        png = loss_curve_png(history, f"{settings.backbone} ({settings.color_space})")
+        png = loss_curve_png(history, f"{variant} ({settings.backbone}, {settings.color_space})")
         metadata["loss_curve"] = dg.MetadataValue.md(
             f"![loss curve](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
     return metadata
