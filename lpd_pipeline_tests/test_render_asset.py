@@ -54,7 +54,7 @@ def test_renders_test_ink_paintings_for_variants_with_a_checkpoint(storage_root,
         assert imaging.decode_image(row.preview_path).shape[2] == 3
     materialization = result.asset_materializations_for_node("colorized_masterpieces")[0]
     metadata = materialization.metadata
-    assert metadata["variants_skipped"].value == "resnet9"  # no checkpoint: skipped with a warning
+    assert metadata["variants_skipped"].value == "resnet9, unet256-colour"  # no checkpoint: skipped, a warning
     assert metadata["preview"].value.startswith("![ink \\| colorized")
     assert "<b>" not in metadata["preview"].value  # titles escaped (the alt text and the list under the image)
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from lpd_pipeline.definitions import defs
-from lpd_pipeline.defs.jobs import PAPER_RANGE_TAGS
+from lpd_pipeline.defs.jobs import MAIN_RANGE_TAGS, PAPER_RANGE_TAGS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 RUN_CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in ("dagster.yaml",)
@@ -38,12 +38,17 @@ def test_an_invalid_value_is_refused_naming_the_field():
         dg.validate_run_config(job, {"ops": {"best_checkpoint": {"config": {"selection_rule": "psnr"}}}})
 
 
-def test_make_demo_runs_full_pipeline_over_the_paper_range():
+def test_make_demo_runs_full_pipeline_over_the_paper_and_quality_range():
     makefile = (CONFIG_DIR.parent / "Makefile").read_text().replace("\\\n", " ")  # join continued lines
     demo = makefile[makefile.index("\ndemo:"):makefile.index("\nprepare-demo:")]
     assert "dagster job execute -m lpd_pipeline -j full_pipeline" in demo
-    assert "-c config/demo.yaml --tags $(PAPER_RANGE)" in " ".join(demo.split())
+    assert "-c config/demo.yaml --tags $(MAIN_RANGE)" in " ".join(demo.split())
     assert PAPER_RANGE_TAGS == {"dagster/asset_partition_range_start": "resnet9",
                                 "dagster/asset_partition_range_end": "unet256"}
-    for key, value in PAPER_RANGE_TAGS.items():
+    assert MAIN_RANGE_TAGS == {"dagster/asset_partition_range_start": "resnet9",
+                               "dagster/asset_partition_range_end": "unet256-colour"}
+    for key, value in MAIN_RANGE_TAGS.items():
         assert f'"{key}": "{value}"' in makefile
+    # The range covers exactly the paper's two and the colour-quality variant, in partition order.
+    partitions = defs.resolve_job_def("full_pipeline").partitions_def.get_partition_keys()
+    assert partitions[:3] == ["resnet9", "unet256", "unet256-colour"]

@@ -5,10 +5,11 @@ import dagster as dg
 from lpd_pipeline.defs.cluster import job_executor
 from lpd_pipeline.defs.partitions import VARIANT_PARTITIONS
 from lpd_pipeline.defs.stages import CURATE, INGEST, TRAIN
-from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
+from lpd_pipeline.models.options import MAIN_VARIANTS, PAPER_VARIANTS, VARIANTS
 
-if VARIANTS[:len(PAPER_VARIANTS)] != PAPER_VARIANTS:
-    raise ValueError("the paper's variants must come first in VARIANTS: their partition range is PAPER_RANGE_TAGS")
+if VARIANTS[:len(MAIN_VARIANTS)] != MAIN_VARIANTS or MAIN_VARIANTS[:len(PAPER_VARIANTS)] != PAPER_VARIANTS:
+    raise ValueError("the paper's variants, then the colour-quality one, must come first in VARIANTS: their "
+                     "partition ranges are PAPER_RANGE_TAGS and MAIN_RANGE_TAGS")
 
 # Run tag that the instance config (config/dagster.yaml) limits to one in-progress run.
 DATASET_WRITER_TAG = "lpd/writes"
@@ -36,7 +37,8 @@ train_models = dg.define_asset_job(
 # The whole mission in one run: prepare -> train -> evaluate -> render -> report. The model assets are partitioned
 # by variant with a single-run backfill policy, so one run covers several variants: launch it with the partition
 # range tags (``make demo`` does), e.g. --tags '{"dagster/asset_partition_range_start": "resnet9",
-# "dagster/asset_partition_range_end": "unet256"}' for the paper's two backbones, or one partition key.
+# "dagster/asset_partition_range_end": "unet256-colour"}' for the paper's two backbones and the colour-quality
+# variant (MAIN_RANGE_TAGS), "unet256" as the end for the paper's two only, or one partition key.
 # survey_results is left out: it scores answers that come back from people, later.
 full_pipeline = dg.define_asset_job(
     "full_pipeline",
@@ -51,6 +53,9 @@ full_pipeline = dg.define_asset_job(
     tags={DATASET_WRITER_TAG: "dataset"},
 )
 
-# The partition range of the paper's two backbones (VARIANTS lists them first), for one-run commands.
+# The partition ranges of the paper's two backbones and of those plus the colour-quality variant (VARIANTS lists
+# them first, in this order), for one-run commands.
 PAPER_RANGE_TAGS = {"dagster/asset_partition_range_start": PAPER_VARIANTS[0],
                     "dagster/asset_partition_range_end": PAPER_VARIANTS[-1]}
+MAIN_RANGE_TAGS = {"dagster/asset_partition_range_start": MAIN_VARIANTS[0],
+                   "dagster/asset_partition_range_end": MAIN_VARIANTS[-1]}

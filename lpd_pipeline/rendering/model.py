@@ -26,6 +26,7 @@ from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forw
 from lpd_pipeline.models.networks import unet_num_downs
 from lpd_pipeline.models.options import AB_SPACES, variant_key
 from lpd_pipeline.models.palette import histograms as palette_histograms
+from lpd_pipeline.models.recipes import recipe_of
 from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.checkpoints import (
@@ -142,9 +143,10 @@ def _load_render_model(path: str | os.PathLike, device: str) -> RenderModel:
         del payload
         config = loaded.config
         multiple = 2 ** unet_num_downs(config.tile_size) if config.backbone == "unet256" else 4
-        return RenderModel(loaded.net, config.color_space, config.tile_size, multiple,
-                           variant_key(config.backbone, config.color_space), str(path.resolve()), loaded.epoch,
-                           "lpd")
+        # The variant is the recipe the checkpoint's config follows (else the plain backbone-space key).
+        variant = recipe_of(config.to_dict()) or variant_key(config.backbone, config.color_space)
+        return RenderModel(loaded.net, config.color_space, config.tile_size, multiple, variant,
+                           str(path.resolve()), loaded.epoch, "lpd")
     if is_reference_state_dict(payload):
         foreign = load_reference_generator(path, payload)
         foreign.net.to(target).train(DEFAULT_INFERENCE_MODE == "pix2pix")

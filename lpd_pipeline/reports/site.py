@@ -29,7 +29,7 @@ import pandas as pd
 
 from lpd_pipeline import imaging
 from lpd_pipeline.files import read_json_object, write_text_atomic
-from lpd_pipeline.models.options import VARIANTS
+from lpd_pipeline.models.options import VARIANTS, variant_description
 from lpd_pipeline.reports import deepzoom
 from lpd_pipeline.reports.publish import build_folder
 from lpd_pipeline.settings import PathEscapeError, safe_join
@@ -64,6 +64,7 @@ class ResultsSite:
     reused_pyramids: int = 0  # taken over unchanged from the previous build
     problems: list[str] = field(default_factory=list)
     preview: np.ndarray | None = field(default=None, repr=False)  # a small sheet: one row per painting, ink then outputs
+    palette_outputs: int = 0  # views of the palette-control section (one painting under each palette)
 
     @property
     def url(self) -> str:
@@ -120,6 +121,117 @@ def table_rows(frame: pd.DataFrame | None) -> dict | None:
             "rows": [[format_cell(v) for v in row] for row in frame.itertuples(index=False)]}
 
 
+class _Pyramids:
+    """The Deep Zoom views of one site build: cut (or taken over from the previous build), their viewers, counts,
+    and the files that could not be shown (for the operator with paths, for the page with file names)."""
+
+    def __init__(self, site_dir: Path, build: Path, base: Path | None, tile_size: int, quality: int,
+                 max_pixels: int) -> None:
+        self.site_dir, self.build, self.base = site_dir, build, base
+        self.tile_size, self.quality, self.max_pixels = tile_size, quality, max_pixels
+        self.previous, self.manifest = read_json_object(site_dir / PYRAMID_MANIFEST), {}
+        self.viewers: list[dict] = []
+        self.problems: list[str] = []
+        self.page_problems: list[str] = []
+        self.tiles = self.reused = 0
+
+    def view(self, path_value: object, anchor: str, name: str, label: str, group: int,
+             thumbs: list | None = None) -> dict:
+        """A viewer of the image ``path_value`` as ``paintings/<anchor>/<name>.dzi`` (linked-zoom ``group``);
+        ``{"viewer": id, "error": "", "size": ...}``, or ``{"viewer": None, "error": reason}`` (a problem named
+        ``label``)."""
+        folder = self.build / "paintings" / anchor
+        source = Path(str(path_value))
+        try:
+            source = _resolve(path_value, self.base)
+            key = _pyramid_key(source, self.tile_size, self.quality)
+            dzi = _reuse_pyramid(self.site_dir, self.previous.get(key), folder, name)
+            if dzi is None:
+                dzi = deepzoom.write_deep_zoom(source, folder, name, tile_size=self.tile_size, quality=self.quality,
+                                               max_pixels=self.max_pixels)
+            else:
+                self.reused += 1
+            if thumbs is not None:
+                thumbs.append(dzi.thumbnail())
+        except (imaging.ImageDecodeError, OSError, ValueError) as exc:
+            detail = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+            self.problems.append(f"{label}: {detail}")
+            shown = _page_text(detail, source, self.base)
+            self.page_problems.append(f"{label}: {shown}")
+            return {"viewer": None, "error": shown}
+        self.manifest[key] = f"paintings/{anchor}/{name}"
+        self.tiles += dzi.tiles
+        viewer_id = f"viewer-{group:03d}-{name}"
+        self.viewers.append({"id": viewer_id, "group": group,
+                             "tileSource": dzi.tile_source(f"paintings/{anchor}/")})
+        return {"viewer": viewer_id, "error": "", "size": f"{dzi.width} × {dzi.height}"}
+
+
+def _painting_entry(anchor: str, pid: str, first: pd.Series, cells: list[dict]) -> dict:
+    return {"anchor": anchor, "title": _text(first["title"]) or "(untitled)", "artist": _text(first["artist"]),
+            "source": _text(first["source"]), "license": _text(first["license"]), "painting_id": pid,
+            "size": f"{format_cell(first['width'])} × {format_cell(first['height'])}", "cells": cells,
+            **_shape(first["width"], first["height"])}
+
+
+def _output_details(row: pd.Series) -> list[str]:
+    return [f"epoch {format_cell(row['epoch'])}", f"checkpoint {Path(_text(row['checkpoint'])).name}",
+            f"{format_cell(row['seconds'])} s to colorize"]
+
+
+def _painting_articles(renders: pd.DataFrame, variants: list[str], views: _Pyramids, preview_rows: list
+                       ) -> tuple[list[dict], int]:
+    """One article per painting: the ink original, then one cell per variant; and the outputs shown."""
+    paintings, outputs = [], 0
+    ordered = renders.assign(_pid=renders["painting_id"].astype(str))  # paintings in the table's order
+    for index, (pid, group) in enumerate(ordered.groupby("_pid", sort=False)):
+        group = group.sort_values("epoch", ascending=False)
+        first, anchor, thumbs = group.iloc[0], f"p{index:03d}", []
+        ink = views.view(first["input_path"], anchor, "ink", f"painting {pid} (ink original)", index, thumbs)
+        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", **ink}]
+        by_variant = {str(v): rows.iloc[0] for v, rows in group.groupby(group["variant"].astype(str))}
+        for column, variant in enumerate(variants):
+            row = by_variant.get(variant)
+            if row is None:
+                cells.append({"heading": variant, "machine": True, "viewer": None, "details": [], "palette": "",
+                              "error": "not rendered for this model variant"})
+                continue
+            cell = views.view(row["output_path"], anchor, f"v{column}", f"painting {pid} ({variant})", index, thumbs)
+            outputs += cell["viewer"] is not None
+            cells.append({"heading": variant, "machine": True, "details": _output_details(row), "palette": "",
+                          **cell})
+        paintings.append(_painting_entry(anchor, pid, first, cells))
+        preview_rows.append(thumbs)
+    return paintings, outputs
+
+
+def _palette_articles(showcase: pd.DataFrame, views: _Pyramids, first_group: int) -> tuple[list[dict], int]:
+    """Palette control: per (painting, variant) of ``showcase`` (rows with a ``palette``), the ink original and
+    the painting under each palette, side by side, each labelled with its palette."""
+    articles, outputs = [], 0
+    ordered = showcase.assign(_pid=showcase["painting_id"].astype(str), _v=showcase["variant"].astype(str))
+    for number, ((pid, variant), group) in enumerate(ordered.groupby(["_pid", "_v"], sort=False)):
+        first, anchor, index = group.iloc[0], f"palette{number:03d}", first_group + number
+        ink = views.view(first["input_path"], anchor, "ink", f"painting {pid} (ink original)", index)
+        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", **ink}]
+        for column, row in enumerate(group.itertuples(index=False)):
+            row = pd.Series(row._asdict())
+            cell = views.view(row["output_path"], anchor, f"pal{column}", f"painting {pid} ({variant}, palette {row['palette']})", index)
+            outputs += cell["viewer"] is not None
+            cells.append({"heading": f"palette: {row['palette']}", "palette": _text(row["palette"]),
+                          "machine": True, "details": _output_details(row), **cell})
+        articles.append({**_painting_entry(anchor, pid, first, cells), "variant": variant, "group": index,
+                         "recipe": _recipe_text(variant)})
+    return articles, outputs
+
+
+def _recipe_text(variant: str) -> str:
+    try:
+        return variant_description(variant)
+    except ValueError:  # a variant this version does not know (an older table)
+        return ""
+
+
 def build_results_site(
     site_dir: str | os.PathLike,
     renders: pd.DataFrame,
@@ -135,7 +247,8 @@ def build_results_site(
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
 ) -> ResultsSite:
     """Build the site into ``site_dir`` (replaced as a whole). Relative paths in ``renders`` are taken from
-    ``base_dir`` (the storage root). ``renders`` needs :data:`RENDER_COLUMNS` (any set of variants)."""
+    ``base_dir`` (the storage root). ``renders`` needs :data:`RENDER_COLUMNS` (any set of variants); rows with
+    a non-empty ``palette`` (optional column) make the palette-control section instead of the painting grid."""
     missing = [c for c in RENDER_COLUMNS if c not in renders.columns]
     if missing:
         raise ValueError(f"renders table lacks column(s) {missing}; needs {list(RENDER_COLUMNS)}")
@@ -143,92 +256,39 @@ def build_results_site(
         raise ValueError(f"tile_size must be >= 16 and quality within 1..100, got {tile_size}, {quality}")
     base = Path(base_dir).resolve() if base_dir is not None else None
     site_dir = Path(site_dir)
-    problems: list[str] = []  # for the operator (full paths); the page shows page_problems (file names)
-    page_problems: list[str] = []
-    tiles = outputs = reused = 0
-    # Pyramids of unchanged files are taken over from the previous site (hard links), not cut again.
-    previous, manifest = read_json_object(site_dir / PYRAMID_MANIFEST), {}
+    palettes = renders["palette"].fillna("").astype(str) if "palette" in renders else pd.Series("", renders.index)
+    plain, showcase = renders[palettes == ""], renders[palettes != ""].assign(palette=palettes[palettes != ""])
     with build_folder(site_dir) as build:
+        # Pyramids of unchanged files are taken over from the previous site (hard links), not cut again.
+        views = _Pyramids(site_dir, build, base, tile_size, quality, max_pixels)
         copy_static(build / "assets", "openseadragon", "site.css", "site.js")
         variants = variant_order(sorted(set(renders["variant"].astype(str))))
-        paintings, viewers, preview_rows = [], [], []
-        ordered = renders.assign(_pid=renders["painting_id"].astype(str))  # paintings in the table's order
-        for index, (pid, group) in enumerate(ordered.groupby("_pid", sort=False)):
-            group = group.sort_values("epoch", ascending=False)
-            first = group.iloc[0]
-            folder = build / "paintings" / f"p{index:03d}"
-            cells, thumbs = [], []
-
-            def pyramid(path_value: object, name: str, label: str) -> dict:
-                nonlocal tiles, reused
-                source = Path(str(path_value))
-                try:
-                    source = _resolve(path_value, base)
-                    key = _pyramid_key(source, tile_size, quality)
-                    dzi = _reuse_pyramid(site_dir, previous.get(key), folder, name)
-                    if dzi is None:
-                        dzi = deepzoom.write_deep_zoom(source, folder, name, tile_size=tile_size,
-                                                       quality=quality, max_pixels=max_pixels)
-                    else:
-                        reused += 1
-                    thumbs.append(dzi.thumbnail())
-                except (imaging.ImageDecodeError, OSError, ValueError) as exc:
-                    detail = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
-                    problems.append(f"painting {pid} ({label}): {detail}")
-                    shown = _page_text(detail, source, base)
-                    page_problems.append(f"painting {pid} ({label}): {shown}")
-                    return {"viewer": None, "error": shown}
-                manifest[key] = f"paintings/{folder.name}/{name}"
-                tiles += dzi.tiles
-                viewer_id = f"viewer-{index:03d}-{name}"
-                viewers.append({"id": viewer_id, "group": index,
-                                "tileSource": dzi.tile_source(f"paintings/{folder.name}/")})
-                return {"viewer": viewer_id, "error": "", "size": f"{dzi.width} × {dzi.height}"}
-
-            ink = pyramid(first["input_path"], "ink", "ink original")
-            cells.append({"heading": "ink original", "machine": False, "details": [], **ink})
-            by_variant = {str(v): rows.iloc[0] for v, rows in group.groupby(group["variant"].astype(str))}
-            for column, variant in enumerate(variants):
-                row = by_variant.get(variant)
-                if row is None:
-                    cells.append({"heading": variant, "machine": True, "viewer": None, "details": [],
-                                  "error": "not rendered for this model variant"})
-                    continue
-                cell = pyramid(row["output_path"], f"v{column}", variant)
-                outputs += cell["viewer"] is not None
-                details = [f"epoch {format_cell(row['epoch'])}",
-                           f"checkpoint {Path(_text(row['checkpoint'])).name}",
-                           f"{format_cell(row['seconds'])} s to colorize"]
-                cells.append({"heading": variant, "machine": True, "details": details, **cell})
-            paintings.append({
-                "anchor": f"p{index:03d}", "title": _text(first["title"]) or "(untitled)",
-                "artist": _text(first["artist"]), "source": _text(first["source"]),
-                "license": _text(first["license"]), "painting_id": pid,
-                "size": f"{format_cell(first['width'])} × {format_cell(first['height'])}", "cells": cells,
-                **_shape(first["width"], first["height"]),
-            })
-            preview_rows.append(thumbs)
+        preview_rows: list = []
+        paintings, outputs = _painting_articles(plain, variant_order(sorted(set(plain["variant"].astype(str)))),
+                                                views, preview_rows)
+        palette_items, palette_outputs = _palette_articles(showcase, views, len(paintings))
         sample_items = _copy_images(build, "samples", [(s.path, f"{s.variant} epoch {s.epoch}") for s in samples],
-                                    problems, page_problems)
+                                    views.problems, views.page_problems)
         for item, sheet in zip(sample_items, samples):
             item.update(variant=sheet.variant, epoch=sheet.epoch, note=sheet.note)
-        plot_items = _copy_images(build, "plots", [(Path(p), Path(p).stem) for p in plots], problems,
-                                  page_problems)
+        plot_items = _copy_images(build, "plots", [(Path(p), Path(p).stem) for p in plots], views.problems,
+                                  views.page_problems)
         epoch_tables = []
         if metrics_by_epoch is not None and not metrics_by_epoch.empty and "variant" in metrics_by_epoch:
             for variant, rows in metrics_by_epoch.groupby(metrics_by_epoch["variant"].astype(str)):
                 epoch_tables.append({"variant": variant, "table": table_rows(rows.drop(columns="variant"))})
         html = template_environment().get_template("results.html.j2").render(
             title=title, machine_label=MACHINE_LABEL, variants=variants, paintings=paintings,
-            viewer_config={"prefixUrl": "assets/openseadragon/images/", "viewers": viewers},
+            recipes=[{"variant": v, "recipe": _recipe_text(v)} for v in variants], palettes=palette_items,
+            viewer_config={"prefixUrl": "assets/openseadragon/images/", "viewers": views.viewers},
             comparison=table_rows(comparison), epoch_tables=epoch_tables, samples=sample_items,
-            plots=plot_items, problems=page_problems,
+            plots=plot_items, problems=views.page_problems,
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         write_text_atomic(build / "index.html", html)
-        write_text_atomic(build / PYRAMID_MANIFEST, json.dumps(manifest, indent=1))
-    return ResultsSite(site_dir / "index.html", len(paintings), outputs, tiles, reused, problems,
-                       _preview(preview_rows))
+        write_text_atomic(build / PYRAMID_MANIFEST, json.dumps(views.manifest, indent=1))
+    return ResultsSite(site_dir / "index.html", len(paintings), outputs, views.tiles, views.reused, views.problems,
+                       _preview(preview_rows), palette_outputs)
 
 
 def _pyramid_key(source: Path, tile_size: int, quality: int) -> str:

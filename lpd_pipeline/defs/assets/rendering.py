@@ -4,11 +4,19 @@ The work is done by ``lpd_pipeline.rendering``; this asset picks the paintings (
 ``dataset/paintings.parquet``, whole, plus files listed in config), the checkpoint of each configured variant
 (evaluation's best, else the latest, else the variant is skipped with a warning), renders, and records a table.
 A rendering is reused when its PNG is complete and was made from the same painting, checkpoint and settings.
+
+Palette showcase: each rendered variant whose recipe has palette control also renders the first painting under
+each palette of ``palette_showcase`` (presets of its generator, e.g. blue-green and ochre, or painting files),
+through the same path (``rendering.render.render_file`` with the model's palette), into
+``renders/<variant>/palette-<name>/``; the table's ``palette`` column names it ("" for the ordinary renders).
 """
 
 
+import dataclasses
+import hashlib
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +32,35 @@ from lpd_pipeline.defs.stages import RENDER, stage_options
 from lpd_pipeline.defs.settings import settings_config
 from lpd_pipeline.files import write_parquet_atomic
 from lpd_pipeline.imaging import content_hash, decode_image, png_complete
-from lpd_pipeline.models.options import PAPER_VARIANTS, VARIANTS
+from lpd_pipeline.models.options import MAIN_VARIANTS, VARIANTS
+from lpd_pipeline.models.recipes import recipe
+from lpd_pipeline.models.options import variant_description
 from lpd_pipeline.rendering.settings import RenderSettings
 from lpd_pipeline.settings import StorageLayout
 
 GROUP = RENDER
 # Evaluation's partitioned asset that writes <storage>/evaluation/<variant>/best_checkpoint.json.
 BEST_CHECKPOINT_KEY = dg.AssetKey("best_checkpoint")
-TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "epoch", "checkpoint",
+TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "palette", "epoch", "checkpoint",
                  "checkpoint_source", "input_path", "output_path", "preview_path", "width", "height", "seconds",
                  "colour_spread", "settings"]
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREVIEW_HEIGHT = 160
 PREVIEW_PAINTINGS = 3
+DEFAULT_SHOWCASE = ("blue-green", "ochre")  # the two palettes of docs/QUALITY.md's users: 青绿 and 浅绛
 
 
 class MasterpiecesConfig(settings_config(RenderSettings)):
     """Which variants and extra paintings to render, and how (every RenderSettings field)."""
 
-    variants: list[str] = Field(default_factory=lambda: list(PAPER_VARIANTS),
-                                description=f"model variants to render with, of {list(VARIANTS)}")
+    variants: list[str] = Field(default_factory=lambda: list(MAIN_VARIANTS),
+                                description=f"model variants to render with, of {list(VARIANTS)} (one without a "
+                                            "checkpoint is skipped with a warning)")
+    palette_showcase: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SHOWCASE),
+        description="the first painting is also rendered by each palette-controlled variant under each of these "
+                    "palettes (a preset of its generator or a painting file), shown side by side on the results "
+                    "page; a preset the generator lacks is replaced by another of its presets; [] for none")
     extra_paintings: list[str] = Field(default_factory=list,
                                        description="image files to colorize besides the test_ink paintings")
     # Key of earlier run configs, still accepted with a DeprecationWarning.
@@ -84,9 +101,11 @@ def _previous(layout: StorageLayout) -> dict[tuple[str, str], dict]:
         frame = pd.read_parquet(path)
     except Exception:  # a damaged table only means rendering again
         return {}
+    if "palette" not in frame:  # a table written before palette showcases: its renders had none
+        frame = frame.assign(palette="")
     if not set(TABLE_COLUMNS) <= set(frame.columns):
         return {}
-    return {(r["painting_id"], r["variant"]): r for r in frame.to_dict("records")}
+    return {(r["painting_id"], r["variant"], r["palette"]): r for r in frame.to_dict("records")}
 
 
 def _reusable(previous: dict | None, checkpoint: str, settings: str, output: Path) -> bool:
@@ -112,11 +131,119 @@ def _sample_colorizations(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         images += [_resized(decode_image(path), PREVIEW_HEIGHT) for path in renders["preview_path"]]
         rows.append(np.hstack([part for image in images for part in (image, gap)][:-1]))
         title = str(first["title"]) or str(first["painting_id"])[:12]
+        labels = [f"{v} ({p})" if p else v for v, p in zip(renders["variant"], renders["palette"])]
         lines.append(f"{previews.markdown_text(title, 120)}: ink | "
-                     + " | ".join(previews.markdown_text(v) for v in renders["variant"]))
+                     + " | ".join(previews.markdown_text(label) for label in labels))
     width = max(row.shape[1] for row in rows)
     padded = [np.pad(row, ((0, 4), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
     return np.vstack(padded), lines
+
+
+@dataclass
+class _Renders:
+    """What one materialization renders and collects: rows of the table, failures."""
+
+    layout: StorageLayout
+    previous: dict
+    log: Any
+    rows: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+    def render(self, variant: str, choice, model, painting: dict, settings: RenderSettings) -> None:
+        """One painting by one variant with ``settings`` (``settings.palette``: the palette ``model()`` was given):
+        reused when its PNG is complete and was made from the same checkpoint and settings, else rendered."""
+        from lpd_pipeline.rendering import RenderInputError, render_file
+
+        painting_id, palette = str(painting["painting_id"]), settings.palette
+        if not _SAFE_ID.match(painting_id):
+            self.failed.append(f"{painting_id!r}: not a painting id")
+            return
+        settings_json = json.dumps(settings.describe(), sort_keys=True)
+        output = self.layout.path("renders", variant, *_palette_folder(palette), f"{painting_id}.png")
+        preview = output.with_suffix(".preview.jpg")
+        old = self.previous.get((painting_id, variant, palette))
+        if _reusable(old, str(choice.path), settings_json, output) and preview.is_file():
+            self.rows.append(old)
+            return
+        try:
+            loaded = model()
+            report = render_file(painting["path"], output, loaded, settings, preview_path=preview)
+        except (RenderInputError, ValueError, OSError) as exc:
+            self.log.warning(f"{variant}: {painting['path']} not rendered: {exc}")
+            self.failed.append(f"{Path(str(painting['path'])).name}: {exc}")
+            return
+        spread = report.consistency
+        self.rows.append({
+            **{k: painting[k] for k in ("painting_id", "title", "artist", "source", "license")},
+            "variant": variant, "palette": palette, "epoch": loaded.epoch if loaded.epoch is not None else -1,
+            "checkpoint": str(choice.path), "checkpoint_source": choice.source,
+            "input_path": str(painting["path"]), "output_path": str(output), "preview_path": str(preview),
+            "width": report.plan.width, "height": report.plan.height, "seconds": round(report.seconds, 3),
+            "colour_spread": float(spread.mean) if spread is not None else float("nan"),
+            "settings": settings_json,
+        })
+        under = f" under palette {palette}" if palette else ""
+        self.log.info(f"{variant}: {painting_id}{under} {report.plan.width}x{report.plan.height} in "
+                      f"{report.seconds:.1f} s")
+
+
+def _palette_folder(palette: str) -> tuple[str, ...]:
+    """Where a render under ``palette`` goes below ``renders/<variant>/``: ``palette-<preset>/`` for a preset,
+    ``palette-file-<hash>/`` for a painting file; nothing without a palette."""
+    if not palette:
+        return ()
+    if _SAFE_ID.match(palette):
+        return (f"palette-{palette}",)
+    return (f"palette-file-{hashlib.sha256(palette.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}",)
+
+
+def _model_loader(choice, device: str, palette: str):
+    """``load(spec="")``: the variant's generator, loaded once on first use, with ``palette`` (the run's), or with
+    palette ``spec`` instead (a copy sharing the network)."""
+    from lpd_pipeline.rendering.model import load_render_model, resolve_palette
+
+    loaded = []
+
+    def load(spec: str = ""):
+        if not loaded:
+            loaded.append(load_render_model(choice.path, device, palette=palette))
+        return dataclasses.replace(loaded[0], palette=resolve_palette(loaded[0], spec)) if spec else loaded[0]
+
+    return load
+
+
+def _showcase_palettes(presets: list[str], wanted: list[str]) -> list[str]:
+    """The palettes of the showcase: each wanted name the generator has, or a painting file; a wanted preset it
+    lacks is replaced by its next preset not yet shown (so as many palettes show as were asked for)."""
+    chosen = [w for w in wanted if w in presets or Path(w).is_file()]
+    spare = [p for p in presets if p not in chosen]
+    for name in wanted:
+        if name not in chosen and spare:
+            chosen.insert(wanted.index(name), spare.pop(0))
+    return chosen[:len(wanted)]
+
+
+def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataFrame, settings: RenderSettings,
+                    showcase: list[str]) -> None:
+    """Every painting by ``variant`` with checkpoint ``choice``, then (palette-controlled variants) the first one
+    under each showcase palette. The run's ``palette`` applies only to palette-controlled variants."""
+    controlled = bool(recipe(variant).fields.get("palette"))
+    if settings.palette and not controlled:
+        renders.log.warning(f"{variant} has no palette control: rendered without palette {settings.palette!r}")
+        settings = settings.replace(palette="")
+    renders.log.info(f"{variant}: rendering with the {choice.describe()}")
+    model = _model_loader(choice, settings.device, settings.palette)
+    records = paintings.to_dict("records")
+    for painting in records:
+        renders.render(variant, choice, model, painting, settings)
+    if not (controlled and showcase and records):
+        return
+    presets = model().net.preset_names()
+    palettes = _showcase_palettes(presets, showcase)
+    if palettes != showcase:
+        renders.log.info(f"{variant}: palette showcase {palettes} (asked {showcase}; its presets: {presets})")
+    for spec in palettes:
+        renders.render(variant, choice, lambda spec=spec: model(spec), records[0], settings.replace(palette=spec))
 
 
 @dg.asset(**stage_options(RENDER), kinds={"pytorch", "parquet"}, deps=[BEST_CHECKPOINT_KEY],
@@ -124,8 +251,9 @@ def _sample_colorizations(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 def colorized_masterpieces(context: dg.AssetExecutionContext, config: MasterpiecesConfig,
                            storage: StorageResource) -> dg.Output[pd.DataFrame]:
     """Every test_ink painting (whole) and the configured ones, colorized with each variant's best checkpoint:
-    ``renders/<variant>/<painting_id>.png`` (+ ``.preview.jpg``), table ``renders/masterpieces.parquet``."""
-    from lpd_pipeline.rendering import RenderInputError, load_render_model, render_file, resolve_checkpoint
+    ``renders/<variant>/<painting_id>.png`` (+ ``.preview.jpg``), table ``renders/masterpieces.parquet``; the
+    first painting also under each showcase palette by palette-controlled variants (``palette-<name>/``)."""
+    from lpd_pipeline.rendering import resolve_checkpoint
 
     unknown = sorted(set(config.variants) - set(VARIANTS))
     if unknown:
@@ -134,11 +262,10 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
         context.log.warning(f"run config key 'render' is deprecated: move {sorted(config.render)} to run-config "
                             "fields of their own (every RenderSettings field is one)")
     settings = config.settings(**config.render)
-    settings_json = json.dumps(settings.describe(), sort_keys=True)
     layout = storage.layout()
     paintings = _paintings(layout, config.extra_paintings, context.log)
-    previous = _previous(layout)
-    rows, skipped, failed = [], [], []
+    renders = _Renders(layout, _previous(layout), context.log)
+    skipped = []
     for variant in config.variants:
         try:
             choice = resolve_checkpoint(layout, variant)
@@ -146,61 +273,42 @@ def colorized_masterpieces(context: dg.AssetExecutionContext, config: Masterpiec
             context.log.warning(f"skipping {variant}: {exc}")
             skipped.append(variant)
             continue
-        context.log.info(f"{variant}: rendering with the {choice.describe()}")
-        model = None
-        for painting in paintings.to_dict("records"):
-            painting_id = str(painting["painting_id"])
-            if not _SAFE_ID.match(painting_id):
-                failed.append(f"{painting_id!r}: not a painting id")
-                continue
-            output = layout.path("renders", variant, f"{painting_id}.png")
-            preview = output.with_suffix(".preview.jpg")
-            old = previous.get((painting_id, variant))
-            if _reusable(old, str(choice.path), settings_json, output) and preview.is_file():
-                rows.append(old)
-                continue
-            if model is None:
-                model = load_render_model(choice.path, settings.device, palette=settings.palette)
-            try:
-                report = render_file(painting["path"], output, model, settings, preview_path=preview)
-            except (RenderInputError, ValueError, OSError) as exc:
-                context.log.warning(f"{variant}: {painting['path']} not rendered: {exc}")
-                failed.append(f"{Path(str(painting['path'])).name}: {exc}")
-                continue
-            spread = report.consistency
-            rows.append({
-                **{k: painting[k] for k in ("painting_id", "title", "artist", "source", "license")},
-                "variant": variant, "epoch": model.epoch if model.epoch is not None else -1,
-                "checkpoint": str(choice.path), "checkpoint_source": choice.source,
-                "input_path": str(painting["path"]), "output_path": str(output), "preview_path": str(preview),
-                "width": report.plan.width, "height": report.plan.height, "seconds": round(report.seconds, 3),
-                "colour_spread": float(spread.mean) if spread is not None else float("nan"),
-                "settings": settings_json,
-            })
-            context.log.info(f"{variant}: {painting_id} {report.plan.width}x{report.plan.height} in "
-                             f"{report.seconds:.1f} s")
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        _render_variant(renders, variant, choice, paintings, settings, list(config.palette_showcase))
+    table = pd.DataFrame(renders.rows, columns=TABLE_COLUMNS)
     write_parquet_atomic(table, masterpieces_table_path(layout))
+    return dg.Output(table, metadata=_metadata(context, layout, table, paintings, skipped, renders.failed))
+
+
+def _metadata(context, layout: StorageLayout, table: pd.DataFrame, paintings: pd.DataFrame, skipped: list[str],
+              failed: list[str]) -> dict[str, Any]:
+    plain = table[table["palette"] == ""]
     metadata: dict[str, Any] = {
-        "renders": len(table),
+        "renders": len(plain),
+        "palette_renders": len(table) - len(plain),
         "paintings": len(paintings),
-        "variants_rendered": ", ".join(sorted(set(table["variant"]))) or "none",
+        "variants_rendered": ", ".join(sorted(set(plain["variant"]))) or "none",
         "variants_skipped": ", ".join(skipped) or "none",
+        "variants": dg.MetadataValue.md("\n".join(
+            f"- **{previews.markdown_text(v)}**: {previews.markdown_text(variant_description(v), 300)}"
+            for v in sorted(set(table["variant"]), key=VARIANTS.index)) or "None."),
         "failures": len(failed),
         "table": dg.MetadataValue.path(str(masterpieces_table_path(layout))),
     }
     if failed:
         metadata["failed"] = dg.MetadataValue.md("\n".join(f"- {previews.markdown_text(f, 200)}"
                                                            for f in failed[:20]))
-    if len(table):
+    for key, rows, alt in (("preview", plain, "ink | colorized by each variant"),
+                           ("palette_showcase", table[table["palette"] != ""], "ink | the same painting under "
+                                                                                 "each palette")):
+        if not len(rows):
+            continue
         try:
-            sheet, lines = _sample_colorizations(table)
-            metadata["preview"] = dg.MetadataValue.md(
-                previews.markdown_image(sheet, "ink | colorized by each variant") + "\n\n"
-                + "\n".join(f"{number}. {line}" for number, line in enumerate(lines, start=1)))
+            sheet, lines = _sample_colorizations(rows)
+            metadata[key] = dg.MetadataValue.md(previews.markdown_image(sheet, alt) + "\n\n" + "\n".join(
+                f"{number}. {line}" for number, line in enumerate(lines, start=1)))
         except Exception as exc:  # a preview must never fail the renders
-            context.log.warning(f"no preview: {exc}")
-    return dg.Output(table, metadata=metadata)
+            context.log.warning(f"no {key}: {exc}")
+    return metadata
 
 
 render_masterpieces = dg.define_asset_job(
