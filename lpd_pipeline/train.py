@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lpd_pipeline.models.options import variant_key
+from lpd_pipeline.models.recipes import recipe_of
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.config import ConfigError, TrainConfig
 
@@ -68,9 +69,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def default_run_dir(storage: Path, config: TrainConfig) -> Path:
-    """The variant's run directory, ``StorageLayout.training_dir(variant_key(backbone, color_space))``: the one
-    naming rule, which the Dagster asset uses through the partition key (runs of different spaces never mix)."""
-    return StorageLayout(storage).training_dir(variant_key(config.backbone, config.color_space))
+    """The variant's run directory, ``StorageLayout.training_dir(variant)``: the recipe the settings follow
+    (models/recipes.py), else ``variant_key(backbone, color_space)``; the one naming rule, which the Dagster asset
+    uses through the partition key (runs of different variants never mix)."""
+    variant = recipe_of(config.to_dict()) or variant_key(config.backbone, config.color_space)
+    return StorageLayout(storage).training_dir(variant)
 
 
 def _is_rank_zero() -> bool:

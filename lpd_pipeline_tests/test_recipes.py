@@ -69,3 +69,13 @@ def test_bench_ladder_uses_the_package_recipes():
     assert module.VARIANTS["gray"] == {} and set(module.VARIANTS) == {"gray", *VARIANTS}
     assert module.VARIANTS[QUALITY_VARIANT] == dict(recipes.RECIPES[QUALITY_VARIANT].fields)
     assert set(PAPER_VARIANTS) <= set(module.VARIANTS)
+
+
+def test_standalone_training_picks_the_recipe_folder(tmp_path):
+    from lpd_pipeline.train import default_run_dir
+
+    assert default_run_dir(tmp_path, recipes.train_config(QUALITY_VARIANT)) == tmp_path / "training" / QUALITY_VARIANT
+    assert default_run_dir(tmp_path, TrainConfig(backbone="resnet9")) == tmp_path / "training" / "resnet9"
+    # Settings that follow no recipe keep the plain backbone-space folder.
+    assert default_run_dir(tmp_path, TrainConfig(color_space="lab", ink_augment=True)) == \
+        tmp_path / "training" / "unet256-lab"
