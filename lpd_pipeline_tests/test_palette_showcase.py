@@ -18,7 +18,7 @@ from lpd_pipeline.models.build import build_model_generator
 from lpd_pipeline.models.colorspace import lab_to_rgb
 from lpd_pipeline.models.options import QUALITY_VARIANT
 from lpd_pipeline.models.recipes import train_config
-from lpd_pipeline.reports.site import MACHINE_LABEL, build_results_site
+from lpd_pipeline.reports.site import MACHINE_LABEL, build_results_site, palette_label
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training.checkpoints import GENERATOR_FORMAT, save_torch_atomic
 from lpd_pipeline_tests.test_render import write_export
@@ -61,6 +61,8 @@ def test_showcase_palettes_prefer_the_names_asked_for():
     assert _showcase_palettes(["red", "ochre", "pale"], ["blue-green", "ochre"]) == ["red", "ochre"]
     assert _showcase_palettes(["pale"], ["blue-green", "ochre"]) == ["pale"]
     assert _showcase_palettes(["red"], []) == []
+    # The page names a reference painting by its file name, never its local path.
+    assert palette_label("/home/user/refs/qinglu.jpg") == "qinglu.jpg" and palette_label("ochre") == "ochre"
 
 
 def test_render_asset_shows_one_painting_under_two_palettes(storage_root, tmp_path):

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import cv2
 import jinja2
@@ -216,13 +216,21 @@ def _palette_articles(showcase: pd.DataFrame, views: _Pyramids, first_group: int
         cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", **ink}]
         for column, row in enumerate(group.itertuples(index=False)):
             row = pd.Series(row._asdict())
-            cell = views.view(row["output_path"], anchor, f"pal{column}", f"painting {pid} ({variant}, palette {row['palette']})", index)
+            label = palette_label(row["palette"])
+            cell = views.view(row["output_path"], anchor, f"pal{column}", f"painting {pid} ({variant}, palette "
+                              f"{label})", index)
             outputs += cell["viewer"] is not None
-            cells.append({"heading": f"palette: {row['palette']}", "palette": _text(row["palette"]),
-                          "machine": True, "details": _output_details(row), **cell})
+            cells.append({"heading": f"palette: {label}", "palette": label, "machine": True,
+                          "details": _output_details(row), **cell})
         articles.append({**_painting_entry(anchor, pid, first, cells), "variant": variant, "group": index,
                          "recipe": _recipe_text(variant)})
     return articles, outputs
+
+
+def palette_label(palette: object) -> str:
+    """A palette as the page names it: a preset's name, or a reference painting's file name (never its path)."""
+    text = _text(palette)
+    return PurePath(text.replace("\\", "/")).name if "/" in text or "\\" in text else text
 
 
 def _recipe_text(variant: str) -> str:

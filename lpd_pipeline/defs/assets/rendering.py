@@ -238,7 +238,11 @@ def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataF
         renders.render(variant, choice, model, painting, settings)
     if not (controlled and showcase and records):
         return
-    presets = model().net.preset_names()
+    net = model().net
+    if not hasattr(net, "preset_names"):  # a checkpoint made before its recipe had palette control
+        renders.log.warning(f"{variant}: its checkpoint {choice.path} has no palette control: no palette showcase")
+        return
+    presets = net.preset_names()
     palettes = _showcase_palettes(presets, showcase)
     if palettes != showcase:
         renders.log.info(f"{variant}: palette showcase {palettes} (asked {showcase}; its presets: {presets})")
