@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from lpd_pipeline import demo, imaging
 from lpd_pipeline.files import write_parquet_atomic
@@ -107,9 +108,19 @@ def _refuse_to_replace_real_data_with_demo(previous_table: Path, layout: Storage
             "sensors) or painting_sources in the run config, or use another LPD_STORAGE for the demo."))
 
 
+class RawPaintingsConfig(dg.Config):
+    """How the embedded demo paintings are generated (used only when no painting source is configured)."""
+
+    demo_scale: float = Field(
+        1.0, ge=0.05, le=4.0,
+        description="size of the generated demo paintings (1: sides of 560-1024 px; make demo uses 0.5 with "
+                    "128-px tiles, a quarter of the pixels)")
+
+
 @dg.asset(**stage_options(INGEST), kinds={"python", "parquet"}, io_manager_key="parquet_io_manager")
 def raw_paintings(
     context: dg.AssetExecutionContext,
+    config: RawPaintingsConfig,
     storage: StorageResource,
     painting_sources: PaintingSourcesResource,
     curation_settings: CurationResource,
@@ -125,7 +136,7 @@ def raw_paintings(
     previous = asset_table_path(layout.root, context.asset_key)
     if painting_sources.uses_demo:
         _refuse_to_replace_real_data_with_demo(previous, layout)
-        demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir)
+        demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir, scale=config.demo_scale)
         context.log.info(f"No raw source configured: using the embedded demo paintings in {demo_dir}")
         collected.append(local.scan_local_folder(demo_dir))
     if painting_sources.raw_dir:
