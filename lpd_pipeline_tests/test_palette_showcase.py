@@ -56,11 +56,14 @@ def write_palette_export(path, tile: int = 32):
 
 
 def test_showcase_palettes_prefer_the_names_asked_for():
-    assert _showcase_palettes(["ochre", "red", "blue-green", "pale"], ["blue-green", "ochre"]) == [
-        "blue-green", "ochre"]
-    assert _showcase_palettes(["red", "ochre", "pale"], ["blue-green", "ochre"]) == ["red", "ochre"]
-    assert _showcase_palettes(["pale"], ["blue-green", "ochre"]) == ["pale"]
-    assert _showcase_palettes(["red"], []) == []
+    hist = {"ochre": np.array([1.0, 0, 0]), "ochre-2": np.array([0.9, 0.1, 0]), "green": np.array([0, 0, 1.0]),
+            "blue-green": np.array([0, 0.5, 0.5])}
+    assert _showcase_palettes(hist, ["blue-green", "ochre"]) == ["blue-green", "ochre"]
+    # A missing name: the preset farthest from those chosen (not the near-copy ochre-2).
+    assert _showcase_palettes({k: hist[k] for k in ("ochre", "ochre-2", "green")}, ["blue-green", "ochre"]) == [
+        "green", "ochre"]
+    assert _showcase_palettes({"ochre": hist["ochre"]}, ["blue-green", "ochre"]) == ["ochre"]
+    assert _showcase_palettes(hist, []) == []
     # The page names a reference painting by its file name, never its local path.
     assert palette_label("/home/user/refs/qinglu.jpg") == "qinglu.jpg" and palette_label("ochre") == "ochre"
 
