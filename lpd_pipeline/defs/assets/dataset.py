@@ -131,12 +131,13 @@ def raw_paintings(
     downloads are listed in ``dataset/rejections/ingest.parquet``; the run goes on with the good files.
     """
     layout = storage.layout()
+    demo_scale = config.demo_scale  # (the op config; `config` is the curation's from here on)
     config = curation_settings.to_config()
     collected = []  # (paintings, failures) per source
     previous = asset_table_path(layout.root, context.asset_key)
     if painting_sources.uses_demo:
         _refuse_to_replace_real_data_with_demo(previous, layout)
-        demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir, scale=config.demo_scale)
+        demo_dir = demo.ensure_demo_paintings(layout.demo_raw_dir, scale=demo_scale)
         context.log.info(f"No raw source configured: using the embedded demo paintings in {demo_dir}")
         collected.append(local.scan_local_folder(demo_dir))
     if painting_sources.raw_dir:
