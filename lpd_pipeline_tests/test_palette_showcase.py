@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lpd_pipeline import imaging
 from lpd_pipeline.defs.assets.rendering import _showcase_palettes, masterpieces_table_path
 from lpd_pipeline.models.build import build_model_generator
 from lpd_pipeline.models.colorspace import lab_to_rgb
@@ -87,6 +88,10 @@ def test_render_asset_shows_one_painting_under_two_palettes(storage_root, tmp_pa
             assert json.loads(image.text["lpd:settings"])["palette"] == row.palette
             outputs[row.palette] = np.asarray(image.convert("RGB"))
     assert not np.array_equal(outputs["blue-green"], outputs["ochre"])  # the palette changes the colours
+    swatches = {row.palette: imaging.decode_image(row.palette_swatch) for row in showcase.itertuples()}
+    assert swatches["blue-green"].shape == (20, 240, 3) and plain["palette_swatch"].eq("").all()
+    blue_green, ochre = (swatches[name].reshape(-1, 3).mean(0) for name in ("blue-green", "ochre"))
+    assert blue_green[2] > blue_green[0] and ochre[0] > ochre[2]  # a blue-green bar and an ochre one
     metadata = result.asset_materializations_for_node("colorized_masterpieces")[0].metadata
     assert metadata["palette_renders"].value == 2 and metadata["renders"].value == 4
     assert r"\(blue\-green\) | unet256\-colour \(ochre\)" in metadata["palette_showcase"].value  # escaped markdown
@@ -113,6 +118,9 @@ def test_results_page_shows_the_palettes_side_by_side(storage_root, tmp_path):
     assert "palette: blue-green" in section and "palette: ochre" in section
     assert section.count(f'<div class="badge">{MACHINE_LABEL}</div>') == 2
     assert 'data-palette="blue-green"' in section and 'data-palette="ochre"' in section
+    swatches = re.findall(r'<img class="swatch" src="([^"]+)" alt="the colours of palette ([^"]+)"', section)
+    assert [name for _, name in swatches] == ["blue-green", "ochre"]
+    assert all((tmp_path / "site" / src).is_file() for src, _ in swatches)
     views = re.findall(r'<div class="viewer" id="([^"]+)"', section)
     assert len(views) == 3  # the ink original and the two palettes
     config = json.loads(re.search(r'<script type="application/json" id="lpd-viewers">(.*?)</script>', html,

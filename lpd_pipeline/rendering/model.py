@@ -21,7 +21,7 @@ import torch
 
 from lpd_pipeline.files import read_json_object
 from lpd_pipeline.imaging import DEFAULT_MAX_PIXELS, decode_image
-from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, rgb_to_lab
+from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
 from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forward
 from lpd_pipeline.models.networks import unet_num_downs
 from lpd_pipeline.models.options import AB_SPACES, variant_key
@@ -117,6 +117,26 @@ def resolve_palette(model: RenderModel, spec: str, max_pixels: int = DEFAULT_MAX
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return palette_histograms(image[None], net.palette_centers.cpu())[0]
+
+
+def palette_swatch(palette: torch.Tensor, centers: torch.Tensor, *, width: int = 240, height: int = 20,
+                   lightness: float = 65.0, floor: float = 0.01) -> np.ndarray:
+    """A palette as people see it: a uint8 RGB bar ``(height, width, 3)``, one band per a*b* bin holding at least
+    ``floor`` of the palette, most common first, as wide as its share, coloured by the bin's centre at L* =
+    ``lightness``."""
+    weights = palette.detach().float().cpu()
+    keep = [int(i) for i in torch.argsort(weights, descending=True) if weights[i] >= floor]
+    if not keep:
+        return np.full((height, width, 3), 255, dtype=np.uint8)
+    share = weights[keep] / weights[keep].sum()
+    lab = torch.cat([torch.full((len(keep), 1), lightness), centers.detach().float().cpu()[keep]], dim=1)
+    colours = (lab_to_rgb(lab.T[:, :, None]).squeeze(-1).T * 255).round().to(torch.uint8).numpy()
+    edges = np.round(np.concatenate([[0.0], np.cumsum(share.numpy())]) * width).astype(int)
+    bar = np.empty((height, width, 3), dtype=np.uint8)
+    for colour, start, end in zip(colours, edges[:-1], edges[1:]):
+        bar[:, start:end] = colour
+    bar[:, edges[-1]:] = colours[-1]
+    return bar
 
 
 def load_render_model(path: str | os.PathLike, device: str = "auto", palette: str = "") -> RenderModel:

@@ -188,43 +188,62 @@ def _painting_articles(renders: pd.DataFrame, variants: list[str], views: _Pyram
         group = group.sort_values("epoch", ascending=False)
         first, anchor, thumbs = group.iloc[0], f"p{index:03d}", []
         ink = views.view(first["input_path"], anchor, "ink", f"painting {pid} (ink original)", index, thumbs)
-        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", **ink}]
+        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", "swatch": "", **ink}]
         by_variant = {str(v): rows.iloc[0] for v, rows in group.groupby(group["variant"].astype(str))}
         for column, variant in enumerate(variants):
             row = by_variant.get(variant)
             if row is None:
                 cells.append({"heading": variant, "machine": True, "viewer": None, "details": [], "palette": "",
-                              "error": "not rendered for this model variant"})
+                              "swatch": "", "error": "not rendered for this model variant"})
                 continue
             cell = views.view(row["output_path"], anchor, f"v{column}", f"painting {pid} ({variant})", index, thumbs)
             outputs += cell["viewer"] is not None
             cells.append({"heading": variant, "machine": True, "details": _output_details(row), "palette": "",
-                          **cell})
+                          "swatch": "", **cell})
         paintings.append(_painting_entry(anchor, pid, first, cells))
         preview_rows.append(thumbs)
     return paintings, outputs
 
 
-def _palette_articles(showcase: pd.DataFrame, views: _Pyramids, first_group: int) -> tuple[list[dict], int]:
+def _palette_articles(showcase: pd.DataFrame, views: _Pyramids, first_group: int, build: Path
+                      ) -> tuple[list[dict], int]:
     """Palette control: per (painting, variant) of ``showcase`` (rows with a ``palette``), the ink original and
-    the painting under each palette, side by side, each labelled with its palette."""
+    the painting under each palette, side by side, each labelled with its palette (and its swatch, if any)."""
     articles, outputs = [], 0
     ordered = showcase.assign(_pid=showcase["painting_id"].astype(str), _v=showcase["variant"].astype(str))
     for number, ((pid, variant), group) in enumerate(ordered.groupby(["_pid", "_v"], sort=False)):
         first, anchor, index = group.iloc[0], f"palette{number:03d}", first_group + number
         ink = views.view(first["input_path"], anchor, "ink", f"painting {pid} (ink original)", index)
-        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", **ink}]
-        for column, row in enumerate(group.itertuples(index=False)):
-            row = pd.Series(row._asdict())
+        cells = [{"heading": "ink original", "machine": False, "details": [], "palette": "", "swatch": "", **ink}]
+        for column, row in enumerate(group.to_dict("records")):
             label = palette_label(row["palette"])
             cell = views.view(row["output_path"], anchor, f"pal{column}", f"painting {pid} ({variant}, palette "
                               f"{label})", index)
             outputs += cell["viewer"] is not None
             cells.append({"heading": f"palette: {label}", "palette": label, "machine": True,
-                          "details": _output_details(row), **cell})
+                          "details": _output_details(pd.Series(row)),
+                          "swatch": _swatch(row.get("palette_swatch"), f"{anchor}-{column}", views, build), **cell})
         articles.append({**_painting_entry(anchor, pid, first, cells), "variant": variant, "group": index,
                          "recipe": _recipe_text(variant)})
     return articles, outputs
+
+
+def _swatch(path_value: object, name: str, views: _Pyramids, build: Path) -> str:
+    """The palette's swatch copied into ``palettes/`` of the site: its src, or "" (none, or a problem noted)."""
+    if not _text(path_value):
+        return ""
+    try:
+        source = _resolve(path_value, views.base)
+    except PathEscapeError as exc:
+        views.problems.append(f"palette swatch: {exc}")
+        views.page_problems.append(f"palette swatch {Path(_text(path_value)).name}: outside the storage root")
+        return ""
+    copied = _copy_images(build, "palettes", [(source, name)], views.problems, views.page_problems)
+    if not copied:
+        return ""
+    target = build / "palettes" / f"{name}{Path(copied[0]['src']).suffix}"
+    (build / copied[0]["src"]).replace(target)  # one file per swatch, named by its place on the page
+    return f"palettes/{target.name}"
 
 
 def palette_label(palette: object) -> str:
@@ -274,7 +293,7 @@ def build_results_site(
         preview_rows: list = []
         paintings, outputs = _painting_articles(plain, variant_order(sorted(set(plain["variant"].astype(str)))),
                                                 views, preview_rows)
-        palette_items, palette_outputs = _palette_articles(showcase, views, len(paintings))
+        palette_items, palette_outputs = _palette_articles(showcase, views, len(paintings), build)
         sample_items = _copy_images(build, "samples", [(s.path, f"{s.variant} epoch {s.epoch}") for s in samples],
                                     views.problems, views.page_problems)
         for item, sheet in zip(sample_items, samples):

@@ -30,18 +30,18 @@ from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.stages import RENDER, stage_options
 from lpd_pipeline.defs.settings import settings_config
-from lpd_pipeline.files import write_parquet_atomic
-from lpd_pipeline.imaging import content_hash, decode_image, png_complete
-from lpd_pipeline.models.options import MAIN_VARIANTS, VARIANTS
+from lpd_pipeline.files import write_bytes_atomic, write_parquet_atomic
+from lpd_pipeline.imaging import content_hash, decode_image, encode_png, png_complete
+from lpd_pipeline.models.options import MAIN_VARIANTS, VARIANTS, variant_description
 from lpd_pipeline.models.recipes import recipe
-from lpd_pipeline.models.options import variant_description
 from lpd_pipeline.rendering.settings import RenderSettings
 from lpd_pipeline.settings import StorageLayout
 
 GROUP = RENDER
 # Evaluation's partitioned asset that writes <storage>/evaluation/<variant>/best_checkpoint.json.
 BEST_CHECKPOINT_KEY = dg.AssetKey("best_checkpoint")
-TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "palette", "epoch", "checkpoint",
+TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "palette", "palette_swatch",
+                 "epoch", "checkpoint",
                  "checkpoint_source", "input_path", "output_path", "preview_path", "width", "height", "seconds",
                  "colour_spread", "settings"]
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -102,7 +102,7 @@ def _previous(layout: StorageLayout) -> dict[tuple[str, str], dict]:
     except Exception:  # a damaged table only means rendering again
         return {}
     if "palette" not in frame:  # a table written before palette showcases: its renders had none
-        frame = frame.assign(palette="")
+        frame = frame.assign(palette="", palette_swatch="")
     if not set(TABLE_COLUMNS) <= set(frame.columns):
         return {}
     return {(r["painting_id"], r["variant"], r["palette"]): r for r in frame.to_dict("records")}
@@ -149,9 +149,11 @@ class _Renders:
     rows: list = field(default_factory=list)
     failed: list = field(default_factory=list)
 
-    def render(self, variant: str, choice, model, painting: dict, settings: RenderSettings) -> None:
-        """One painting by one variant with ``settings`` (``settings.palette``: the palette ``model()`` was given):
-        reused when its PNG is complete and was made from the same checkpoint and settings, else rendered."""
+    def render(self, variant: str, choice, model, painting: dict, settings: RenderSettings, swatch: str = ""
+               ) -> None:
+        """One painting by one variant with ``settings`` (``settings.palette``: the palette ``model()`` was given,
+        ``swatch`` its picture): reused when its PNG is complete and was made from the same checkpoint and
+        settings, else rendered."""
         from lpd_pipeline.rendering import RenderInputError, render_file
 
         painting_id, palette = str(painting["painting_id"]), settings.palette
@@ -163,7 +165,7 @@ class _Renders:
         preview = output.with_suffix(".preview.jpg")
         old = self.previous.get((painting_id, variant, palette))
         if _reusable(old, str(choice.path), settings_json, output) and preview.is_file():
-            self.rows.append(old)
+            self.rows.append({**old, "palette_swatch": swatch})
             return
         try:
             loaded = model()
@@ -175,7 +177,8 @@ class _Renders:
         spread = report.consistency
         self.rows.append({
             **{k: painting[k] for k in ("painting_id", "title", "artist", "source", "license")},
-            "variant": variant, "palette": palette, "epoch": loaded.epoch if loaded.epoch is not None else -1,
+            "variant": variant, "palette": palette, "palette_swatch": swatch,
+            "epoch": loaded.epoch if loaded.epoch is not None else -1,
             "checkpoint": str(choice.path), "checkpoint_source": choice.source,
             "input_path": str(painting["path"]), "output_path": str(output), "preview_path": str(preview),
             "width": report.plan.width, "height": report.plan.height, "seconds": round(report.seconds, 3),
@@ -232,7 +235,10 @@ def _showcase_palettes(presets: dict[str, np.ndarray], wanted: list[str]) -> lis
 def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataFrame, settings: RenderSettings,
                     showcase: list[str]) -> None:
     """Every painting by ``variant`` with checkpoint ``choice``, then (palette-controlled variants) the first one
-    under each showcase palette. The run's ``palette`` applies only to palette-controlled variants."""
+    under each showcase palette (and a swatch of it). The run's ``palette`` applies only to palette-controlled
+    variants."""
+    from lpd_pipeline.rendering.model import palette_swatch
+
     controlled = bool(recipe(variant).fields.get("palette"))
     if settings.palette and not controlled:
         renders.log.warning(f"{variant} has no palette control: rendered without palette {settings.palette!r}")
@@ -254,7 +260,19 @@ def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataF
         renders.log.info(f"{variant}: palette showcase {palettes} (asked {showcase}; its presets: "
                          f"{', '.join(presets)})")
     for spec in palettes:
-        renders.render(variant, choice, lambda spec=spec: model(spec), records[0], settings.replace(palette=spec))
+        swatch = _write_swatch(renders.layout.path("renders", variant, *_palette_folder(spec), "swatch.png"),
+                               palette_swatch(model(spec).palette, net.palette_centers))
+        renders.render(variant, choice, lambda spec=spec: model(spec), records[0], settings.replace(palette=spec),
+                       str(swatch))
+
+
+def _write_swatch(path: Path, image: np.ndarray) -> Path:
+    """The palette's picture, written (atomically) only when it changed."""
+    data = encode_png(image)
+    if not (path.is_file() and path.read_bytes() == data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    return path
 
 
 @dg.asset(**stage_options(RENDER), kinds={"pytorch", "parquet"}, deps=[BEST_CHECKPOINT_KEY],
