@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import pandas as pd
 import yaml
 
 from lpd_pipeline.definitions import defs
@@ -52,3 +53,23 @@ def test_make_demo_runs_full_pipeline_over_the_paper_and_quality_range():
     # The range covers exactly the paper's two and the colour-quality variant, in partition order.
     partitions = defs.resolve_job_def("full_pipeline").partitions_def.get_partition_keys()
     assert partitions[:3] == ["resnet9", "unet256", "unet256-colour"]
+
+
+def test_demo_config_makes_small_demo_paintings(tmp_path):
+    """config/demo.yaml's demo_scale reaches the generated demo paintings (raw_paintings' op config)."""
+    from lpd_pipeline.defs.assets.dataset import raw_paintings
+    from lpd_pipeline.defs.resources import CurationResource, PaintingSourcesResource, ParquetIOManager, \
+        StorageResource
+
+    demo_yaml = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
+    assert demo_yaml["ops"]["raw_paintings"]["config"]["demo_scale"] == 0.5
+    assert demo_yaml["resources"]["curation_settings"]["config"]["tile_size"] == 128
+    storage = StorageResource(storage_root=str(tmp_path))
+    result = dg.materialize(
+        [raw_paintings], run_config={"ops": {"raw_paintings": {"config": {"demo_scale": 0.2}}}},
+        resources={"storage": storage, "painting_sources": PaintingSourcesResource(),
+                   "curation_settings": CurationResource(workers=1),
+                   "parquet_io_manager": ParquetIOManager(storage=storage)})
+    assert result.success
+    table = pd.read_parquet(tmp_path / "assets" / "raw_paintings.parquet")
+    assert len(table) > 20 and max(table["width"].max(), table["height"].max()) <= 1024 * 0.2 + 1
