@@ -58,15 +58,16 @@ METRIC_COLUMNS = ["fid", "kid", "lpips", "delta_e", "delta_cf", "ink_kid", "ink_
 
 
 # ---- tiles ----------------------------------------------------------------------------------------------
-def curate(storage: Path, shared: Path) -> None:
-    """The museum folders through the pipeline's curation into ``storage`` (kind = the folder's human label)."""
+def curate(storage: Path, folders: list[Path]) -> None:
+    """``folders`` (each with ``colored/`` and ``ink/``) through the pipeline's curation into ``storage`` (kind = the
+    folder's human label)."""
     from lpd_pipeline.curation import dataset as curation
     from lpd_pipeline.sources.local import scan_local_folder
 
     layout = StorageLayout(storage)
     items, overrides = [], {}
-    for kind in ("colored", "ink"):
-        found, _ = scan_local_folder(shared / "paintings" / kind)
+    for folder, kind in ((folder, kind) for folder in folders for kind in ("colored", "ink")):
+        found, _ = scan_local_folder(folder / kind)
         items += found
         overrides.update({Path(item.path).name: kind for item in found})
     config = curation.CurationConfig(kind_overrides=overrides)
@@ -101,6 +102,35 @@ def downscaled_storage(storage: Path, size: int) -> Path:
     table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(table, index=False)
     return root
+
+
+def with_extra_training(root: Path, extra: Path, size: int) -> Path:
+    """A storage whose train split is ``root``'s plus every colour tile of the curated ``extra`` storage (all its
+    splits but test_ink: other paintings than ``root``'s, so the test tiles stay ``root``'s alone), made once."""
+    import cv2
+
+    combined = root.parent / f"{root.name}-plus-{extra.name}"
+    table = combined / "dataset" / "tiles.parquet"
+    if table.is_file():
+        return combined
+    base = pd.read_parquet(root / "dataset" / "tiles.parquet")
+    added = pd.read_parquet(extra / "dataset" / "tiles.parquet")
+    added = added[added["split"] != "test_ink"]
+    rows = []
+    for source, frame, is_extra in ((root, base, False), (extra, added, True)):
+        for row in frame.to_dict("records"):
+            color = imaging.decode_image(source / row["color_path"])
+            if color.shape[0] != size:
+                color = cv2.resize(color, (size, size), interpolation=cv2.INTER_AREA)
+            color_rel = f"dataset/tiles/{row['tile_id']}_color.png"
+            gray_rel = f"dataset/tiles/{row['tile_id']}_gray.png"
+            imaging.save_image(combined / color_rel, color)
+            imaging.save_image(combined / gray_rel, imaging.luma_bt601(color))
+            rows.append({**row, "size": size, "color_path": color_rel, "gray_path": gray_rel,
+                         "split": "train" if is_extra else row["split"]})
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(table, index=False)
+    return combined
 
 
 def test_tiles(root: Path, ink_tiles: int, seed: int) -> dict[str, np.ndarray]:
@@ -225,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch threads; on a shared, loaded CPU one thread per process is far faster "
                              "(measured: 0.5-0.7 img/s with 2 threads vs 2.7-3.2 with 1, U-Net ngf 16 at 128 px)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "quality_runs")
+    parser.add_argument("--extra-train", choices=["web"], default=None,
+                        help="web: also train on every colour tile of paintings/web (curated by the pipeline into "
+                             "<storage>_web); the test tiles stay the museum ones")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="ladder folders of the same settings run elsewhere (another --out): their rows, "
                              "per-tile values and sheets join this table")
@@ -234,10 +267,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     if not (args.storage / "dataset" / "tiles.parquet").is_file():
-        curate(args.storage, args.shared)
+        curate(args.storage, [args.shared / "paintings"])
     root = downscaled_storage(args.storage, args.size)
+    if args.extra_train == "web":
+        web_storage = args.storage.parent / f"{args.storage.name}_web"
+        if not (web_storage / "dataset" / "tiles.parquet").is_file():
+            curate(web_storage, [args.shared / "paintings" / "web"])
+        root = with_extra_training(root, web_storage, args.size)
     tiles = test_tiles(root, args.ink_tiles, args.seed)
-    out = args.out / f"size{args.size}-images{args.images}-ngf{args.ngf}-seed{args.seed}"
+    out = args.out / (f"size{args.size}-images{args.images}-ngf{args.ngf}-seed{args.seed}"
+                      + (f"-{args.extra_train}" if args.extra_train else ""))
     rows_path = out / "rows.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
 

@@ -107,6 +107,20 @@ def test_colorfulness_loss_matches_the_metric_and_saturation_raises_it():
     assert loss.item() > 0 and fake.grad.abs().sum() > 0
 
 
+def test_regional_colorfulness_loss_is_not_fooled_by_stripes():
+    """Row stripes of opposite chroma raise per-pixel colourfulness; 4 x 4 block averages cancel them."""
+    inputs = torch.full((1, 1, 16, 16), 0.2)  # a mid-light tile (encoded L*)
+    flat = torch.zeros(1, 2, 16, 16)
+    stripes = torch.zeros(1, 2, 16, 16)
+    stripes[:, 0, 0::2], stripes[:, 0, 1::2] = 0.18, -0.18  # a* alternating by row
+    real = torch.zeros(1, 2, 16, 16)
+    real[:, 0, :, :8], real[:, 1, :, 8:] = 0.3, 0.3  # two coherent colour regions
+    per_pixel = [remedies.colorfulness_loss(inputs, x, real, "lab").item() for x in (flat, stripes)]
+    regional = [remedies.colorfulness_loss(inputs, x, real, "lab", scale=4).item() for x in (flat, stripes)]
+    assert per_pixel[1] < 0.5 * per_pixel[0]  # per pixel, stripes earn most of the target's colourfulness
+    assert regional[1] > 0.95 * regional[0]  # regionally they are nearly as gray as a flat tile (sRGB is not linear)
+
+
 def test_hinge_loss_and_spectral_norm_discriminator():
     hinge = GANLoss("hinge")
     logits = torch.tensor([[-2.0, 0.5, 3.0]])
@@ -126,7 +140,7 @@ def test_new_fields_are_off_by_default_and_old_configs_still_match():
     assert (config.color_space, config.ink_augment, config.lambda_colorfulness, config.target_saturation,
             config.spectral_norm, config.gan_mode) == ("rgb", False, 0.0, 1.0, False, "vanilla")
     new = {"ab_grid", "annealed_temperature", "spectral_norm", "lambda_ce", "rebalance_lambda", "ink_augment",
-           "lambda_colorfulness", "target_saturation"}
+           "lambda_colorfulness", "lambda_perceptual", "target_saturation"}
     saved = {k: v for k, v in config.to_dict().items() if k not in new}  # a checkpoint written before them
     assert config_differences(saved, config, MODEL_FIELDS + OPTIMISATION_FIELDS) == {}
     assert config_differences(saved, config.replace(ink_augment=True), OPTIMISATION_FIELDS) == {

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 # and loss from another's. Every other TrainConfig field is a run setting.
 RECIPE_FIELDS = (
     "backbone", "color_space", "gan_mode", "spectral_norm", "ink_augment", "lambda_colorfulness",
-    "target_saturation", "palette", "palette_grid", "palette_drop", "ab_grid", "annealed_temperature",
-    "rebalance_lambda", "lambda_ce",
+    "colorfulness_scale", "lambda_perceptual", "target_saturation", "palette", "palette_grid", "palette_drop",
+    "ab_grid", "annealed_temperature", "rebalance_lambda", "lambda_ce",
 )
 # A recipe name is a folder name under training/, evaluation/, renders/ and a Dagster partition key.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -58,6 +58,7 @@ class Recipe:
 
 
 _CF = {"ink_augment": True, "lambda_colorfulness": 10.0}
+_POST = {"rebalance_lambda": 1.0, "annealed_temperature": 0.6}  # no class rebalancing, a warmer decode
 
 # The paper's two first, then the colour-quality recipe (so one partition range, resnet9..unet256-colour, covers
 # the three the full job trains), then the ladder's other rungs. The order is the partition order.
@@ -82,6 +83,12 @@ _RECIPES = (
            {"color_space": "labcls", "spectral_norm": True, "gan_mode": "hinge"}),
     Recipe("unet256-lab-aug-cf", "a*b* regression + ink-domain augmentation + colourfulness loss",
            {"color_space": "lab", **_CF}),
+    Recipe("unet256-labcls-aug-cf-perc", "ab classes + augmentation + colourfulness loss + AlexNet perceptual loss",
+           {"color_space": "labcls", **_CF, "lambda_perceptual": 10.0}),
+    Recipe("unet256-labcls-post-aug-cf4", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "
+           "colourfulness loss", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4}),
+    Recipe("unet256-labcls-post-aug-cf", "ab classes without rebalancing, T 0.6, augmentation, colourfulness loss",
+           {"color_space": "labcls", **_POST, **_CF}),
 )
 RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in _RECIPES})
 PAPER_RECIPES = ("resnet9", "unet256")

@@ -55,6 +55,8 @@ OPTIMISATION_FIELDS = (
     "rebalance_lambda",
     "ink_augment",
     "lambda_colorfulness",
+    "colorfulness_scale",
+    "lambda_perceptual",
     "target_saturation",
     "palette_drop",
 )
@@ -101,6 +103,10 @@ class TrainConfig(Settings):
         False, description="random tone curve, paper level and ink density on the gray input (ink transfer)")
     lambda_colorfulness: float = Field(
         0.0, ge=0, description="weight of |colourfulness(output) - colourfulness(target)| / 100 (0: off)")
+    colorfulness_scale: int = Field(
+        1, ge=1, le=16, description="colourfulness loss on s x s block averages (1: per pixel; 4: regional colour)")
+    lambda_perceptual: float = Field(
+        0.0, ge=0, description="weight of the AlexNet feature loss between output and target (0: off)")
     target_saturation: float = Field(
         1.0, ge=0.5, le=2.0, description="scale the targets' a*b* by this (1: off; e.g. 1.15: mildly saturated)")
     spectral_norm: bool = Field(

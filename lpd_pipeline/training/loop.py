@@ -51,7 +51,8 @@ from lpd_pipeline.training.checkpoints import (
     write_loss_history,
 )
 from lpd_pipeline.training.config import LOSS_NAMES, TrainConfig
-from lpd_pipeline.training.remedies import colorfulness_loss, saturate_targets
+from lpd_pipeline.training.perceptual import AlexNetFeatureLoss
+from lpd_pipeline.training.remedies import colorfulness_loss, saturate_targets, to_rgb01
 from lpd_pipeline.training.data import (
     EpochIndexSampler,
     TilePairDataset,
@@ -187,6 +188,8 @@ class Pix2PixModel:
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
         self.criterion_gan = GANLoss(config.gan_mode).to(device)
         self.criterion_l1 = nn.L1Loss()
+        # Frozen ImageNet AlexNet (the metric weights): built only when its loss is on.
+        self.perceptual = AlexNetFeatureLoss().to(device) if config.lambda_perceptual else None
 
         # What runs forward: DDP-wrapped (gradients all-reduced) and/or compiled. The G step calls the plain
         # discriminator: its parameters are frozen there, and a DDP forward whose parameters get no
@@ -281,7 +284,12 @@ class Pix2PixModel:
         else:
             loss = self.criterion_l1(fake_b.float(), real_b.float()) * config.lambda_l1
         if config.lambda_colorfulness:
-            loss = loss + colorfulness_loss(real_a, fake_b, real_b, config.color_space) * config.lambda_colorfulness
+            loss = loss + colorfulness_loss(real_a, fake_b, real_b, config.color_space,
+                                           config.colorfulness_scale) * config.lambda_colorfulness
+        if config.lambda_perceptual:
+            space = config.color_space
+            loss = loss + self.perceptual(to_rgb01(real_a, fake_b, space), to_rgb01(real_a, real_b, space)) \
+                * config.lambda_perceptual
         return loss
 
     def set_ab_prior(self, color_u8) -> None:
