@@ -79,3 +79,20 @@ def test_standalone_training_picks_the_recipe_folder(tmp_path):
     # Settings that follow no recipe keep the plain backbone-space folder.
     assert default_run_dir(tmp_path, TrainConfig(color_space="lab", ink_augment=True)) == \
         tmp_path / "training" / "unet256-lab"
+
+
+# Every TrainConfig field is either a recipe field (what a variant is) or a run setting (how a run trains any
+# variant). A new field must be put on one side: a quality option left out of RECIPE_FIELDS would become a run
+# setting that a run config applies to the paper's two variants too.
+RUN_SETTINGS = {
+    "norm", "ngf", "ndf", "n_layers_d", "use_dropout", "init_gain", "lambda_l1", "lr", "beta1", "beta2", "n_epochs",
+    "n_epochs_decay", "batch_size", "tile_size", "checkpoint_every", "keep_every", "flip", "seed", "num_workers",
+    "device", "amp", "channels_last", "compile", "cudnn_benchmark", "deterministic", "sync_batchnorm",
+}
+
+
+def test_every_train_config_field_is_a_recipe_field_or_a_run_setting():
+    recipe_fields = set(recipes.RECIPE_FIELDS)
+    assert not recipe_fields & RUN_SETTINGS
+    assert set(TrainConfig.model_fields) == recipe_fields | RUN_SETTINGS, (
+        "classify the new TrainConfig field(s): RECIPE_FIELDS (models/recipes.py) or a run setting (this test)")
