@@ -55,17 +55,27 @@ def count_bins(grid: int = DEFAULT_GRID) -> int:
 
 
 def _sq_distances(ab: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-    """``[N, H, W, Q]`` squared distances of the pixels of ``ab`` ([N, 2, H, W], Lab units) to the centres."""
+    """``[N, H, W, Q]`` squared distances of the pixels of ``ab`` ([N, 2, H, W], Lab units) to the centres, as
+    |p|² - 2 p·c + |c|² (one matmul: 1.6x faster than broadcasting the differences at 256², a profile of a
+    labcls training step; float32 rounding ~1e-3 Lab² at |ab| ~ 100, far below the 10-unit lattice)."""
     pixels = ab.permute(0, 2, 3, 1).float()
-    return ((pixels.unsqueeze(-2) - centers.to(pixels)) ** 2).sum(-1)
+    centers = centers.to(pixels)
+    cross = pixels @ centers.t()
+    return (pixels.pow(2).sum(-1, keepdim=True) - 2 * cross + centers.pow(2).sum(-1)).clamp_min(0.0)
+
+
+def _soft_neighbours(ab: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weights, bins)``, each ``[N, H, W, K]``: the K = SOFT_NEIGHBOURS nearest bins of every pixel (nearest
+    first) and their Gaussian weights (σ = SOFT_SIGMA, summing to 1)."""
+    near_d, near_i = _sq_distances(ab, centers).topk(SOFT_NEIGHBOURS, dim=-1, largest=False)
+    return torch.softmax(-near_d / (2 * SOFT_SIGMA**2), dim=-1), near_i
 
 
 def soft_encode(ab: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(targets [N, Q, H, W], nearest bin [N, H, W])`` for a*b* ``[N, 2, H, W]`` in Lab units."""
-    distances = _sq_distances(ab, centers)
-    near_d, near_i = distances.topk(SOFT_NEIGHBOURS, dim=-1, largest=False)
-    weights = torch.softmax(-near_d / (2 * SOFT_SIGMA**2), dim=-1)
-    targets = torch.zeros_like(distances).scatter_(-1, near_i, weights)
+    weights, near_i = _soft_neighbours(ab, centers)
+    shape = (*near_i.shape[:-1], len(centers))
+    targets = torch.zeros(shape, dtype=weights.dtype, device=weights.device).scatter_(-1, near_i, weights)
     return targets.permute(0, 3, 1, 2), near_i[..., 0]
 
 
@@ -148,12 +158,17 @@ class AbBinsGenerator(nn.Module):
     def decode_ab(self, logits: torch.Tensor) -> torch.Tensor:
         """Annealed mean a*b* / AB_SCALE ``[N, 2, H, W]`` of bin logits ``[N, Q, H, W]`` (differentiable)."""
         weights = torch.softmax(logits.float() / self.temperature, dim=1)
-        ab = torch.einsum("nqhw,qc->nchw", weights, self.centers.float())
+        # The weighted sum over bins as a 1x1 convolution: the same sum, 1.7x faster than einsum on CPU
+        # (a profile of a labcls training step at 256²).
+        ab = F.conv2d(weights, self.centers.float().t()[:, :, None, None])
         return ab / AB_SCALE
 
     def class_loss(self, logits: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
         """Rebalanced cross-entropy against the soft-encoded target (``target_ab``: a*b* / AB_SCALE)."""
-        targets, nearest = soft_encode(target_ab.float() * AB_SCALE, self.centers)
-        per_pixel = -(targets * F.log_softmax(logits.float(), dim=1)).sum(1)
-        weights = rebalance_weights(self.prior, self.rebalance)[nearest]
+        # Only the K soft-encoded bins of a pixel have target mass: gather their log-probabilities instead of
+        # multiplying a dense [N, Q, H, W] target (the same sum).
+        soft, bins = _soft_neighbours(target_ab.float() * AB_SCALE, self.centers)
+        log_p = F.log_softmax(logits.float(), dim=1).permute(0, 2, 3, 1).gather(-1, bins)
+        per_pixel = -(soft * log_p).sum(-1)
+        weights = rebalance_weights(self.prior, self.rebalance)[bins[..., 0]]
         return (per_pixel * weights).mean()

@@ -87,6 +87,11 @@ _RECIPES = (
            {"color_space": "labcls", **_CF, "lambda_perceptual": 10.0}),
     Recipe("unet256-labcls-post-aug-cf4", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "
            "colourfulness loss", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4}),
+    Recipe("unet256-labcls-post-aug-cf2", "ab classes without rebalancing, T 0.6, augmentation, regional (2x2) "
+           "colourfulness loss", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 2}),
+    Recipe("unet256-labcls-post-aug-cf4x30", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "
+           "colourfulness loss at weight 30", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4,
+                                               "lambda_colorfulness": 30.0}),
     Recipe("unet256-labcls-post-aug-cf", "ab classes without rebalancing, T 0.6, augmentation, colourfulness loss",
            {"color_space": "labcls", **_POST, **_CF}),
 )
