@@ -200,6 +200,14 @@ def paired_difference(name: str, per_tile: dict, base: dict, real_cf: float) -> 
     return out
 
 
+def paired_delta_e(per_tile: dict, other: dict) -> tuple[float, float, float]:
+    """Mean ΔE difference (variant - other) over the same tiles with a paired bootstrap 95 % CI."""
+    diff = per_tile["delta_e"] - other["delta_e"]
+    idx = np.random.default_rng(1).integers(0, len(diff), size=(1000, len(diff)))
+    samples = diff[idx].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
 # ---- the table ------------------------------------------------------------------------------------------
 def _fmt_interval(row: dict, key: str, scale: float = 1.0, digits: int = 2) -> str:
     value = row.get(key)
@@ -225,8 +233,8 @@ def table(rows: dict) -> str:
 
 
 def comparison(rows: dict) -> str:
-    lines = ["| variant | ΔLPIPS vs unet256 [95 % CI] | ΔΔE | Δ(ΔCF) | beats on LPIPS/ΔE/ΔCF/KID |",
-             "|---|---|---|---|---|"]
+    lines = ["| variant | ΔLPIPS vs unet256 [95 % CI] | ΔΔE | Δ(ΔCF) | beats on LPIPS/ΔE/ΔCF/KID "
+             "| ΔE − gray's [95 % CI] |", "|---|---|---|---|---|---|"]
     base = rows.get(BASELINE)
     for name, row in rows.items():
         diff = row.get("vs_baseline")
@@ -238,7 +246,10 @@ def comparison(rows: dict) -> str:
             cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
             wins.append("yes" if hi < 0 else "no")
         wins.append("yes" if row["kid_hi"] < base["kid_lo"] else "no")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'/'.join(wins)} |")
+        vs_gray = row.get("vs_gray_delta_e")
+        gray_cell = (f"{vs_gray[0]:+.3f} [{vs_gray[1]:+.3f}, {vs_gray[2]:+.3f}]"
+                     f"{' (below)' if vs_gray[2] < 0 else ''}" if vs_gray else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'/'.join(wins)} | {gray_cell} |")
     return "\n".join(lines)
 
 
@@ -336,7 +347,14 @@ def main(argv: list[str] | None = None) -> None:
             path = out / "tiles" / f"{name}.npz"
             if path.is_file() and name != BASELINE:
                 rows[name]["vs_baseline"] = paired_difference(name, dict(np.load(path)), base, float(real_cf.mean()))
-        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
+    gray_path = out / "tiles" / "gray.npz"
+    if gray_path.is_file():
+        gray_tiles = dict(np.load(gray_path))
+        for name in rows:
+            path = out / "tiles" / f"{name}.npz"
+            if path.is_file() and name != "gray":
+                rows[name]["vs_gray_delta_e"] = paired_delta_e(dict(np.load(path)), gray_tiles)
+    write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
     print(table(rows))
     print()
     print(comparison(rows))

@@ -67,8 +67,9 @@ _RECIPES = (
            {"backbone": "resnet9"}),
     Recipe("unet256", "the paper's U-Net-256: gray in, RGB out, cGAN + L1 (the method)"),
     Recipe("unet256-colour",
-           "colour-quality U-Net: ab classes, ink-domain augmentation, colourfulness loss, palette control",
-           {"color_space": "labcls", **_CF, "palette": True}),
+           "colour-quality U-Net: ab classes without rebalancing (T 0.6), ink-domain augmentation, regional "
+           "colourfulness loss, palette control",
+           {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4, "palette": True}),
     Recipe("resnet9-lab", "ResNet-9blocks, L* in, a*b* regression out", {"backbone": "resnet9", "color_space": "lab"}),
     Recipe("unet256-lab", "U-Net-256, L* in, a*b* regression out", {"color_space": "lab"}),
     Recipe("resnet9-labcls", "ResNet-9blocks, L* in, a*b* as rebalanced classes (Zhang et al. 2016)",
