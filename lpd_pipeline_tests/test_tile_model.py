@@ -194,3 +194,17 @@ def test_bundled_model_on_generated_defects(seed):
     assert bench.decide(base, THRESHOLDS, model)[1] == ()
     for name, tile in cases.items():
         assert name in bench.decide(tile, THRESHOLDS, model)[1], name
+
+
+def test_fit_class_weights_shift_the_fit():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] > 0).astype(float)
+    noisy = y.copy()
+    noisy[(x[:, 1] > 1.0) & (y == 0)] = 1.0  # label noise along feature 1
+    plain = tile_model.fit_class(x, noisy, rounds=40, weights=np.ones(len(x)))
+    assert plain == tile_model.fit_class(x, noisy, rounds=40)  # weights of 1 = no weights
+    down = np.where(noisy != y, 0.05, 1.0)
+    weighted = tile_model.fit_class(x, noisy, rounds=40, weights=down)
+    clean_part = x[:, 1] > 1.0
+    assert (weighted.probability(x[clean_part]) > 0.5).mean() < (plain.probability(x[clean_part]) > 0.5).mean()

@@ -177,18 +177,21 @@ def _bin_edges(features: np.ndarray, bins: int) -> list[np.ndarray]:
 
 
 def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, learning_rate: float = 0.1,
-              l2: float = 1.0, bins: int = 32, threshold: float = 0.5, with_rule: bool = False) -> ClassModel:
-    """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits)."""
+              l2: float = 1.0, bins: int = 32, threshold: float = 0.5, with_rule: bool = False,
+              weights: np.ndarray | None = None) -> ClassModel:
+    """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits);
+    ``weights``: per-tile weights of the loss (default 1)."""
     labels = np.asarray(labels, np.float64)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
     edges = _bin_edges(features, bins)
     binned = np.stack([np.searchsorted(e, features[:, j], side="right") for j, e in enumerate(edges)], axis=1)
     width = max(len(e) for e in edges) + 1
-    prior = float(np.clip(labels.mean(), 1e-3, 1 - 1e-3))
+    prior = float(np.clip((labels * weights).sum() / weights.sum(), 1e-3, 1 - 1e-3))
     base = math.log(prior / (1 - prior))
     logit = np.full(len(labels), base)
     stumps = []
     for _ in range(rounds):
-        best = _best_stump(binned, edges, labels, logit, width, l2)
+        best = _best_stump(binned, edges, labels, weights, logit, width, l2)
         if best is None:
             break
         index, split, left, right = best
@@ -197,10 +200,10 @@ def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, le
     return ClassModel(base, tuple(stumps), threshold, with_rule)
 
 
-def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, logit: np.ndarray,
-                width: int, l2: float) -> tuple[int, float, float, float] | None:
+def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray,
+                logit: np.ndarray, width: int, l2: float) -> tuple[int, float, float, float] | None:
     p = 1.0 / (1.0 + np.exp(-logit))
-    grad, hess = p - labels, p * (1 - p)
+    grad, hess = weights * (p - labels), weights * p * (1 - p)
     total_g, total_h = grad.sum(), hess.sum()
     parent = total_g**2 / (total_h + l2)
     best_gain, best = 1e-12, None
