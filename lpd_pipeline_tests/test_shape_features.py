@@ -25,6 +25,10 @@ def test_stamp_seen_on_paper_and_on_yellow_silk():
         clean, stamped = features(ground), features(with_seal(ground))
         assert stamped["stamp_score"] > 0.005 > clean["stamp_score"]
         assert stamped["stamp_lift"] > 15
+        assert stamped["stamp_hue_spread"] < 15  # one pigment
+    sharp = features(with_seal(paper(256, 2)))["stamp_edge"]
+    soft = features(cv2.GaussianBlur(with_seal(paper(256, 2)), (0, 0), 4))["stamp_edge"]  # a wash fades out
+    assert sharp > 2 * soft
 
 
 def test_stamp_cut_by_the_tile_edge_counts_as_square():

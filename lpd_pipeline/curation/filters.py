@@ -46,6 +46,8 @@ SEAL_MIN_EDGE_SHARPNESS = 0.15
 # ODD_COLOUR_UNIT, is the score. Neutral, cream and brown grounds score 0; mint, blue, violet or salmon casts
 # of old slides and faded prints score above 1.
 PAPER_HUES = (50.0, 100.0)
+# Padding, colour patches: Lab variance within a box of 1/32 of the tile below this (flat print, flat mount).
+PATCH_MAX_VARIANCE = 0.3
 PAPER_MAX_CHROMA = 45.0
 ODD_COLOUR_UNIT = 10.0
 
@@ -678,7 +680,8 @@ def _padding(t: _Tile) -> float:
     var_a = cv2.blur(a**2, (box, box)) - mean_a**2
     mean_b = cv2.blur(b, (box, box))
     var_b = cv2.blur(b**2, (box, box)) - mean_b**2
-    uniform = (var_l < 1.0) & (var_a < 1.0) & (var_b < 1.0)
+    # Printed patches are flatter than any silk: bare saturated orange or yellow silk has a Lab variance of ~1.
+    uniform = (var_l < PATCH_MAX_VARIANCE) & (var_a < PATCH_MAX_VARIANCE) & (var_b < PATCH_MAX_VARIANCE)
     saturated = np.sqrt(mean_a**2 + mean_b**2) > 35.0
     blocks = float((uniform & saturated).mean()) / 0.02
 

@@ -29,7 +29,7 @@ SIDE = 128
 PLAIN_SIDE = 64
 SHAPE_FEATURE_NAMES: tuple[str, ...] = (
     "stamp_warm_fraction", "stamp_score", "stamp_area", "stamp_lift", "stamp_ring_warm", "stamp_ring_ink",
-    "stamp_fill", "stamp_total", "stamp_count",
+    "stamp_fill", "stamp_hue_spread", "stamp_edge", "stamp_total", "stamp_count",
     "glyph_count", "glyph_fraction", "glyph_in_column", "glyph_in_line", "glyph_column_pairs", "glyph_line_pairs",
     "glyph_size_spread",
     "line_columns", "line_column_area", "line_column_length", "line_column_bare",
@@ -67,7 +67,7 @@ def _stamps(t: _Tile, ink: np.ndarray) -> list[float]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     reds = np.bincount(labels.ravel(), weights=red.ravel().astype(np.float64), minlength=count)
     lifts = np.bincount(labels.ravel(), weights=(da * red).ravel().astype(np.float64), minlength=count)
-    best, total, stamps = [0.0] * 6, 0.0, 0
+    best, total, stamps = [0.0] * 8, 0.0, 0
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
         if max(w, h) < 4 or max(w, h) > 0.75 * SIDE or reds[i] < 8:
@@ -85,8 +85,19 @@ def _stamps(t: _Tile, ink: np.ndarray) -> list[float]:
         stamps += score > 3e-4
         if score > best[0]:
             ring_ink = float(ink[y0:y1, x0:x1][ring].mean()) if ring.any() else 0.0
-            best = [score, area / SIDE**2, lift, ring_warm, ring_ink, fill]
+            best = [score, area / SIDE**2, lift, ring_warm, ring_ink, fill,
+                    *_paste(da[y:y + h, x:x + w], db[y:y + h, x:x + w], red[y:y + h, x:x + w].astype(bool), lift)]
     return [float(warm.mean()), *best, total, float(stamps)]
+
+
+def _paste(da: np.ndarray, db: np.ndarray, red: np.ndarray, lift: float) -> list[float]:
+    """Seal paste is one pigment printed with a sharp edge: the spread of its hue (degrees) and the a* step at
+    its edge per unit of its lift (foliage mixes reds and oranges and fades out)."""
+    hue = np.degrees(np.arctan2(db[red], da[red]))
+    gradient = cv2.magnitude(cv2.Sobel(da, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(da, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    boundary = cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    edge = float(np.percentile(gradient[boundary], 75)) / max(lift, 1.0) if boundary.any() else 0.0
+    return [float(hue.std()), edge]
 
 
 def _glyphs(ink: np.ndarray) -> list[float]:
