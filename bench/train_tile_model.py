@@ -159,6 +159,18 @@ def rule_decisions(features: np.ndarray, classes: Sequence[str],
     return fired, other
 
 
+def without_cnn_rules(features: np.ndarray, outside: Sequence[str] = ("watermark",)) -> np.ndarray:
+    """The features with the scores of the rules the watermark CNN replaces set to 0 where the CNN is bundled:
+    a constant column is never split on, so ingest may skip computing that rule
+    (``TileModel.rules_to_skip``)."""
+    if not watermark_net.BUNDLED_WEIGHTS.is_file():
+        return features
+    features = features.copy()
+    for name in outside:
+        features[:, FEATURE_NAMES.index(f"rule_{name}")] = 0.0
+    return features
+
+
 def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: float,
           classes: Sequence[str] = MODELLED) -> tuple[tile_model.TileModel, np.ndarray, list[bench.LabelledTile]]:
     """The model fitted on the train fold, and the out-of-fold probabilities behind its thresholds."""
@@ -167,8 +179,9 @@ def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: 
     labels = label_matrix(train_rows, classes)
     bad = np.array([r.bad for r in train_rows])
     groups = np.array([cv_group(r.painting) for r in train_rows])
-    held_out = out_of_fold(features, labels, groups, bad)
     rule_fired, other_fired = rule_decisions(features, classes)
+    features = without_cnn_rules(features)
+    held_out = out_of_fold(features, labels, groups, bad)
     thresholds, with_rule = choose_thresholds(held_out, labels, bad, target_good, rule_fired, other_fired)
     weights = loss_weights(labels, bad)
     fitted = {name: tile_model.fit_class(features, labels[:, c], threshold=float(thresholds[c]),

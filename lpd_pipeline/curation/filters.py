@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import cv2
 import numpy as np
@@ -784,19 +784,22 @@ def score_tile(rgb: np.ndarray) -> dict[str, float]:
     return scores_of(_Tile(rgb))
 
 
-def scores_of(tile: _Tile) -> dict[str, float]:
-    """:func:`score_tile` on prepared intermediates (so the learned filter's features reuse them)."""
-    return {name: _SCORERS[name](tile) for name in FILTER_NAMES}
+def scores_of(tile: _Tile, skip: Collection[str] = ()) -> dict[str, float]:
+    """:func:`score_tile` on prepared intermediates (so the learned filter's features reuse them); the filters
+    named in ``skip`` (whose decision is taken elsewhere, e.g. by the watermark CNN) score NaN, uncomputed."""
+    return {name: math.nan if name in skip else _SCORERS[name](tile) for name in FILTER_NAMES}
 
 
-def rejection_reasons(scores: Mapping[str, float], thresholds: FilterThresholds) -> list[str]:
-    """Names of the filters whose score exceeds its threshold, in ``FILTER_NAMES`` order.
+def rejection_reasons(scores: Mapping[str, float], thresholds: FilterThresholds,
+                      names: Collection[str] = FILTER_NAMES) -> list[str]:
+    """Names of the filters (of ``names``, default all) whose score exceeds its threshold, in ``FILTER_NAMES``
+    order.
 
-    A missing or NaN score is an error: a tile must never pass a filter by accident.
+    A missing or NaN score of a filter asked about is an error: a tile must never pass a filter by accident.
     """
     limits = thresholds.as_dict()
     reasons = []
-    for name in FILTER_NAMES:
+    for name in (n for n in FILTER_NAMES if n in names):
         if name not in scores:
             raise KeyError(f"score for filter {name!r} missing (got {sorted(scores)})")
         value = float(scores[name])

@@ -79,6 +79,20 @@ class TileModel:
     def decides(self, name: str) -> bool:
         return name in self.classes or (name == "watermark" and self.watermark is not None)
 
+    def rules_needed(self) -> tuple[str, ...]:
+        """The rule filters whose decision counts: those of the classes the model does not decide and of its
+        ``with_rule`` classes."""
+        return tuple(n for n in filters.FILTER_NAMES
+                     if not self.decides(n) or (n in self.classes and self.classes[n].with_rule))
+
+    def rules_to_skip(self) -> tuple[str, ...]:
+        """Rule filters not worth computing: neither their decision nor their score (as a feature) is used.
+        Watermark, when the CNN decides it and no stump reads ``rule_watermark`` (its rule costs as much as all
+        the others together)."""
+        used = {self.feature_names[s[0]] for m in self.classes.values() for s in m.stumps}
+        return tuple(n for n in filters.FILTER_NAMES
+                     if n not in self.rules_needed() and n not in self.classes and f"rule_{n}" not in used)
+
     def threshold(self, name: str) -> float:
         if name == "watermark" and self.watermark is not None:
             return self.watermark.threshold
@@ -89,7 +103,7 @@ class TileModel:
         """The classes that reject this tile, in ``FILTER_NAMES`` order: a stump-modelled class when its
         probability is above its threshold (or, ``with_rule``, its rule fires); watermark by the CNN alone when
         loaded; the rule elsewhere."""
-        by_rule = set(filters.rejection_reasons(rule_scores, thresholds))
+        by_rule = set(filters.rejection_reasons(rule_scores, thresholds, self.rules_needed()))
         reasons = []
         for name in filters.FILTER_NAMES:
             if self.decides(name):
