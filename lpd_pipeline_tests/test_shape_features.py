@@ -80,3 +80,29 @@ def test_bare_silk_is_plain_and_brushwork_is_not():
     assert bare["plain_red_spread"] < painted["plain_red_spread"]
     # a seal on bare silk leaves the red plane flat
     assert features(with_seal(silk))["plain_red_flat25"] > 0.9
+
+
+def test_large_calligraphy_is_seen_at_quarter_resolution():
+    tile = paper(256, 11)
+    for row in range(5):  # one column of five 田-shaped characters, 36 px with 5 px strokes, 14 px apart
+        x0, y0 = 100, 6 + row * 50
+        cv2.rectangle(tile, (x0, y0), (x0 + 36, y0 + 36), (20, 20, 20), 5)
+        cv2.line(tile, (x0 + 18, y0), (x0 + 18, y0 + 36), (20, 20, 20), 5)
+        cv2.line(tile, (x0, y0 + 18), (x0 + 36, y0 + 18), (20, 20, 20), 5)
+    big, small = features(tile), features(paper(256, 11))
+    assert big["bigglyph_in_column"] >= 3 and big["bigline_columns"] >= 1 and big["bigline_column_bare"] > 0.5
+    assert small["bigglyph_count"] == 0 and small["bigline_columns"] == 0
+
+
+def test_rim_sees_a_thin_frame_line_and_a_fan_border():
+    plain = paper(256, 12)
+    framed = plain.copy()
+    framed[4:6, :] = 120  # a frame line 4 px from the top: inside the rule's margin
+    assert features(framed)["rim_edge"] > 3 * features(plain)["rim_edge"]
+    fan = np.full((256, 256, 3), (235, 230, 220), np.uint8)
+    cv2.circle(fan, (128, 300), 250, (200, 170, 110), -1)  # a fan leaf's arc across the tile
+    fan = cv2.add(fan, paper(256, 12) // 16)
+    assert features(fan)["rim_longest_edge"] > 0.9
+    strip = plain.copy()
+    strip[:, :6] = (60, 60, 60)  # a dark scanner margin along the left side
+    assert features(strip)["rim_step"] > 20 > features(plain)["rim_step"]
