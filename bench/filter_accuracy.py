@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the train fold, scored by out-of-fold models (5-fold cross-validation by painting)")
     parser.add_argument("--watermarks", action="store_true",
                         help="also measure the watermark filter on generated overlays on the fold's keep tiles")
-    parser.add_argument("--target-good", type=float, default=0.12, help="for --cv: as bench/train_tile_model.py")
+    parser.add_argument("--target-good", type=float, default=0.13, help="for --cv: as bench/train_tile_model.py")
     parser.add_argument("--labels", type=Path, default=LABELS_CSV)
     parser.add_argument("--selection", type=Path, default=SELECTION_CSV)
     args = parser.parse_args(argv)

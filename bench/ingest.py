@@ -1,6 +1,6 @@
 """Ingest throughput: decode -> hash -> tile -> filter -> write, beside decode-only on the same files.
 
-    .venv/bin/python bench/ingest.py [--shared ../shared] [--demo-scale 1.0] [--workers N] [--tile-model none]
+    .venv/bin/python bench/ingest.py [--shared ../shared] [--demo-scale 1.0] [--workers N] [--tile-model bundled,none]
 
 Prints one table: paintings/s and megapixels/s for decode-only in one process (the floor) and for the full
 ingest (lpd_pipeline.curation.dataset stages ingest_paintings + dedup_paintings + cut_tiles as the pipeline
@@ -12,6 +12,7 @@ the whole ingest within 20x of decode-only, the learned tile filter included), t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -79,6 +80,10 @@ def time_full_ingest(folder: Path, workdir: Path, workers: int, tile_model: str 
     }
 
 
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared",
@@ -87,10 +92,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="ingest processes (0 = one per core, the default)")
     parser.add_argument("--no-dedup", action="store_true", help="skip the dedup benchmark")
     parser.add_argument("--tile-model", default="bundled",
-                        help="CurationConfig.tile_model: bundled (the learned filter, as the pipeline) or none (rules)")
+                        help="CurationConfig.tile_model: bundled (the learned filter, as the pipeline) or none (rules); "
+                             "a comma list (bundled,none) measures each, beside one decode-only floor per dataset")
     args = parser.parse_args()
 
     rows = []
+    load_at_start = _load()
     # Write where the pipeline writes (under the storage root), not to /tmp: file creation costs differ a lot
     # between folders (0.06 vs 0.7 ms per file measured on the project machine, same ext4 volume).
     scratch_parent = default_storage_root()
@@ -106,15 +113,18 @@ def main() -> None:
             paths = [Path(item.path) for item in items]
             megapixels = sum(w * h for w, h in (imaging.image_size(p) for p in paths)) / 1e6
             decode_s = time_decode_only(paths)
-            full_s, counts = time_full_ingest(folder, Path(tmp) / f"storage_{name}", args.workers, args.tile_model)
-            rows.append((name, len(paths), megapixels, decode_s, full_s, counts))
+            for model in args.tile_model.split(","):
+                full_s, counts = time_full_ingest(folder, Path(tmp) / f"storage_{name}_{model}", args.workers, model)
+                rows.append((f"{name}:{model}" if "," in args.tile_model else name, len(paths), megapixels, decode_s,
+                             full_s, counts))
 
     procs = curation.CurationConfig(workers=args.workers).worker_count()
-    print(f"{'data':<8} {'stage':<28} {'procs':>5} {'paintings':>9} {'MP':>8} {'seconds':>8} {'paint/s':>8} "
+    print(f"load average (1, 5, 15 min) at start: {load_at_start}; at end: {_load()}")
+    print(f"{'data':<16} {'stage':<28} {'procs':>5} {'paintings':>9} {'MP':>8} {'seconds':>8} {'paint/s':>8} "
           f"{'MP/s':>7} {'x floor':>7}")
     for name, n, mp, decode_s, full_s, counts in rows:
         def row(stage: str, seconds: float, used: int, extra: str = "") -> None:
-            print(f"{name:<8} {stage:<28} {used:>5} {n:>9} {mp:>8.1f} {seconds:>8.2f} {n / seconds:>8.1f} "
+            print(f"{name:<16} {stage:<28} {used:>5} {n:>9} {mp:>8.1f} {seconds:>8.2f} {n / seconds:>8.1f} "
                   f"{mp / seconds:>7.1f} {seconds / decode_s:>7.2f}{extra}")
 
         row("decode only (floor)", decode_s, 1)

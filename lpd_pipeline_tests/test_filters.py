@@ -294,6 +294,14 @@ def test_padding_mount_edge_and_colour_checker():
 # ---------------------------------------------------------------------------------------------- demo paintings
 
 
+def test_saturated_bare_silk_is_not_a_colour_patch():
+    # Orange silk with a faint grain (2 grey levels) is uniform and saturated, but not flat like a printed patch.
+    rng = np.random.default_rng(3)
+    silk = np.clip(np.array([205, 125, 45], np.float32) + rng.normal(0, 2.0, (256, 256, 1)), 0, 255).astype(np.uint8)
+    assert score_padding(silk) <= THRESHOLDS.padding
+    assert score_padding(with_colour_checker(silk)) > THRESHOLDS.padding
+
+
 def test_demo_planted_defects_are_caught():
     """The demo module's own defect planters (default styling), scored on the 256 px tile grid."""
     demo = pytest.importorskip("lpd_pipeline.demo")

@@ -194,3 +194,67 @@ def test_bundled_model_on_generated_defects(seed):
     assert bench.decide(base, THRESHOLDS, model)[1] == ()
     for name, tile in cases.items():
         assert name in bench.decide(tile, THRESHOLDS, model)[1], name
+
+
+def test_fit_class_weights_shift_the_fit():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] > 0).astype(float)
+    noisy = y.copy()
+    noisy[(x[:, 1] > 1.0) & (y == 0)] = 1.0  # label noise along feature 1
+    plain = tile_model.fit_class(x, noisy, rounds=40, weights=np.ones(len(x)))
+    assert plain == tile_model.fit_class(x, noisy, rounds=40)  # weights of 1 = no weights
+    down = np.where(noisy != y, 0.05, 1.0)
+    weighted = tile_model.fit_class(x, noisy, rounds=40, weights=down)
+    clean_part = x[:, 1] > 1.0
+    assert (weighted.probability(x[clean_part]) > 0.5).mean() < (plain.probability(x[clean_part]) > 0.5).mean()
+
+
+def test_watermark_rule_is_skipped_only_when_the_cnn_decides_and_no_stump_reads_it(tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from lpd_pipeline.curation import filters
+
+    if not tile_model.BUNDLED_WEIGHTS.is_file():
+        pytest.skip("no bundled watermark CNN in this checkout (bench/train_watermark_net.py)")
+    assert _toy_model().rules_to_skip() == ()  # no CNN: the watermark rule decides
+    path = _toy_model().save(tmp_path / "toy.json")
+    shutil.copy(tile_model.BUNDLED_WEIGHTS, tmp_path / "watermark_net.pt")
+    model = tile_model.resolve_model(str(path), 64)
+    assert model.watermark is not None and model.rules_to_skip() == ("watermark",)
+    assert model.rules_needed() == ("blank", "blur", "inscription", "padding", "odd_colour")
+    tile = with_seal(landscape(64, 3))
+    full = score_tile(tile)
+    skipped = filters.scores_of(filters._Tile(tile), model.rules_to_skip())
+    assert math.isnan(skipped["watermark"]) and {n: full[n] for n in FILTER_NAMES if n != "watermark"} == {
+        n: skipped[n] for n in FILTER_NAMES if n != "watermark"}
+    probabilities = {"seal": 0.9, "watermark": 0.1}
+    assert model.reasons(skipped, probabilities, THRESHOLDS) == model.reasons(full, probabilities, THRESHOLDS)
+    with pytest.raises(ValueError, match="NaN"):  # the rules alone still refuse a missing score
+        filters.rejection_reasons(skipped, THRESHOLDS)
+    reads_it = tile_model.ClassModel(0.0, ((FEATURE_NAMES.index("rule_watermark"), 0.01, -1.0, 1.0),), 0.5)
+    assert replace(model, classes={"seal": reads_it}).rules_to_skip() == ()
+
+
+def test_cut_tiles_records_no_watermark_rule_score_when_the_cnn_decides(tmp_path):
+    import shutil
+
+    from lpd_pipeline.imaging import save_image
+    from lpd_pipeline.settings import StorageLayout
+    from lpd_pipeline.sources.local import scan_local_folder
+
+    if not tile_model.BUNDLED_WEIGHTS.is_file():
+        pytest.skip("no bundled watermark CNN in this checkout (bench/train_watermark_net.py)")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    save_image(raw / "p.png", np.concatenate([landscape(64, 0), with_seal(landscape(64, 1))], axis=1))
+    toy = _toy_model().save(tmp_path / "model" / "toy.json")
+    shutil.copy(tile_model.BUNDLED_WEIGHTS, toy.with_name("watermark_net.pt"))
+    config = curation.CurationConfig(workers=1, tile_size=64, stride=64, tile_model=str(toy))
+    items, _ = scan_local_folder(raw)
+    paintings, _ = curation.ingest_paintings(items, config)
+    marked, _ = curation.dedup_paintings(paintings, config)
+    tiles, _ = curation.cut_tiles(marked, StorageLayout(tmp_path / "storage"), config)
+    assert tiles["score_watermark"].isna().all() and tiles["p_watermark"].notna().all()
+    assert tiles["score_seal"].notna().all() and "seal" in tiles.sort_values("x")["rejected_by"].iloc[1]

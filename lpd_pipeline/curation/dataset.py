@@ -507,7 +507,7 @@ def _load_or_score_tiles(painting, tile_dir: Path, config: CurationConfig) -> tu
     for x, y in tile_origins(rgb.shape[0], rgb.shape[1], config.tile_size, config.stride):
         tile = np.ascontiguousarray(rgb[y:y + config.tile_size, x:x + config.tile_size])
         images = filters._Tile(tile)  # the intermediates, shared by the rules and the learned filter's features
-        scores = filters.scores_of(images)
+        scores = filters.scores_of(images, model.rules_to_skip() if model is not None else ())
         if model is not None:
             features.append(tile_features(tile, scores, images))
         row = {

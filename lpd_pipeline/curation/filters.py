@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import cv2
 import numpy as np
@@ -46,6 +46,8 @@ SEAL_MIN_EDGE_SHARPNESS = 0.15
 # ODD_COLOUR_UNIT, is the score. Neutral, cream and brown grounds score 0; mint, blue, violet or salmon casts
 # of old slides and faded prints score above 1.
 PAPER_HUES = (50.0, 100.0)
+# Padding, colour patches: Lab variance within a box of 1/32 of the tile below this (flat print, flat mount).
+PATCH_MAX_VARIANCE = 0.3
 PAPER_MAX_CHROMA = 45.0
 ODD_COLOUR_UNIT = 10.0
 
@@ -678,7 +680,8 @@ def _padding(t: _Tile) -> float:
     var_a = cv2.blur(a**2, (box, box)) - mean_a**2
     mean_b = cv2.blur(b, (box, box))
     var_b = cv2.blur(b**2, (box, box)) - mean_b**2
-    uniform = (var_l < 1.0) & (var_a < 1.0) & (var_b < 1.0)
+    # Printed patches are flatter than any silk: bare saturated orange or yellow silk has a Lab variance of ~1.
+    uniform = (var_l < PATCH_MAX_VARIANCE) & (var_a < PATCH_MAX_VARIANCE) & (var_b < PATCH_MAX_VARIANCE)
     saturated = np.sqrt(mean_a**2 + mean_b**2) > 35.0
     blocks = float((uniform & saturated).mean()) / 0.02
 
@@ -781,19 +784,22 @@ def score_tile(rgb: np.ndarray) -> dict[str, float]:
     return scores_of(_Tile(rgb))
 
 
-def scores_of(tile: _Tile) -> dict[str, float]:
-    """:func:`score_tile` on prepared intermediates (so the learned filter's features reuse them)."""
-    return {name: _SCORERS[name](tile) for name in FILTER_NAMES}
+def scores_of(tile: _Tile, skip: Collection[str] = ()) -> dict[str, float]:
+    """:func:`score_tile` on prepared intermediates (so the learned filter's features reuse them); the filters
+    named in ``skip`` (whose decision is taken elsewhere, e.g. by the watermark CNN) score NaN, uncomputed."""
+    return {name: math.nan if name in skip else _SCORERS[name](tile) for name in FILTER_NAMES}
 
 
-def rejection_reasons(scores: Mapping[str, float], thresholds: FilterThresholds) -> list[str]:
-    """Names of the filters whose score exceeds its threshold, in ``FILTER_NAMES`` order.
+def rejection_reasons(scores: Mapping[str, float], thresholds: FilterThresholds,
+                      names: Collection[str] = FILTER_NAMES) -> list[str]:
+    """Names of the filters (of ``names``, default all) whose score exceeds its threshold, in ``FILTER_NAMES``
+    order.
 
-    A missing or NaN score is an error: a tile must never pass a filter by accident.
+    A missing or NaN score of a filter asked about is an error: a tile must never pass a filter by accident.
     """
     limits = thresholds.as_dict()
     reasons = []
-    for name in FILTER_NAMES:
+    for name in (n for n in FILTER_NAMES if n in names):
         if name not in scores:
             raise KeyError(f"score for filter {name!r} missing (got {sorted(scores)})")
         value = float(scores[name])

@@ -14,7 +14,9 @@ sizes are fractions of the tile side, as in the filters. Groups:
   profiles (columns and title lines of text);
 - ``contrast_*`` / ``edge_*``: de-grained luma spread and stroke-edge density (blank);
 - ``band_*``: detail energy in three fine bands (blur, upsampled thumbnails);
-- ``border_*`` / ``flat_fraction``: the four edge strips and flat areas (padding, mounts).
+- ``border_*`` / ``flat_fraction``: the four edge strips and flat areas (padding, mounts);
+- ``stamp_*``, ``glyph_*``, ``line_*``, ``plain_*``: the shapes of seals, text and bare ground
+  (:mod:`lpd_pipeline.curation.shape_features`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from lpd_pipeline.curation import filters
 from lpd_pipeline.curation.filters import _Tile, _ellipse_close, _odd, _percentiles_u8
+from lpd_pipeline.curation.shape_features import SHAPE_FEATURE_NAMES, shape_features
 
 _BLOB_NAMES = ("score", "fill", "aspect", "density", "size", "count")
 FEATURE_NAMES: tuple[str, ...] = (
@@ -41,6 +44,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "contrast_99_1", "contrast_95_5", "edge_strong", "edge_weak", "contrast_std",
     "band_fine", "band_mid", "band_coarse", "band_ratio",
     "border_min_std", "border_median_std", "flat_fraction",
+    *SHAPE_FEATURE_NAMES,
 )
 
 
@@ -57,6 +61,7 @@ def tile_features(rgb: np.ndarray, rule_scores: Mapping[str, float] | None = Non
     scores = rule_scores if rule_scores is not None else filters.scores_of(tile)
     values = [float(scores[name]) for name in filters.FILTER_NAMES]
     values += _colour(tile) + _red(tile) + _ink(tile) + _contrast(tile) + _bands(tile) + _borders(tile)
+    values += shape_features(tile)
     return np.array(values, np.float64)
 
 

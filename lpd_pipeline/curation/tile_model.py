@@ -79,6 +79,20 @@ class TileModel:
     def decides(self, name: str) -> bool:
         return name in self.classes or (name == "watermark" and self.watermark is not None)
 
+    def rules_needed(self) -> tuple[str, ...]:
+        """The rule filters whose decision counts: those of the classes the model does not decide and of its
+        ``with_rule`` classes."""
+        return tuple(n for n in filters.FILTER_NAMES
+                     if not self.decides(n) or (n in self.classes and self.classes[n].with_rule))
+
+    def rules_to_skip(self) -> tuple[str, ...]:
+        """Rule filters not worth computing: neither their decision nor their score (as a feature) is used.
+        Watermark, when the CNN decides it and no stump reads ``rule_watermark`` (its rule costs as much as all
+        the others together)."""
+        used = {self.feature_names[s[0]] for m in self.classes.values() for s in m.stumps}
+        return tuple(n for n in filters.FILTER_NAMES
+                     if n not in self.rules_needed() and n not in self.classes and f"rule_{n}" not in used)
+
     def threshold(self, name: str) -> float:
         if name == "watermark" and self.watermark is not None:
             return self.watermark.threshold
@@ -89,7 +103,7 @@ class TileModel:
         """The classes that reject this tile, in ``FILTER_NAMES`` order: a stump-modelled class when its
         probability is above its threshold (or, ``with_rule``, its rule fires); watermark by the CNN alone when
         loaded; the rule elsewhere."""
-        by_rule = set(filters.rejection_reasons(rule_scores, thresholds))
+        by_rule = set(filters.rejection_reasons(rule_scores, thresholds, self.rules_needed()))
         reasons = []
         for name in filters.FILTER_NAMES:
             if self.decides(name):
@@ -177,18 +191,21 @@ def _bin_edges(features: np.ndarray, bins: int) -> list[np.ndarray]:
 
 
 def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, learning_rate: float = 0.1,
-              l2: float = 1.0, bins: int = 32, threshold: float = 0.5, with_rule: bool = False) -> ClassModel:
-    """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits)."""
+              l2: float = 1.0, bins: int = 32, threshold: float = 0.5, with_rule: bool = False,
+              weights: np.ndarray | None = None) -> ClassModel:
+    """Gradient-boosted stumps on the logistic loss (Newton steps, L2 on leaf values, quantile splits);
+    ``weights``: per-tile weights of the loss (default 1)."""
     labels = np.asarray(labels, np.float64)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
     edges = _bin_edges(features, bins)
     binned = np.stack([np.searchsorted(e, features[:, j], side="right") for j, e in enumerate(edges)], axis=1)
     width = max(len(e) for e in edges) + 1
-    prior = float(np.clip(labels.mean(), 1e-3, 1 - 1e-3))
+    prior = float(np.clip((labels * weights).sum() / weights.sum(), 1e-3, 1 - 1e-3))
     base = math.log(prior / (1 - prior))
     logit = np.full(len(labels), base)
     stumps = []
     for _ in range(rounds):
-        best = _best_stump(binned, edges, labels, logit, width, l2)
+        best = _best_stump(binned, edges, labels, weights, logit, width, l2)
         if best is None:
             break
         index, split, left, right = best
@@ -197,10 +214,10 @@ def fit_class(features: np.ndarray, labels: np.ndarray, *, rounds: int = 150, le
     return ClassModel(base, tuple(stumps), threshold, with_rule)
 
 
-def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, logit: np.ndarray,
-                width: int, l2: float) -> tuple[int, float, float, float] | None:
+def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray,
+                logit: np.ndarray, width: int, l2: float) -> tuple[int, float, float, float] | None:
     p = 1.0 / (1.0 + np.exp(-logit))
-    grad, hess = p - labels, p * (1 - p)
+    grad, hess = weights * (p - labels), weights * p * (1 - p)
     total_g, total_h = grad.sum(), hess.sum()
     parent = total_g**2 / (total_h + l2)
     best_gain, best = 1e-12, None

@@ -1,0 +1,51 @@
+"""bench/train_tile_model.py: the threshold allocation and the loss weights (no real paintings needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import train_tile_model as training  # noqa: E402
+
+
+def _toy():
+    # 10 good tiles, class A (10 tiles) easy, class B (10 tiles) only separable at the price of good tiles.
+    good = np.zeros((10, 2))
+    good[:2, 1] = 0.8  # two good tiles look like B
+    a = np.column_stack([np.full(10, 0.9), np.zeros(10)])
+    b = np.column_stack([np.zeros(10), np.r_[np.full(5, 0.9), np.full(5, 0.7)]])
+    probabilities = np.vstack([good, a, b])
+    labels = np.zeros((30, 2))
+    labels[10:20, 0] = labels[20:, 1] = 1
+    bad = np.r_[np.zeros(10, bool), np.ones(20, bool)]
+    return probabilities, labels, bad
+
+
+def test_thresholds_spend_the_good_budget_on_recall():
+    probabilities, labels, bad = _toy()
+    none = np.zeros((30, 2), bool)
+    th, rule = training.choose_thresholds(probabilities, labels, bad, 0.0, none, np.zeros(30, bool))
+    assert not rule.any()
+    assert (probabilities[10:20, 0] > th[0]).all()  # free: no good tile costs
+    assert (probabilities[20:25, 1] > th[1]).all() and not (probabilities[:10, 1] > th[1]).any()
+    th, _ = training.choose_thresholds(probabilities, labels, bad, 0.2, none, np.zeros(30, bool))
+    assert (probabilities[20:, 1] > th[1]).all()  # two good tiles bought the other five B tiles
+    assert ((probabilities[:10] > th).any(axis=1)).sum() == 2
+
+
+def test_a_rule_is_switched_on_when_it_adds_recall_for_free():
+    probabilities, labels, bad = _toy()
+    rule_fired = np.zeros((30, 2), bool)
+    rule_fired[25:, 1] = True  # the rule catches the faint B tiles and no good tile
+    th, rule = training.choose_thresholds(probabilities, labels, bad, 0.0, rule_fired, np.zeros(30, bool))
+    assert rule[1] and (((probabilities > th) | (rule_fired & rule))[20:, 1]).all()
+
+
+def test_other_classes_bad_tiles_weigh_less():
+    labels = np.array([[1, 0], [0, 1], [0, 0]], float)
+    bad = np.array([True, True, False])
+    assert training.loss_weights(labels, bad).tolist() == [[1.0, training.OTHER_BAD_WEIGHT],
+                                                           [training.OTHER_BAD_WEIGHT, 1.0], [1.0, 1.0]]
