@@ -133,7 +133,7 @@ def test_launcher_builds_the_documented_run(capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["job"] == "full_pipeline"
     assert plan["tags"] == {"dagster/asset_partition_range_start": "resnet9",
-                            "dagster/asset_partition_range_end": "unet256"}
+                            "dagster/asset_partition_range_end": "unet256-colour"}  # the full job's three
     assert plan["run_config"]["ops"]["trained_generator"]["config"]["device"] == "cuda"  # config/paper_gpu.yaml
     assert plan["run_config"]["execution"]["config"]["max_concurrent"] >= 1          # + run_config.yaml
     assert launch.partition_tags(["unet256-lab"]) == {"dagster/partition": "unet256-lab"}

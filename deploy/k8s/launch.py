@@ -1,7 +1,7 @@
 """Launch ``full_pipeline`` (or another job) on the cluster through the webserver's GraphQL API.
 
     kubectl -n dagster port-forward svc/lpd-dagster-webserver 8080:80 &
-    python deploy/k8s/launch.py --port 8080                          # the paper's two backbones, paper settings
+    python deploy/k8s/launch.py --port 8080                          # resnet9..unet256-colour, paper settings
     python deploy/k8s/launch.py --port 8080 --variants resnet9-lab unet256-lab --config config/demo.yaml
     python deploy/k8s/launch.py --dry-run                            # print the run config and tags, launch nothing
 
@@ -62,13 +62,16 @@ def partition_tags(variants: Sequence[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lpd_pipeline.models.options import MAIN_VARIANTS
+
     parser = argparse.ArgumentParser(prog="python deploy/k8s/launch.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="localhost", help="webserver host (default: localhost, a port-forward)")
     parser.add_argument("--port", type=int, default=8080, help="webserver port (default: 8080)")
     parser.add_argument("--location", default=DEFAULT_LOCATION, help=f"code location (default: {DEFAULT_LOCATION})")
     parser.add_argument("--job", default="full_pipeline", help="job to run (default: full_pipeline)")
-    parser.add_argument("--variants", nargs="+", default=["resnet9", "unet256"],
-                        help="model variants of the run (default: the paper's resnet9 unet256)")
+    parser.add_argument("--variants", nargs="+", default=list(MAIN_VARIANTS),
+                        help="model variants of the run (default: the full job's "
+                             f"{' '.join(MAIN_VARIANTS)}: the paper's two and the colour-quality variant)")
     parser.add_argument("--config", type=Path, action="append", default=None,
                         help="run config file(s), merged in order (default: config/paper_gpu.yaml; "
                              "deploy/k8s/run_config.yaml is always merged last)")
