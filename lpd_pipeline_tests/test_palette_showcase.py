@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from lpd_pipeline import imaging
-from lpd_pipeline.defs.assets.rendering import _showcase_palettes, masterpieces_table_path
+from lpd_pipeline.defs.assets.rendering import masterpieces_table_path
+from lpd_pipeline.rendering.model import showcase_palettes
 from lpd_pipeline.models.build import build_model_generator
 from lpd_pipeline.models.colorspace import lab_to_rgb
 from lpd_pipeline.models.options import QUALITY_VARIANT
@@ -59,12 +60,12 @@ def write_palette_export(path, tile: int = 32):
 def test_showcase_palettes_prefer_the_names_asked_for():
     hist = {"ochre": np.array([1.0, 0, 0]), "ochre-2": np.array([0.9, 0.1, 0]), "green": np.array([0, 0, 1.0]),
             "blue-green": np.array([0, 0.5, 0.5])}
-    assert _showcase_palettes(hist, ["blue-green", "ochre"]) == ["blue-green", "ochre"]
+    assert showcase_palettes(hist, ["blue-green", "ochre"]) == ["blue-green", "ochre"]
     # A missing name: the preset farthest from those chosen (not the near-copy ochre-2).
-    assert _showcase_palettes({k: hist[k] for k in ("ochre", "ochre-2", "green")}, ["blue-green", "ochre"]) == [
+    assert showcase_palettes({k: hist[k] for k in ("ochre", "ochre-2", "green")}, ["blue-green", "ochre"]) == [
         "green", "ochre"]
-    assert _showcase_palettes({"ochre": hist["ochre"]}, ["blue-green", "ochre"]) == ["ochre"]
-    assert _showcase_palettes(hist, []) == []
+    assert showcase_palettes({"ochre": hist["ochre"]}, ["blue-green", "ochre"]) == ["ochre"]
+    assert showcase_palettes(hist, []) == []
     # The page names a reference painting by its file name, never its local path.
     assert palette_label("/home/user/refs/qinglu.jpg") == "qinglu.jpg" and palette_label("ochre") == "ochre"
 

@@ -229,3 +229,20 @@ def resolve_checkpoint(layout: StorageLayout, variant: str) -> CheckpointChoice:
                                 f"nor checkpoints under {layout.training_dir(variant)}; train it first "
                                 "(job train_models) or pass --checkpoint")
     return choice
+
+
+def showcase_palettes(presets: dict[str, np.ndarray], wanted: list[str]) -> list[str]:
+    """The palettes of the showcase: each wanted name the generator has (``presets``: name -> histogram), or a
+    painting file; a wanted preset it lacks is replaced by the preset farthest (L1 between histograms) from those
+    already chosen, so as many palettes show as were asked for, as different as the generator's presets allow."""
+    chosen = [w for w in wanted if w in presets or Path(w).is_file()]
+    for position, name in enumerate(wanted):
+        if name in chosen:
+            continue
+        spare = [p for p in presets if p not in chosen]
+        if not spare:
+            break
+        shown = [presets[c] for c in chosen if c in presets]
+        best = max(spare, key=lambda p: min((float(np.abs(presets[p] - h).sum()) for h in shown), default=0.0))
+        chosen.insert(min(position, len(chosen)), best)
+    return chosen[:len(wanted)]

@@ -215,23 +215,6 @@ def _model_loader(choice, device: str, palette: str):
     return load
 
 
-def _showcase_palettes(presets: dict[str, np.ndarray], wanted: list[str]) -> list[str]:
-    """The palettes of the showcase: each wanted name the generator has (``presets``: name -> histogram), or a
-    painting file; a wanted preset it lacks is replaced by the preset farthest (L1 between histograms) from those
-    already chosen, so as many palettes show as were asked for, as different as the generator's presets allow."""
-    chosen = [w for w in wanted if w in presets or Path(w).is_file()]
-    for position, name in enumerate(wanted):
-        if name in chosen:
-            continue
-        spare = [p for p in presets if p not in chosen]
-        if not spare:
-            break
-        shown = [presets[c] for c in chosen if c in presets]
-        best = max(spare, key=lambda p: min((float(np.abs(presets[p] - h).sum()) for h in shown), default=0.0))
-        chosen.insert(min(position, len(chosen)), best)
-    return chosen[:len(wanted)]
-
-
 def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataFrame, settings: RenderSettings,
                     showcase: list[str]) -> None:
     """Every painting by ``variant`` with checkpoint ``choice``, then (palette-controlled variants) the first one
@@ -254,8 +237,10 @@ def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataF
     if not hasattr(net, "preset_names"):  # a checkpoint made before its recipe had palette control
         renders.log.warning(f"{variant}: its checkpoint {choice.path} has no palette control: no palette showcase")
         return
+    from lpd_pipeline.rendering.model import showcase_palettes
+
     presets = {name: net.preset(name).detach().cpu().numpy() for name in net.preset_names()}
-    palettes = _showcase_palettes(presets, showcase)
+    palettes = showcase_palettes(presets, showcase)
     if palettes != showcase:
         renders.log.info(f"{variant}: palette showcase {palettes} (asked {showcase}; its presets: "
                          f"{', '.join(presets)})")
