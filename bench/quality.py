@@ -33,6 +33,7 @@ import logging
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lpd_pipeline import imaging  # noqa: E402
 from lpd_pipeline.files import write_text_atomic  # noqa: E402
 from lpd_pipeline.metrics.color import colorfulness_per_image  # noqa: E402
+from lpd_pipeline.models.abbins import bins_head  # noqa: E402
 from lpd_pipeline.models.recipes import RECIPES, train_config  # noqa: E402
 from lpd_pipeline.settings import StorageLayout  # noqa: E402
 
@@ -144,20 +146,76 @@ def test_tiles(root: Path, ink_tiles: int, seed: int) -> dict[str, np.ndarray]:
     return {"gray": np.array(color.gray()), "real": np.array(color.color()), "ink_gray": np.array(ink.gray())[pick]}
 
 
+# ---- validation: held-out training paintings, for choices made after training ---------------------------
+VALIDATION_SEED = 20261130  # fixed apart from --seed: every seed's rows hold out the same paintings
+VALIDATION_SPLIT = "validation"
+TEMPERATURES = (0.38, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def hold_out_validation(root: Path, fraction: float) -> tuple[Path, dict[str, np.ndarray]]:
+    """A copy of ``root``'s tile table in which ``fraction`` of the train paintings (drawn with
+    ``VALIDATION_SEED``; whole paintings, so none is on both sides) form the ``validation`` split, which training
+    never reads; returns its path and the validation tiles (colour, and gray = BT.601 luma), decoded.
+
+    The test tiles stay as they are: the validation tiles are where decode settings are chosen, so that the test
+    figures of the chosen setting are not also the figures it was chosen by."""
+    tiles = pd.read_parquet(root / "dataset" / "tiles.parquet")
+    train_ids = np.sort(tiles.loc[tiles["split"] == "train", "painting_id"].unique())
+    n_val = max(1, round(fraction * len(train_ids)))
+    held = set(np.random.default_rng(VALIDATION_SEED).permutation(train_ids)[:n_val].tolist())
+    tiles.loc[(tiles["split"] == "train") & tiles["painting_id"].isin(held), "split"] = VALIDATION_SPLIT
+    table = root / "dataset" / f"tiles-val{round(fraction * 100)}.parquet"
+    with tempfile.NamedTemporaryFile(dir=table.parent, suffix=".tmp", delete=False) as handle:
+        tiles.to_parquet(handle.name, index=False)  # rewritten each time: it follows the storage's table
+    Path(handle.name).replace(table)
+    val_rows = tiles[tiles["split"] == VALIDATION_SPLIT].sort_values("tile_id")
+    real = np.stack([imaging.decode_image(root / rel) for rel in val_rows["color_path"]])
+    return table, {"real": real, "gray": np.stack([imaging.luma_bt601(image) for image in real])}
+
+
+def temperature_sweep(loaded, val: dict[str, np.ndarray]) -> list[dict]:
+    """ΔE and colourfulness of the validation tiles decoded at each of ``TEMPERATURES`` (the model's own
+    temperature is restored afterwards)."""
+    from lpd_pipeline.evaluation.generation import generate
+    from lpd_pipeline.metrics.paired import delta_e_per_pair
+
+    head = bins_head(loaded.net)
+    own = float(head.temperature)
+    rows = []
+    try:
+        for t in TEMPERATURES:
+            head.temperature.fill_(t)
+            fake = generate(loaded, val["gray"])
+            rows.append({"t": t, "delta_e": float(delta_e_per_pair(val["real"], fake).mean()),
+                         "cf": float(colorfulness_per_image(fake).mean())})
+    finally:
+        head.temperature.fill_(own)
+    return rows
+
+
+def choose_temperature(sweep: list[dict], real_cf: float, gray_delta_e: float) -> float:
+    """The decode temperature chosen on the validation tiles by section 2's two demands at equal weight: faithful
+    colour (ΔE relative to the gray input's) and vivid colour (the colourfulness gap relative to the real
+    colourfulness): the lowest ``ΔE / ΔE_gray + |CF - CF_real| / CF_real`` (the gray input scores 2, a perfect
+    colouring 0)."""
+    return min(sweep, key=lambda row: row["delta_e"] / gray_delta_e + abs(row["cf"] - real_cf) / real_cf)["t"]
+
+
 # ---- training and scoring -------------------------------------------------------------------------------
-def train_variant(name: str, root: Path, out: Path, size: int, images: int, seed: int, ngf: int):
-    """Train ``name`` for about ``images`` images (whole epochs); returns (loaded generator, images seen, seconds)."""
+def train_variant(name: str, root: Path, table: Path, out: Path, size: int, images: int, seed: int, ngf: int):
+    """Train ``name`` on the train split of ``table`` for about ``images`` images (whole epochs); returns (loaded
+    generator, images seen, seconds)."""
     from lpd_pipeline.training.checkpoints import load_generator
     from lpd_pipeline.training.data import read_split_tiles
     from lpd_pipeline.training.loop import train
 
-    table = root / "dataset" / "tiles.parquet"
     n_train = len(read_split_tiles(table, "train"))
     epochs = max(1, round(images / n_train))
     config = train_config(name, tile_size=size, seed=seed, ngf=ngf, ndf=ngf, device="cpu",
                           n_epochs=math.ceil(epochs / 2), n_epochs_decay=epochs // 2, checkpoint_every=epochs)
     run_dir = out / "runs" / name
-    result = train(config, table, root, run_dir, restart=True, store_dir=root / "quality_stores" / "train")
+    result = train(config, table, root, run_dir, restart=True,
+                   store_dir=root / "quality_stores" / f"train-{table.stem}")
     wall = float(result.history[-1]["wall_time_s"]) if result.history else float("nan")
     return load_generator(result.checkpoints[-1], mode="eval"), epochs * n_train, wall
 
@@ -206,6 +264,34 @@ def paired_delta_e(per_tile: dict, other: dict) -> tuple[float, float, float]:
     idx = np.random.default_rng(1).integers(0, len(diff), size=(1000, len(diff)))
     samples = diff[idx].mean(axis=1)
     return float(diff.mean()), float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def record(rows: dict, out: Path, name: str, generated: np.ndarray, ink_generated: np.ndarray, tiles, models,
+           real_stats, real_cf: np.ndarray, args, *, seen: int, wall: float, started: float,
+           extra: dict | None = None) -> None:
+    """Score one row's generated tiles, keep its per-tile values and sample sheet, write ``rows.json``."""
+    from lpd_pipeline.evaluation.samples import sample_sheet
+
+    values, per_tile = score(name, generated, ink_generated, tiles, models, real_stats)
+    per_tile.update(cf=colorfulness_per_image(generated), cf_real=real_cf)
+    (out / "tiles").mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "tiles" / f"{name}.npz", **per_tile)
+    pick = np.linspace(0, len(generated) - 1, 8).astype(int)
+    ink_pick = np.linspace(0, len(ink_generated) - 1, 6).astype(int)
+    sheet = sample_sheet(f"{name}  {args.size}px  {seen} images  LPIPS {values['lpips']:.3f}  "
+                         f"dE {values['delta_e']:.2f}", [str(i) for i in pick], tiles["gray"][pick],
+                         generated[pick], tiles["real"][pick], [str(i) for i in ink_pick],
+                         tiles["ink_gray"][ink_pick], ink_generated[ink_pick])
+    imaging.save_image(out / "sheets" / f"{name}.png", sheet)
+    small = Image.fromarray(sheet).resize((sheet.shape[1] * 2 // 3, sheet.shape[0] * 2 // 3), Image.LANCZOS)
+    small.save(out / "sheets" / f"{name}.jpg", quality=80)  # small enough to keep beside bench/RESULTS.md
+    rows[name] = {**values, "images_seen": seen, "wall_s": wall, "size": args.size, "seed": args.seed,
+                  "ngf": args.ngf, "threads": args.threads, "score_s": time.perf_counter() - started - wall,
+                  **(extra or {})}
+    write_text_atomic(out / "rows.json", json.dumps(rows, indent=1, default=float))
+    print(f"{name}: LPIPS {values['lpips']:.4f} dE {values['delta_e']:.2f} KID {values['kid']:.4f} "
+          f"CF {values['colorfulness_fake']:.1f} (real {values['colorfulness_real']:.1f}) "
+          f"train {wall:.0f}s", flush=True)
 
 
 # ---- the table ------------------------------------------------------------------------------------------
@@ -269,6 +355,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-train", choices=["web"], default=None,
                         help="web: also train on every colour tile of paintings/web (curated by the pipeline into "
                              "<storage>_web); the test tiles stay the museum ones")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="share of the train paintings held out (whole paintings, a fixed draw) as validation "
+                             "tiles, where a labcls variant's decode temperature is chosen (a second row, "
+                             "<variant>@t<T>, when it differs from the recipe's); 0: train on every train painting, "
+                             "no choice (the rows of before)")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="ladder folders of the same settings run elsewhere (another --out): their rows, "
                              "per-tile values and sheets join this table")
@@ -286,15 +377,19 @@ def main(argv: list[str] | None = None) -> None:
             curate(web_storage, [args.shared / "paintings" / "web"])
         root = with_extra_training(root, web_storage, args.size)
     tiles = test_tiles(root, args.ink_tiles, args.seed)
+    tiles_table, val = root / "dataset" / "tiles.parquet", None
+    if args.val_fraction > 0:
+        tiles_table, val = hold_out_validation(root, args.val_fraction)
     out = args.out / (f"size{args.size}-images{args.images}-ngf{args.ngf}-seed{args.seed}"
-                      + (f"-{args.extra_train}" if args.extra_train else ""))
+                      + (f"-{args.extra_train}" if args.extra_train else "")
+                      + (f"-val{round(args.val_fraction * 100)}" if args.val_fraction > 0 else ""))
     rows_path = out / "rows.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
 
     from lpd_pipeline.evaluation.evaluate import RealStatistics, default_models
     from lpd_pipeline.evaluation.generation import generate
-    from lpd_pipeline.evaluation.samples import sample_sheet
     from lpd_pipeline.metrics import colorfulness
+    from lpd_pipeline.metrics.paired import delta_e_per_pair
 
     real_cf = colorfulness_per_image(tiles["real"])
     if args.variants:
@@ -306,31 +401,26 @@ def main(argv: list[str] | None = None) -> None:
         if name == "gray":
             generated = np.repeat(tiles["gray"][..., None], 3, axis=3)
             ink_generated = np.repeat(tiles["ink_gray"][..., None], 3, axis=3)
-            seen, wall = 0, 0.0
-        else:
-            loaded, seen, wall = train_variant(name, root, out, args.size, args.images, args.seed, args.ngf)
-            generated = generate(loaded, tiles["gray"])
-            ink_generated = generate(loaded, tiles["ink_gray"])
-        values, per_tile = score(name, generated, ink_generated, tiles, models, real_stats)
-        per_tile.update(cf=colorfulness_per_image(generated), cf_real=real_cf)
-        (out / "tiles").mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out / "tiles" / f"{name}.npz", **per_tile)
-        pick = np.linspace(0, len(generated) - 1, 8).astype(int)
-        ink_pick = np.linspace(0, len(ink_generated) - 1, 6).astype(int)
-        sheet = sample_sheet(f"{name}  {args.size}px  {seen} images  LPIPS {values['lpips']:.3f}  "
-                             f"dE {values['delta_e']:.2f}", [str(i) for i in pick], tiles["gray"][pick],
-                             generated[pick], tiles["real"][pick], [str(i) for i in ink_pick],
-                             tiles["ink_gray"][ink_pick], ink_generated[ink_pick])
-        imaging.save_image(out / "sheets" / f"{name}.png", sheet)
-        small = Image.fromarray(sheet).resize((sheet.shape[1] * 2 // 3, sheet.shape[0] * 2 // 3), Image.LANCZOS)
-        small.save(out / "sheets" / f"{name}.jpg", quality=80)  # small enough to keep beside bench/RESULTS.md
-        rows[name] = {**values, "images_seen": seen, "wall_s": wall, "size": args.size, "seed": args.seed,
-                      "ngf": args.ngf,
-                      "threads": args.threads, "score_s": time.perf_counter() - started - wall}
-        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
-        print(f"{name}: LPIPS {values['lpips']:.4f} dE {values['delta_e']:.2f} KID {values['kid']:.4f} "
-              f"CF {values['colorfulness_fake']:.1f} (real {values['colorfulness_real']:.1f}) "
-              f"train {wall:.0f}s", flush=True)
+            record(rows, out, name, generated, ink_generated, tiles, models, real_stats, real_cf, args,
+                   seen=0, wall=0.0, started=started)
+            continue
+        loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf)
+        extra = {}
+        if val is not None and bins_head(loaded.net) is not None:
+            sweep = temperature_sweep(loaded, val)
+            val_gray_de = float(delta_e_per_pair(val["real"], np.repeat(val["gray"][..., None], 3, axis=3)).mean())
+            chosen = choose_temperature(sweep, float(colorfulness_per_image(val["real"]).mean()), val_gray_de)
+            extra = {"validation_sweep": sweep, "validation_gray_delta_e": val_gray_de, "chosen_t": chosen}
+            print(f"{name}: validation sweep (gray dE {val_gray_de:.2f}): "
+                  + ", ".join(f"T {r['t']:g}: dE {r['delta_e']:.2f} CF {r['cf']:.1f}" for r in sweep)
+                  + f" -> T {chosen:g}", flush=True)
+        record(rows, out, name, generate(loaded, tiles["gray"]), generate(loaded, tiles["ink_gray"]), tiles,
+               models, real_stats, real_cf, args, seen=seen, wall=wall, started=started, extra=extra)
+        if extra and extra["chosen_t"] != float(bins_head(loaded.net).temperature):
+            bins_head(loaded.net).temperature.fill_(extra["chosen_t"])
+            record(rows, out, f"{name}@t{extra['chosen_t']:g}", generate(loaded, tiles["gray"]),
+                   generate(loaded, tiles["ink_gray"]), tiles, models, real_stats, real_cf, args, seen=seen,
+                   wall=wall, started=time.perf_counter(), extra=extra)
     for other in args.merge:
         merged = json.loads((other / "rows.json").read_text())
         for name in merged:

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"using the {choice.describe()}"
                   + ("" if choice.source == "best" else " (no evaluated best checkpoint yet)"), file=sys.stderr)
             checkpoint = choice.path
-        model = load_render_model(checkpoint, settings.device, palette=settings.palette)
+        model = load_render_model(checkpoint, settings.device, palette=settings.palette,
+                                  temperature=settings.temperature)
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

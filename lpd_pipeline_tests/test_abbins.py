@@ -72,3 +72,22 @@ def test_generator_wrapper_decodes_the_annealed_mean():
     with pytest.raises(ValueError, match="temperature"):
         abbins.AbBinsGenerator(build_generator("unet256", out_channels=4, ngf=4, image_size=32), temperature=0,
                                features=4)
+
+
+def test_head_started_at_the_prior_paints_the_mean_colour_not_the_lattice_centroid():
+    torch.manual_seed(0)
+    net = abbins.AbBinsGenerator(build_generator("unet256", out_channels=8, ngf=4, image_size=32), temperature=0.6,
+                                 features=8)
+    torch.nn.init.normal_(net.head.weight, 0.0, 0.02)  # pix2pix's initialisation: small weights, zero bias
+    torch.nn.init.zeros_(net.head.bias)
+    beige = np.zeros((4, 8, 8, 3), dtype=np.uint8) + np.array([190, 170, 130], dtype=np.uint8)
+    net.set_prior(abbins.prior_from_tiles(beige, net.centers))
+    prior_mean = (net.prior[:, None] * net.centers).sum(0)
+    gray = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        before = (net.decode_ab(net(gray)) * AB_SCALE).mean((0, 2, 3))
+        net.start_at_prior()
+        after = (net.decode_ab(net(gray)) * AB_SCALE).mean((0, 2, 3))
+    assert torch.dist(before, net.centers.mean(0)) < 3  # uniform logits: the lattice's centroid (pink)
+    assert torch.dist(after, prior_mean) < 3  # started at the prior: the training colour
+    assert torch.dist(after, before) > 8

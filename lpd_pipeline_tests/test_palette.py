@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.color import rgb2lab
 
 from lpd_pipeline import imaging
 from lpd_pipeline.colorize import main
 from lpd_pipeline.models import palette
+from lpd_pipeline.models.abbins import bins_head
 from lpd_pipeline.models.colorspace import lab_to_rgb
 from lpd_pipeline.models.inference import generator_forward
 from lpd_pipeline.rendering.model import load_render_model
@@ -109,3 +111,29 @@ def test_a_generator_without_palette_control_refuses_a_palette(storage_root):
     with pytest.raises(ValueError, match="not trained with palette control"):
         generator_forward(ckpt.load_generator(result.generator_path).net, "rgb",
                           torch.zeros(1, 32, 32, dtype=torch.uint8), palette=torch.zeros(40))
+
+
+def test_decode_temperature_from_the_cli_for_class_generators_only(palette_run, tmp_path, storage_root):
+    root, result = palette_run
+    source = tmp_path / "ink.png"
+    imaging.save_image(source, np.random.default_rng(2).integers(0, 256, (40, 56), dtype=np.uint8))
+    chroma = {}
+    for t in ("0.2", "1.0"):
+        out = tmp_path / f"t{t}.png"
+        assert main([str(source), str(out), "--quiet", "--checkpoint", str(result.generator_path),
+                     "--temperature", t]) == 0
+        with Image.open(out) as image:
+            assert json.loads(image.text["lpd:settings"])["temperature"] == float(t)
+            lab = rgb2lab(np.asarray(image.convert("RGB")))
+        chroma[t] = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    assert chroma["0.2"] != pytest.approx(chroma["1.0"], abs=1e-3)  # the decode follows the temperature
+    assert main([str(source), str(tmp_path / "x.png"), "--quiet", "--checkpoint", str(result.generator_path),
+                 "--temperature", "0"]) == 2  # out of range: refused with the reason
+    model = load_render_model(result.generator_path, "cpu", temperature=0.5)
+    assert float(bins_head(model.net).temperature) == 0.5
+    tiny_dataset(storage_root)
+    layout = StorageLayout(storage_root)
+    rgb = train(tiny_config(ngf=4, ndf=4, n_epochs=1, n_epochs_decay=0), layout.tiles_table, storage_root,
+                layout.training_dir("resnet9"))
+    with pytest.raises(ValueError, match="regresses colour"):
+        load_render_model(rgb.generator_path, "cpu", temperature=0.5)

@@ -109,6 +109,12 @@ def prior_from_tiles(color_u8: np.ndarray, centers: torch.Tensor, *, chunk: int 
     return smoothed_prior(counts, centers)
 
 
+def bins_head(net: nn.Module) -> "AbBinsGenerator | None":
+    """The a*b* bin head in ``net`` (the generator itself, or inside palette control): what holds the decode
+    temperature; None for a generator that regresses colour."""
+    return next((m for m in net.modules() if isinstance(m, AbBinsGenerator)), None)
+
+
 def _drop_final_tanh(net: nn.Module) -> nn.Module:
     """Replace the backbone's last Tanh by a ReLU: its output becomes features for the 1x1 logits head."""
     last = None
@@ -154,6 +160,13 @@ class AbBinsGenerator(nn.Module):
         if prior.shape != self.prior.shape:
             raise ValueError(f"prior has {tuple(prior.shape)} bins, the generator {tuple(self.prior.shape)}")
         self.prior.copy_(prior.to(self.prior))
+
+    def start_at_prior(self) -> None:
+        """Set the head's bias to ``T * log(prior)``, so that a generator whose head weights are still small
+        decodes (at temperature T) to the prior's mean colour, the training set's average a*b*, rather than to
+        the centroid of the bin lattice (a*b* about (16, 6): pink) where uniform logits land."""
+        with torch.no_grad():
+            self.head.bias.copy_(self.temperature * torch.log(self.prior.clamp_min(1e-12)))
 
     def decode_ab(self, logits: torch.Tensor) -> torch.Tensor:
         """Annealed mean a*b* / AB_SCALE ``[N, 2, H, W]`` of bin logits ``[N, Q, H, W]`` (differentiable)."""

@@ -129,6 +129,9 @@ class PaletteConditioned(nn.Module):
     def set_prior(self, prior: torch.Tensor) -> None:
         self.inner.set_prior(prior)
 
+    def start_at_prior(self) -> None:
+        self.inner.start_at_prior()
+
     @property
     def centers(self) -> torch.Tensor:
         return self.inner.centers

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 RECIPE_FIELDS = (
     "backbone", "color_space", "gan_mode", "spectral_norm", "ink_augment", "lambda_colorfulness",
     "colorfulness_scale", "lambda_perceptual", "target_saturation", "palette", "palette_grid", "palette_drop",
-    "ab_grid", "annealed_temperature", "rebalance_lambda", "lambda_ce",
+    "ab_grid", "annealed_temperature", "rebalance_lambda", "lambda_ce", "prior_init",
 )
 # A recipe name is a folder name under training/, evaluation/, renders/ and a Dagster partition key.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -88,6 +88,12 @@ _RECIPES = (
            {"color_space": "labcls", **_CF, "lambda_perceptual": 10.0}),
     Recipe("unet256-labcls-post-aug-cf4", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "
            "colourfulness loss", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4}),
+    Recipe("unet256-colour-drop8", "unet256-colour with the palette dropped in 80 % of the training tiles "
+           "(50 %: unet256-colour)", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4,
+                                      "palette": True, "palette_drop": 0.8}),
+    Recipe("unet256-labcls-post-aug-cf4-prior", "ab classes without rebalancing, T 0.6, augmentation, regional "
+           "(4x4) colourfulness loss, head started at the colour prior",
+           {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4, "prior_init": True}),
     Recipe("unet256-labcls-post-aug-cf2", "ab classes without rebalancing, T 0.6, augmentation, regional (2x2) "
            "colourfulness loss", {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 2}),
     Recipe("unet256-labcls-post-aug-cf4x30", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "

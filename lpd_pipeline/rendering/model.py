@@ -25,6 +25,7 @@ from lpd_pipeline.models.colorspace import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to
 from lpd_pipeline.models.inference import DEFAULT_INFERENCE_MODE, generator_forward
 from lpd_pipeline.models.networks import unet_num_downs
 from lpd_pipeline.models.options import AB_SPACES, variant_key
+from lpd_pipeline.models.abbins import bins_head
 from lpd_pipeline.models.palette import histograms as palette_histograms
 from lpd_pipeline.models.recipes import recipe_of
 from lpd_pipeline.rendering.foreign import is_reference_state_dict, load_reference_generator
@@ -139,12 +140,21 @@ def palette_swatch(palette: torch.Tensor, centers: torch.Tensor, *, width: int =
     return bar
 
 
-def load_render_model(path: str | os.PathLike, device: str = "auto", palette: str = "") -> RenderModel:
+def load_render_model(path: str | os.PathLike, device: str = "auto", palette: str = "",
+                      temperature: float | None = None) -> RenderModel:
     """Load an lpd generator export / training checkpoint, or a reference pix2pix ``latest_net_G.pth``;
-    ``palette`` (a preset name or a painting file, see :func:`resolve_palette`) conditions every tile."""
+    ``palette`` (a preset name or a painting file, see :func:`resolve_palette`) conditions every tile;
+    ``temperature`` replaces an a*b*-class generator's decode temperature (ValueError for any other generator)."""
     model = _load_render_model(path, device)
     if palette:
         model.palette = resolve_palette(model, palette)
+    if temperature is not None:
+        head = bins_head(model.net)
+        if head is None:
+            raise ValueError(f"decode temperature {temperature} asked for, but the {model.variant} generator "
+                             f"{model.checkpoint} regresses colour: only a*b*-class generators (color_space labcls) "
+                             "have one")
+        head.temperature.fill_(float(temperature))
     return model
 
 

@@ -54,6 +54,12 @@ class RenderSettings(Settings):
     palette: str = Field(
         "", description="palette control: a preset of the generator (e.g. blue-green, ochre) or a painting file "
                         "whose colours every tile follows; only for generators trained with palette: true")
+    temperature: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="a*b*-class generators (labcls): the annealed-mean decode temperature, lower = nearer the most "
+                    "likely colour, 1 = the mean (bench/RESULTS.md: validation tiles trade ΔE against "
+                    "colourfulness with it); None: the generator's own. Other generators ignore it in the "
+                    "pipeline; the colorize CLI refuses it for them")
     batch_size: int = Field(8, ge=1, description="tiles per forward pass")
     device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'")
     max_pixels: int = Field(

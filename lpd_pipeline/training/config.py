@@ -59,6 +59,7 @@ OPTIMISATION_FIELDS = (
     "lambda_perceptual",
     "target_saturation",
     "palette_drop",
+    "prior_init",
 )
 # The schedule may grow on resume ("train 50 epochs more"): the lr rule is rebuilt from the config, so a
 # longer schedule applies from the next epoch. It may not shrink below the checkpoint's epoch.
@@ -98,6 +99,9 @@ class TrainConfig(Settings):
         0.5, gt=0, le=1, description="labcls: class rebalancing, weights 1/((1-l)*prior + l/Q) (1: none)")
     lambda_ce: float = Field(
         3.0, ge=0, description="labcls: weight of the rebalanced cross-entropy, which replaces the L1 term")
+    prior_init: bool = Field(
+        False, description="labcls: start the bin head's bias at T*log(prior): an untrained model paints the "
+                           "training set's mean colour, not the bin lattice's centroid (pink)")
     # Cheap remedies against washed-out colour (all off by default: the paper's models are unchanged).
     ink_augment: bool = Field(
         False, description="random tone curve, paper level and ink density on the gray input (ink transfer)")

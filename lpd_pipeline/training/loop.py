@@ -294,9 +294,12 @@ class Pix2PixModel:
 
     def set_ab_prior(self, color_u8) -> None:
         """labcls: the smoothed empirical a*b* prior of the training tiles (uint8 RGB [N, H, W, 3]) into the
-        generator (a buffer: saved with every checkpoint; a resumed run loads the saved one)."""
+        generator (a buffer: saved with every checkpoint; a resumed run loads the saved one), and with
+        ``prior_init`` the head's bias started at it (a resumed run then loads its trained weights over it)."""
         if self.classes:
             self.generator.set_prior(prior_from_tiles(color_u8, self.generator.centers.cpu()))
+            if self.config.prior_init:
+                self.generator.start_at_prior()
 
     def set_palette_presets(self, color_u8) -> None:
         """palette: the presets (k-means of the training tiles' palettes) into the generator (saved with it)."""

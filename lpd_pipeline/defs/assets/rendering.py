@@ -200,16 +200,16 @@ def _palette_folder(palette: str) -> tuple[str, ...]:
     return (f"palette-file-{hashlib.sha256(palette.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}",)
 
 
-def _model_loader(choice, device: str, palette: str):
-    """``load(spec="")``: the variant's generator, loaded once on first use, with ``palette`` (the run's), or with
-    palette ``spec`` instead (a copy sharing the network)."""
+def _model_loader(choice, device: str, palette: str, temperature: float | None = None):
+    """``load(spec="")``: the variant's generator, loaded once on first use, with ``palette`` (the run's) and
+    ``temperature``, or with palette ``spec`` instead (a copy sharing the network)."""
     from lpd_pipeline.rendering.model import load_render_model, resolve_palette
 
     loaded = []
 
     def load(spec: str = ""):
         if not loaded:
-            loaded.append(load_render_model(choice.path, device, palette=palette))
+            loaded.append(load_render_model(choice.path, device, palette=palette, temperature=temperature))
         return dataclasses.replace(loaded[0], palette=resolve_palette(loaded[0], spec)) if spec else loaded[0]
 
     return load
@@ -226,8 +226,12 @@ def _render_variant(renders: _Renders, variant: str, choice, paintings: pd.DataF
     if settings.palette and not controlled:
         renders.log.warning(f"{variant} has no palette control: rendered without palette {settings.palette!r}")
         settings = settings.replace(palette="")
+    if settings.temperature is not None and recipe(variant).color_space != "labcls":
+        renders.log.info(f"{variant} regresses colour (no decode temperature): rendered without temperature "
+                         f"{settings.temperature}")
+        settings = settings.replace(temperature=None)
     renders.log.info(f"{variant}: rendering with the {choice.describe()}")
-    model = _model_loader(choice, settings.device, settings.palette)
+    model = _model_loader(choice, settings.device, settings.palette, settings.temperature)
     records = paintings.to_dict("records")
     for painting in records:
         renders.render(variant, choice, model, painting, settings)
