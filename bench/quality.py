@@ -409,14 +409,16 @@ def main(argv: list[str] | None = None) -> None:
         if val is not None and bins_head(loaded.net) is not None:
             sweep = temperature_sweep(loaded, val)
             val_gray_de = float(delta_e_per_pair(val["real"], np.repeat(val["gray"][..., None], 3, axis=3)).mean())
-            chosen = choose_temperature(sweep, float(colorfulness_per_image(val["real"]).mean()), val_gray_de)
-            extra = {"validation_sweep": sweep, "validation_gray_delta_e": val_gray_de, "chosen_t": chosen}
-            print(f"{name}: validation sweep (gray dE {val_gray_de:.2f}): "
+            val_cf = float(colorfulness_per_image(val["real"]).mean())
+            chosen = choose_temperature(sweep, val_cf, val_gray_de)
+            extra = {"validation_sweep": sweep, "validation_gray_delta_e": val_gray_de, "validation_real_cf": val_cf,
+                     "chosen_t": chosen}
+            print(f"{name}: validation sweep (gray dE {val_gray_de:.2f}, real CF {val_cf:.1f}): "
                   + ", ".join(f"T {r['t']:g}: dE {r['delta_e']:.2f} CF {r['cf']:.1f}" for r in sweep)
                   + f" -> T {chosen:g}", flush=True)
         record(rows, out, name, generate(loaded, tiles["gray"]), generate(loaded, tiles["ink_gray"]), tiles,
                models, real_stats, real_cf, args, seen=seen, wall=wall, started=started, extra=extra)
-        if extra and extra["chosen_t"] != float(bins_head(loaded.net).temperature):
+        if extra and not math.isclose(extra["chosen_t"], float(bins_head(loaded.net).temperature), abs_tol=1e-6):
             bins_head(loaded.net).temperature.fill_(extra["chosen_t"])
             record(rows, out, f"{name}@t{extra['chosen_t']:g}", generate(loaded, tiles["gray"]),
                    generate(loaded, tiles["ink_gray"]), tiles, models, real_stats, real_cf, args, seen=seen,

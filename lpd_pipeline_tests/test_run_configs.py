@@ -64,6 +64,7 @@ def test_demo_config_makes_small_demo_paintings(tmp_path):
     demo_yaml = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
     assert demo_yaml["ops"]["raw_paintings"]["config"]["demo_scale"] == 0.5
     assert demo_yaml["resources"]["curation_settings"]["config"]["tile_size"] == 128
+    assert demo_yaml["ops"]["trained_generator"]["config"]["restart"] is True  # a rerun after an update works
     storage = StorageResource(storage_root=str(tmp_path))
     result = dg.materialize(
         [raw_paintings], run_config={"ops": {"raw_paintings": {"config": {"demo_scale": 0.2}}}},
