@@ -70,10 +70,9 @@ def median(values: np.ndarray):
     if flat.size == 0 or _has_nan(flat):
         return np.median(values)
     n = flat.size
-    if n % 2:
-        middle = np.partition(flat, n // 2)[n // 2:n // 2 + 1]
-    else:
-        part = np.partition(flat, n // 2)
-        middle = np.array([part[:n // 2].max(), part[n // 2]], flat.dtype)
-    return np.mean(middle)
+    part = np.partition(flat, n // 2)
+    if flat.dtype not in (np.float32, np.float64):  # numpy's mean of integers is in float64: let it do that
+        return np.mean(part[n // 2:n // 2 + 1] if n % 2 else np.array([part[:n // 2].max(), part[n // 2]]))
+    # numpy's mean: a sum from +0.0 in the input's type (so -0.0 becomes 0.0), divided by the count.
+    return part[n // 2] + 0.0 if n % 2 else (part[:n // 2].max() + 0.0 + part[n // 2]) / 2
 

@@ -134,7 +134,12 @@ class TileModel:
         return json.dumps(payload, indent=1, sort_keys=True)
 
     def fingerprint(self) -> str:
-        """A short hash of the model (and the watermark weights): score caches of another model are not reused."""
+        """A short hash of the model (and the watermark weights): score caches of another model are not reused.
+        Computed once per model object (ingest asks for it per painting; the JSON and the hash take ~20 ms)."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         digest = hashlib.sha256(self.to_json().encode())
         if self.watermark is not None:
             digest.update(sha256_file(self.watermark.path).encode())
