@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lpd_pipeline.curation.filters import _percentiles_u8, _Tile, sobel_magnitude
+from lpd_pipeline.curation.filters import _labelled, _Tile, sobel_magnitude
 from lpd_pipeline.curation.order_stats import median, percentile
 
 SIDE = 128
@@ -82,7 +82,7 @@ def _stamps(t: _Tile, ink: np.ndarray) -> list[float]:
     warm = ((da > 5) & (db < 3.0 * da)).astype(np.uint8)
     red = ((db < 1.2 * da) & (db > -0.8 * da) & (lightness > 12) & (da > 5)).astype(np.uint8)
     closed = cv2.morphologyEx(red, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    count, labels, stats, _ = _labelled(closed)
     reds = np.bincount(labels.ravel(), weights=red.ravel().astype(np.float64), minlength=count)
     lifts = np.bincount(labels.ravel(), weights=(da * red).ravel().astype(np.float64), minlength=count)
     best, total, stamps = [0.0] * 8, 0.0, 0
@@ -122,7 +122,7 @@ def _glyphs(ink: np.ndarray, side: int, merge: bool) -> list[float]:
     """Character-sized pieces of an ink mask of ``side`` px (strokes merged by a 3x3 dilation when ``merge``)
     and how many stand in columns and lines."""
     merged = cv2.dilate(ink, np.ones((3, 3), np.uint8)) if merge else ink
-    _, _, stats, centres = cv2.connectedComponentsWithStats(merged, connectivity=8)
+    _, _, stats, centres = _labelled(merged)
     stats, centres = stats[1:], centres[1:]
     longest = np.maximum(stats[:, 2], stats[:, 3])
     glyph = (longest >= side / 32) & (longest <= side / (6 if merge else 4))
@@ -152,8 +152,7 @@ def _lines(ink: np.ndarray, side: int, join: int, widest: float) -> list[float]:
     out: list[float] = []
     for vertical in (True, False):
         kernel = np.ones((join, 3) if vertical else (3, join), np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel),
-                                                                   connectivity=8)
+        count, labels, stats, _ = _labelled(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel))
         w, h, area = (stats[1:, k].astype(np.float64) for k in (2, 3, 4))
         along, across = (h, w) if vertical else (w, h)
         run = ((along >= 3 * across) & (across >= side / 43) & (across <= widest * side) & (along >= side / 8)
@@ -207,6 +206,6 @@ def _rim(t: _Tile) -> list[float]:
               (np.s_[:, -3:], np.s_[:, -16:-5]))
     step = max(float(np.linalg.norm(lab_median(outer) - lab_median(inner))) for outer, inner in strips)
     edges = cv2.Canny(cv2.GaussianBlur(lightness, (0, 0), 1.5).clip(0, 100).astype(np.uint8) * 2, 20, 40)
-    count, _, stats, _ = cv2.connectedComponentsWithStats((edges > 0).astype(np.uint8), connectivity=8)
+    count, _, stats, _ = _labelled((edges > 0).astype(np.uint8))
     longest = float(np.max(np.maximum(stats[1:, 2], stats[1:, 3]))) / SIDE if count > 1 else 0.0
     return [max(held), step, longest]

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from lpd_pipeline.curation import filters
-from lpd_pipeline.curation.filters import _Tile, _ellipse_close, _odd, _percentiles_u8
+from lpd_pipeline.curation.filters import _Tile, _labelled, _odd, _percentiles_u8
 from lpd_pipeline.curation.order_stats import median, percentile
 from lpd_pipeline.curation.shape_features import SHAPE_FEATURE_NAMES, shape_features
 
@@ -105,7 +105,7 @@ def _stamp_blob(mask: np.ndarray, side: int) -> list[float]:
     red density, size / side), and how many blobs are square-ish and filled."""
     k = _odd(side / 20)
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    count, labels, stats, _ = _labelled(closed)
     best, stamps = [0.0] * 5, 0
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
@@ -124,7 +124,7 @@ def _stamp_blob(mask: np.ndarray, side: int) -> list[float]:
 def _ink(t: _Tile) -> list[float]:
     blackhat, (top, p99) = t.get("blackhat"), t.get("blackhat_top")
     ink = (blackhat > max(25.0, 0.45 * top)).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    count, _, stats, _ = _labelled(ink)
     longest = np.maximum(stats[1:, 2], stats[1:, 3])
     pieces = int(((longest >= t.side / 64) & (longest <= t.side / 6)).sum())
     columns, rows = ink.mean(axis=0), ink.mean(axis=1)
