@@ -66,7 +66,8 @@ SELECTION_COLUMNS = ("folder", "file", "x", "y", "size", "selected_by")
 # How a tile came to be labelled: drawn at random, or pre-selected by a score/cue (the label is still by eye).
 RANDOM_SELECTIONS = ("web_random", "museum_random")
 SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_score", "flat_low_contrast",
-                     "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search")
+                     "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search",
+                     "learned_score", "watermark_cnn")  # the last two: bench/label_candidates.py
 COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
 KEEP = "keep"
 # The drop classes: one per filter (same name).

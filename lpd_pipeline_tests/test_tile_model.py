@@ -44,6 +44,54 @@ def test_fit_class_separates_a_simple_rule_and_is_deterministic():
     assert tile_model.fit_class(x, y, rounds=60) == model
 
 
+def test_probability_adds_the_stumps_in_order_bit_for_bit():
+    """The vectorised sum is the one-by-one sum (base first), for one tile and for many, NaN features included."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 6))
+    x[3, 2] = np.nan
+    stumps = tuple((int(rng.integers(0, 6)), float(rng.normal()), float(rng.normal()), float(rng.normal()))
+                   for _ in range(150))
+    model = tile_model.ClassModel(0.37, stumps, 0.5)
+    logit = np.full(len(x), 0.37)
+    for index, split, left, right in stumps:
+        logit += np.where(x[:, index] < split, left, right)
+    expected = 1.0 / (1.0 + np.exp(-logit))
+    assert np.array_equal(model.probability(x), expected)
+    assert all(np.array_equal(model.probability(x[i]), expected[i:i + 1]) for i in range(len(x)))
+    assert np.array_equal(tile_model.ClassModel(0.37, (), 0.5).probability(x), np.full(len(x), 1 / (1 + np.exp(-0.37))))
+
+
+def test_features_are_reproducible_bit_for_bit():
+    """Same tile, same features, whatever the memory layout (cv2.magnitude once made stamp_edge vary)."""
+    tile = with_seal(landscape(256, 3))
+    first = tile_features(tile)
+    for offset in range(1, 6):
+        buffer = np.zeros(tile.size + offset, np.uint8)
+        moved = buffer[offset:].reshape(tile.shape)
+        moved[...] = tile
+        assert np.array_equal(tile_features(moved), first)
+
+
+def test_folded_watermark_network_computes_the_same_function():
+    torch = pytest.importorskip("torch")
+    from lpd_pipeline.curation import watermark_net
+
+    torch.manual_seed(0)
+    network = watermark_net.build_network()
+    for module in network.body:  # non-trivial BatchNorm statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(-1.5, 1.5)  # negative scales too: max pooling must not see them
+            module.bias.data.uniform_(-0.5, 0.5)
+    network.eval()
+    x = torch.rand(5, 3, watermark_net.INPUT_SIDE, watermark_net.INPUT_SIDE)
+    with torch.inference_mode():
+        reference = network(x)
+        folded = network.readout(watermark_net.inference_body(network)(x))
+    assert torch.allclose(folded, reference, atol=1e-4, rtol=1e-4)
+
+
 def _toy_model(threshold: float = 0.5) -> tile_model.TileModel:
     index = FEATURE_NAMES.index("rule_seal")
     seal = tile_model.ClassModel(0.0, ((index, 0.001, -5.0, 5.0),), threshold)

@@ -22,6 +22,8 @@ from typing import Any, Collection, Mapping
 import cv2
 import numpy as np
 
+from lpd_pipeline.curation.order_stats import median, percentile
+
 FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding", "odd_colour")
 
 MIN_TILE_SIDE = 32
@@ -134,6 +136,34 @@ class _Tile:
         luma_u8 = self.get("luma_u8")
         return cv2.subtract(_ellipse_close(luma_u8, _odd(self.side / 10)), luma_u8)
 
+    def _make_blackhat_top(self) -> tuple[float, float]:
+        # The black-hat's 99.5th and 99th percentiles (levels): the ink masks' thresholds scale with them.
+        return tuple(_percentiles_u8(self.get("blackhat"), 99.5, 99.0))  # type: ignore[return-value]
+
+    def _make_smooth_energy(self) -> np.ndarray:
+        # Squared gradient of the de-grained luma (stroke edges: > 16, i.e. 4 grey levels per pixel).
+        gx, gy = self.get("smooth_grad")
+        return gx * gx + gy * gy
+
+    def area_resized(self, key: str, width: int, height: int) -> Any:
+        """An intermediate (an image, or a tuple of planes) area-averaged to ``width`` x ``height``, computed once
+        per size: the learned filter's features look at the same planes at half and quarter resolution."""
+        cache_key = f"{key}@{width}x{height}"
+        if cache_key not in self._cache:
+            value = self.luma if key == "luma" else self.get(key)
+            resize = functools.partial(cv2.resize, dsize=(width, height), interpolation=cv2.INTER_AREA)
+            self._cache[cache_key] = tuple(map(resize, value)) if isinstance(value, tuple) else resize(value)
+        return self._cache[cache_key]
+
+
+def sobel_magnitude(plane: np.ndarray) -> np.ndarray:
+    """|gradient| of a float32 plane by 3x3 Sobel (weights sum to 8), as numpy computes sqrt(gx^2 + gy^2).
+
+    Not ``cv2.magnitude``: its SIMD and scalar paths differ in the last bit, and which one a pixel takes varies
+    from run to run (the same tile gave two results), which made features irreproducible."""
+    gx, gy = cv2.Sobel(plane, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(plane, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy)
+
 
 def _validate(rgb: np.ndarray) -> None:
     if not isinstance(rgb, np.ndarray):
@@ -209,9 +239,8 @@ def _blank(t: _Tile) -> float:
     # Robust contrast of the grain-free luma: blank paper/silk spans only a few grey levels.
     high, low = _percentiles_u8(t.get("smooth"), 99.0, 1.0)
     contrast = high - low
-    gx, gy = t.get("smooth_grad")
     # Fraction of pixels on a stroke edge (>= 4 grey levels per pixel after de-graining).
-    edge_fraction = np.count_nonzero(gx * gx + gy * gy > 16.0) / t.area
+    edge_fraction = np.count_nonzero(t.get("smooth_energy") > 16.0) / t.area
     texture = max(contrast / 40.0, edge_fraction / 0.06)
     return float(1.0 - min(texture, 1.0))
 
@@ -282,18 +311,18 @@ def _seal(t: _Tile) -> float:
         # Seal paste is vivid against its ground; a reddish-brown silk or a dull red robe only just passes the
         # red test and barely differs from the silk around it.
         red_a = float(a[y : y + h, x : x + w][blob & is_red].mean())
-        ring_a = float(np.median(a[y0:y1, x0:x1][ring]))
+        ring_a = float(median(a[y0:y1, x0:x1][ring]))
         if red_a - ring_a < 10.0:
             continue
         # Seal paste is printed: its edge is a step as sharp as the scan allows (JPEG chroma subsampling blurs it
         # over ~2 px). An ochre wash fades out over tens of pixels, so its a* gradient at the red-mask boundary
         # is a small fraction of its contrast with the surroundings.
         if grad_a is None:
-            grad_a = cv2.magnitude(cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3))
+            grad_a = sobel_magnitude(a)
         near = cv2.dilate(blob.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         red_edge = cv2.morphologyEx(red[y : y + h, x : x + w], cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
         edge_grad = grad_a[y : y + h, x : x + w][red_edge & near] / 8.0  # Sobel 3x3 -> a* units per px
-        if edge_grad.size == 0 or float(np.percentile(edge_grad, 75)) < SEAL_MIN_EDGE_SHARPNESS * (red_a - ring_a):
+        if edge_grad.size == 0 or float(percentile(edge_grad, 75)) < SEAL_MIN_EDGE_SHARPNESS * (red_a - ring_a):
             continue
         seal_pixels += red_per_label[i]
     return float(seal_pixels / t.area)
@@ -405,9 +434,9 @@ def _glyph_cells(column: np.ndarray) -> int:
     if len(widths) < 2:
         return len(widths)
     widths_arr, centres_arr = np.array(widths, np.float32), np.array(centres, np.float32)
-    typical = float(np.median(widths_arr))
+    typical = float(median(widths_arr))
     consistent = (np.abs(widths_arr - typical) <= 0.35 * typical) & (
-        np.abs(centres_arr - np.median(centres_arr)) <= 0.3 * typical
+        np.abs(centres_arr - median(centres_arr)) <= 0.3 * typical
     )
     return int(consistent.sum())
 
@@ -415,7 +444,7 @@ def _glyph_cells(column: np.ndarray) -> int:
 def _inscription(t: _Tile) -> float:
     blackhat = t.get("blackhat")
     # Dark thin strokes well below the local paper level; the floor ignores faint washes.
-    threshold = max(35.0, 0.45 * _percentiles_u8(blackhat, 99.5)[0])
+    threshold = max(35.0, 0.45 * t.get("blackhat_top")[0])
     ink = blackhat > threshold
     # Calligraphy is near-neutral ink; coloured strokes (green/blue texture strokes) are not text.
     ink &= t.get("chroma") < 25.0
@@ -457,7 +486,7 @@ def _watermark_lines(t: _Tile) -> list[_Line]:
     _keep_glyphs_above_ground(t, overlay)
     if overlay.glyph_count() < 4:
         return []
-    letter = float(np.median(_longest_sides(overlay.stats)[overlay.glyph_like]))
+    letter = float(median(_longest_sides(overlay.stats)[overlay.glyph_like]))
     j = _odd(0.3 * letter)
     group_count, group_labels, comp_group = _group_glyphs(overlay, j)
     group_size = np.bincount(comp_group, minlength=group_count)
@@ -532,7 +561,7 @@ def _keep_glyphs_above_ground(t: _Tile, overlay: _Overlay) -> None:
     between hatching strokes is bright only next to the dark strokes around it (the top-hat) and reaches no
     higher than the ground level itself, so its lift above the median is near zero."""
     smooth, labels, count = overlay.smooth, overlay.labels, overlay.count
-    letter = float(np.median(_longest_sides(overlay.stats)[overlay.glyph_like]))
+    letter = float(median(_longest_sides(overlay.stats)[overlay.glyph_like]))
     # The ground varies on the scale of the window, so the median is taken at half resolution (4x cheaper).
     half = cv2.resize(smooth, (max(1, t.w // 2), max(1, t.h // 2)), interpolation=cv2.INTER_AREA)
     ground = cv2.resize(cv2.medianBlur(half, _odd(min(GROUND_WINDOW * letter, t.side / 2) / 2)), (t.w, t.h),
@@ -600,7 +629,7 @@ def _text_line(t: _Tile, overlay: _Overlay, member_ids: np.ndarray, group_labels
         return None
     normal, along = _line_axes(rect_angle, rw, rh)
     across_arr, along_arr = _member_spans(overlay, member_ids, normal, along)
-    typical = float(np.median(across_arr))
+    typical = float(median(across_arr))
     if not _printed_letters(overlay.centroids[member_ids], normal, across_arr, along_arr, breadth, typical):
         return None
     if not _set_edge_to_edge(overlay.centroids[member_ids] @ along, along_arr, length, typical):
@@ -619,7 +648,7 @@ def _printed_letters(centroids: np.ndarray, normal: np.ndarray, across_arr: np.n
         return False
     if breadth > 3.5 * typical:
         return False
-    if float(np.median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
+    if float(median(np.maximum(across_arr, along_arr) / np.minimum(across_arr, along_arr))) > 2.5:
         return False
     return float(np.std(centroids @ normal)) <= 0.5 * typical
 
@@ -663,7 +692,7 @@ def _padding(t: _Tile) -> float:
             return 0.0
         idx = int(np.argmax(profile)) + margin
         line = np.abs(grad[:, idx] if axis == 0 else grad[idx, :])
-        return float(min(profile.max(), np.percentile(line, 20)))
+        return float(min(profile.max(), percentile(line, 20)))
 
     straight_edge = max(held(gx, 0), held(gy, 1)) / 6.0
 
@@ -691,8 +720,8 @@ def _padding(t: _Tile) -> float:
 def _paper_colour(t: _Tile) -> tuple[float, float]:
     """Median a*, b* of the lightest quarter of the tile: the ground (silk, paper), which a cast shifts."""
     lightness, a, b = t.get("lab")
-    paper = lightness >= np.percentile(lightness, 75.0)
-    return float(np.median(a[paper])), float(np.median(b[paper]))
+    paper = lightness >= percentile(lightness, 75.0)
+    return float(median(a[paper])), float(median(b[paper]))
 
 
 def _odd_colour(t: _Tile) -> float:

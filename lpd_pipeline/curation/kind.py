@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lpd_pipeline.curation.order_stats import median
+
 KIND_COLORED = "colored"
 KIND_INK = "ink"
 KINDS = (KIND_COLORED, KIND_INK)
@@ -76,8 +78,8 @@ def tint_direction(ab: np.ndarray) -> np.ndarray | None:
     The median over all pixels, not just the bright ones: fan paintings on a pale mount would otherwise
     take the mount's tint instead of the silk's.
     """
-    # Per channel on contiguous copies: numpy's median along axis 0 of an (N, 2) array is ~3x slower.
-    tint = np.array([np.median(ab[..., 0]), np.median(ab[..., 1])])
+    # Per channel (numpy's median along axis 0 of an (N, 2) array is ~3x slower), by order_stats: numpy's value.
+    tint = np.array([median(ab[..., 0]), median(ab[..., 1])])
     norm = float(np.hypot(tint[0], tint[1]))
     if norm < _MIN_TINT_CHROMA:
         return None

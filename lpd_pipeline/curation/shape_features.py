@@ -26,7 +26,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lpd_pipeline.curation.filters import _percentiles_u8, _Tile
+from lpd_pipeline.curation.filters import _labelled, _Tile, sobel_magnitude
+from lpd_pipeline.curation.order_stats import median, percentile
 
 SIDE = 128
 BIG_SIDE = PLAIN_SIDE = 64
@@ -58,7 +59,7 @@ def _half(plane: np.ndarray) -> np.ndarray:
 def _neutral_ink(t: _Tile) -> np.ndarray:
     """Dark thin near-neutral strokes (the inscription rule's ink, with a lower floor) at half resolution."""
     blackhat = t.get("blackhat")
-    threshold = max(25.0, 0.45 * _percentiles_u8(blackhat, 99.5)[0])
+    threshold = max(25.0, 0.45 * t.get("blackhat_top")[0])
     ink = ((blackhat > threshold) & (t.get("chroma") < 25.0)).astype(np.float32)
     return (_half(ink) > 0.15).astype(np.uint8)
 
@@ -66,22 +67,22 @@ def _neutral_ink(t: _Tile) -> np.ndarray:
 def _big_ink(t: _Tile) -> np.ndarray:
     """Dark near-neutral strokes at quarter resolution, against a black-hat of ~1/7 of the tile: the broad
     strokes of large calligraphy, which the full-resolution black-hat (1/10 of the tile) cuts short."""
-    luma = cv2.resize(t.luma, (BIG_SIDE, BIG_SIDE), interpolation=cv2.INTER_AREA)
+    luma = t.area_resized("luma", BIG_SIDE, BIG_SIDE)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
     blackhat = cv2.morphologyEx(luma, cv2.MORPH_CLOSE, kernel) - luma
-    threshold = max(20.0, 0.45 * float(np.percentile(blackhat, 99.5)))
-    chroma = cv2.resize(t.get("chroma"), (BIG_SIDE, BIG_SIDE), interpolation=cv2.INTER_AREA)
+    threshold = max(20.0, 0.45 * float(percentile(blackhat, 99.5)))
+    chroma = t.area_resized("chroma", BIG_SIDE, BIG_SIDE)
     return ((blackhat > threshold) & (chroma < 25.0)).astype(np.uint8)
 
 
 def _stamps(t: _Tile, ink: np.ndarray) -> list[float]:
-    lightness, a, b = (_half(p) for p in t.get("lab"))
-    light = lightness >= np.median(lightness)
-    da, db = a - float(np.median(a[light])), b - float(np.median(b[light]))
+    lightness, a, b = t.area_resized("lab", SIDE, SIDE)
+    light = lightness >= median(lightness)
+    da, db = a - float(median(a[light])), b - float(median(b[light]))
     warm = ((da > 5) & (db < 3.0 * da)).astype(np.uint8)
     red = ((db < 1.2 * da) & (db > -0.8 * da) & (lightness > 12) & (da > 5)).astype(np.uint8)
     closed = cv2.morphologyEx(red, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    count, labels, stats, _ = _labelled(closed)
     reds = np.bincount(labels.ravel(), weights=red.ravel().astype(np.float64), minlength=count)
     lifts = np.bincount(labels.ravel(), weights=(da * red).ravel().astype(np.float64), minlength=count)
     best, total, stamps = [0.0] * 8, 0.0, 0
@@ -111,9 +112,9 @@ def _paste(da: np.ndarray, db: np.ndarray, red: np.ndarray, lift: float) -> list
     """Seal paste is one pigment printed with a sharp edge: the spread of its hue (degrees) and the a* step at
     its edge per unit of its lift (foliage mixes reds and oranges and fades out)."""
     hue = np.degrees(np.arctan2(db[red], da[red]))
-    gradient = cv2.magnitude(cv2.Sobel(da, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(da, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    gradient = sobel_magnitude(da) / 8.0
     boundary = cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    edge = float(np.percentile(gradient[boundary], 75)) / max(lift, 1.0) if boundary.any() else 0.0
+    edge = float(percentile(gradient[boundary], 75)) / max(lift, 1.0) if boundary.any() else 0.0
     return [float(hue.std()), edge]
 
 
@@ -121,7 +122,7 @@ def _glyphs(ink: np.ndarray, side: int, merge: bool) -> list[float]:
     """Character-sized pieces of an ink mask of ``side`` px (strokes merged by a 3x3 dilation when ``merge``)
     and how many stand in columns and lines."""
     merged = cv2.dilate(ink, np.ones((3, 3), np.uint8)) if merge else ink
-    _, _, stats, centres = cv2.connectedComponentsWithStats(merged, connectivity=8)
+    _, _, stats, centres = _labelled(merged)
     stats, centres = stats[1:], centres[1:]
     longest = np.maximum(stats[:, 2], stats[:, 3])
     glyph = (longest >= side / 32) & (longest <= side / (6 if merge else 4))
@@ -151,8 +152,7 @@ def _lines(ink: np.ndarray, side: int, join: int, widest: float) -> list[float]:
     out: list[float] = []
     for vertical in (True, False):
         kernel = np.ones((join, 3) if vertical else (3, join), np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel),
-                                                                   connectivity=8)
+        count, labels, stats, _ = _labelled(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel))
         w, h, area = (stats[1:, k].astype(np.float64) for k in (2, 3, 4))
         along, across = (h, w) if vertical else (w, h)
         run = ((along >= 3 * across) & (across >= side / 43) & (across <= widest * side) & (along >= side / 8)
@@ -173,16 +173,16 @@ def _lines(ink: np.ndarray, side: int, join: int, widest: float) -> list[float]:
 
 def _plain(t: _Tile) -> list[float]:
     out: list[float] = []
-    for plane in (t.rgb[:, :, 0].astype(np.float32), t.luma):
-        small = cv2.resize(plane, (PLAIN_SIDE, PLAIN_SIDE), interpolation=cv2.INTER_AREA)
+    red = cv2.resize(t.rgb[:, :, 0].astype(np.float32), (PLAIN_SIDE, PLAIN_SIDE), interpolation=cv2.INTER_AREA)
+    for small in (red, t.area_resized("luma", PLAIN_SIDE, PLAIN_SIDE)):
         detail = small - cv2.GaussianBlur(small, (0, 0), 8)
         gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3) / 8, cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8
         gradient = np.sqrt(gx * gx + gy * gy)
         histogram = np.bincount(np.clip((detail + 64) / 2, 0, 63).astype(np.int64).ravel(), minlength=64) / detail.size
         histogram = histogram[histogram > 0]
-        low, high = np.percentile(detail, [1, 99])
+        low, high = percentile(detail, [1, 99])
         out += [float(detail.std()), float(high - low), float((gradient < 1.0).mean()), float((gradient < 2.5).mean()),
-                float(-(histogram * np.log2(histogram)).sum()), float((small < np.percentile(small, 90) - 30).mean())]
+                float(-(histogram * np.log2(histogram)).sum()), float((small < percentile(small, 90) - 30).mean())]
     return out
 
 
@@ -195,12 +195,17 @@ def _rim(t: _Tile) -> list[float]:
         for lo, hi in ((1, band), (len(profile) - band, len(profile) - 1)):
             k = lo + int(np.argmax(profile[lo:hi]))
             line = np.abs(grad[:, k] if axis == 0 else grad[k, :])
-            held.append(min(float(profile[k]), float(np.percentile(line, 20))))
-    lightness, a, b = (cv2.resize(p, (SIDE, SIDE), interpolation=cv2.INTER_AREA) for p in t.get("lab"))
-    lab = np.stack([lightness, a, b], axis=-1)
-    strips = ((lab[:3], lab[5:16]), (lab[-3:], lab[-16:-5]), (lab[:, :3], lab[:, 5:16]), (lab[:, -3:], lab[:, -16:-5]))
-    step = max(float(np.linalg.norm(np.median(o.reshape(-1, 3), 0) - np.median(i.reshape(-1, 3), 0))) for o, i in strips)
+            held.append(min(float(profile[k]), float(percentile(line, 20))))
+    planes = t.area_resized("lab", SIDE, SIDE)
+    lightness = planes[0]
+
+    def lab_median(strip: tuple[slice, ...]) -> np.ndarray:
+        return np.array([median(plane[strip]) for plane in planes])
+
+    strips = ((np.s_[:3], np.s_[5:16]), (np.s_[-3:], np.s_[-16:-5]), (np.s_[:, :3], np.s_[:, 5:16]),
+              (np.s_[:, -3:], np.s_[:, -16:-5]))
+    step = max(float(np.linalg.norm(lab_median(outer) - lab_median(inner))) for outer, inner in strips)
     edges = cv2.Canny(cv2.GaussianBlur(lightness, (0, 0), 1.5).clip(0, 100).astype(np.uint8) * 2, 20, 40)
-    count, _, stats, _ = cv2.connectedComponentsWithStats((edges > 0).astype(np.uint8), connectivity=8)
+    count, _, stats, _ = _labelled((edges > 0).astype(np.uint8))
     longest = float(np.max(np.maximum(stats[1:, 2], stats[1:, 3]))) / SIDE if count > 1 else 0.0
     return [max(held), step, longest]

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from lpd_pipeline.curation import filters
-from lpd_pipeline.curation.filters import _Tile, _ellipse_close, _odd, _percentiles_u8
+from lpd_pipeline.curation.filters import _Tile, _labelled, _odd, _percentiles_u8
+from lpd_pipeline.curation.order_stats import median, percentile
 from lpd_pipeline.curation.shape_features import SHAPE_FEATURE_NAMES, shape_features
 
 _BLOB_NAMES = ("score", "fill", "aspect", "density", "size", "count")
@@ -65,30 +66,24 @@ def tile_features(rgb: np.ndarray, rule_scores: Mapping[str, float] | None = Non
     return np.array(values, np.float64)
 
 
-def _small_lab(t: _Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    size = (min(COLOUR_SIDE, t.w), min(COLOUR_SIDE, t.h))
-    return tuple(cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in t.get("lab"))  # type: ignore[return-value]
-
-
 def _colour(t: _Tile) -> list[float]:
-    lightness, a, b = _small_lab(t)
+    lightness, a, b = t.area_resized("lab", min(COLOUR_SIDE, t.w), min(COLOUR_SIDE, t.h))
     chroma = np.sqrt(a * a + b * b)
-    paper_l = float(np.percentile(lightness, 75.0))
+    paper_l = float(percentile(lightness, 75.0))
     paper = lightness >= paper_l
-    pa, pb = float(np.median(a[paper])), float(np.median(b[paper]))
+    pa, pb = float(median(a[paper])), float(median(b[paper]))
     hue = np.arctan2(b, a)
     coloured = chroma > 8.0
     spread = 0.0
     if coloured.mean() > 0.01:
         spread = 1.0 - math.hypot(float(np.cos(hue[coloured]).mean()), float(np.sin(hue[coloured]).mean()))
-    return [pa, pb, math.hypot(pa, pb), math.atan2(pb, pa), float(np.median(a)), float(np.median(b)),
-            float(np.median(lightness)), paper_l, float(chroma.mean()), float((chroma > 15).mean()),
+    return [pa, pb, math.hypot(pa, pb), math.atan2(pb, pa), float(median(a)), float(median(b)),
+            float(median(lightness)), paper_l, float(chroma.mean()), float((chroma > 15).mean()),
             float((chroma > 30).mean()), spread, float(a.std()), float(b.std())]
 
 
 def _red(t: _Tile) -> list[float]:
-    lightness, a, b = (cv2.resize(p, (max(1, t.w // 2), max(1, t.h // 2)), interpolation=cv2.INTER_AREA)
-                       for p in t.get("lab"))
+    lightness, a, b = t.area_resized("lab", max(1, t.w // 2), max(1, t.h // 2))
     side = min(a.shape)
     # The ground's a*: a large median (a* + 64 fits uint8 for the a* that matter here), at a quarter of this size.
     shifted = np.clip(a + 64.0, 0, 255).astype(np.uint8)
@@ -110,7 +105,7 @@ def _stamp_blob(mask: np.ndarray, side: int) -> list[float]:
     red density, size / side), and how many blobs are square-ish and filled."""
     k = _odd(side / 20)
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    count, labels, stats, _ = _labelled(closed)
     best, stamps = [0.0] * 5, 0
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
@@ -127,21 +122,20 @@ def _stamp_blob(mask: np.ndarray, side: int) -> list[float]:
 
 
 def _ink(t: _Tile) -> list[float]:
-    blackhat = t.get("blackhat")
-    ink = (blackhat > max(25.0, 0.45 * _percentiles_u8(blackhat, 99.5)[0])).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    blackhat, (top, p99) = t.get("blackhat"), t.get("blackhat_top")
+    ink = (blackhat > max(25.0, 0.45 * top)).astype(np.uint8)
+    count, _, stats, _ = _labelled(ink)
     longest = np.maximum(stats[1:, 2], stats[1:, 3])
     pieces = int(((longest >= t.side / 64) & (longest <= t.side / 6)).sum())
     columns, rows = ink.mean(axis=0), ink.mean(axis=1)
     return [float(ink.mean()), float(pieces), float(columns.std()), float(rows.std()),
-            float((columns < 0.005).mean()), float((rows < 0.005).mean()), _percentiles_u8(blackhat, 99.0)[0]]
+            float((columns < 0.005).mean()), float((rows < 0.005).mean()), p99]
 
 
 def _contrast(t: _Tile) -> list[float]:
     smooth = t.get("smooth")
     p1, p5, p95, p99 = _percentiles_u8(smooth, 1.0, 5.0, 95.0, 99.0)
-    gx, gy = t.get("smooth_grad")
-    energy = gx * gx + gy * gy
+    energy = t.get("smooth_energy")
     return [p99 - p1, p95 - p5, float((energy > 16).mean()), float((energy > 4).mean()), float(smooth.std())]
 
 
@@ -156,6 +150,5 @@ def _borders(t: _Tile) -> list[float]:
     rgb = t.rgb
     strips = (rgb[:8], rgb[-8:], rgb[:, :8], rgb[:, -8:])
     spread = [float(strip.reshape(-1, 3).astype(np.float32).std(axis=0).mean()) for strip in strips]
-    gx, gy = t.get("smooth_grad")
-    flat = float((cv2.blur(gx * gx + gy * gy, (9, 9)) < 0.5).mean())
-    return [min(spread), float(np.median(spread)), flat]
+    flat = float((cv2.blur(t.get("smooth_energy"), (9, 9)) < 0.5).mean())
+    return [min(spread), float(median(spread)), flat]

@@ -2,7 +2,8 @@
 
 Rule: the network sees the whole tile at 128 px (area-downscaled RGB), five blocks of 3x3 convolution,
 BatchNorm (eval statistics), ReLU and 2x2 max pooling (max pooling keeps thin bright or dark strokes; strided
-convolutions alone did not learn), then the max and mean of its last feature map: a mark in a corner counts as
+convolutions alone did not learn; for inference each BatchNorm is folded into its convolution,
+:func:`inference_body`), then the max and mean of its last feature map: a mark in a corner counts as
 much as one across the middle. It outputs P(watermark). Trained by ``bench/train_watermark_net.py`` on
 generated overlays (:mod:`lpd_pipeline.curation.synthetic_watermarks`) over tiles of the hand labels'
 train-fold paintings, against the same tiles clean and every labelled non-watermark tile (inscriptions and
@@ -41,7 +42,10 @@ def build_network():
             self.register_buffer("threshold", torch.tensor(0.5))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.body(x)
+            return self.readout(self.body(x))
+
+        def readout(self, h: torch.Tensor) -> torch.Tensor:
+            """The logit from the last feature map: its max and mean per channel, then the linear head."""
             return self.head(torch.cat([h.amax(dim=(2, 3)), h.mean(dim=(2, 3))], dim=1))[:, 0]
 
     return WatermarkCNN()
@@ -55,8 +59,32 @@ def network_input(tiles: list[np.ndarray]):
     return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def inference_body(network):
+    """The network's body for inference, same function, ~1.5x cheaper: each convolution and its BatchNorm (eval
+    statistics) folded into one convolution with a bias, and ReLU after max pooling (they commute: the max of
+    ReLUs is the ReLU of the max, on a quarter of the values). Outputs differ from ``network.body`` by float
+    rounding only (< 1e-6 in P(watermark) on the labelled tiles; no decision changes)."""
+    import torch
+    import torch.nn as nn
+
+    layers: list[nn.Module] = []
+    blocks = list(network.body)
+    with torch.no_grad():
+        for conv, norm in zip(blocks[0::4], blocks[1::4]):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=True)
+            folded.weight.copy_(conv.weight * scale[:, None, None, None])
+            folded.bias.copy_(norm.bias - norm.running_mean * scale)
+            layers += [folded, nn.MaxPool2d(2), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers).eval()
+
+
 class WatermarkNet:
     """Loaded weights and the probability of a watermark per tile."""
+
+    # Tiles per forward pass: on one CPU core 8 cost ~1.5 ms a tile, 64 twice that (the activations of a large
+    # batch leave the cache), and one alone ~2.5 ms.
+    BATCH = 8
 
     def __init__(self, path: Path | str = BUNDLED_WEIGHTS) -> None:
         import torch
@@ -70,13 +98,15 @@ class WatermarkNet:
             raise ValueError(f"{self.path}: cannot load the watermark network ({error})") from None
         self.network.eval()
         self.threshold = float(self.network.threshold)
+        self.body = inference_body(self.network)
 
-    def probabilities(self, tiles: list[np.ndarray], batch: int = 64) -> np.ndarray:
+    def probabilities(self, tiles: list[np.ndarray], batch: int = BATCH) -> np.ndarray:
         """P(watermark) per tile, in batches of ``batch`` tiles."""
         import torch
 
         out = []
         with torch.inference_mode():
             for start in range(0, len(tiles), batch):
-                out.append(torch.sigmoid(self.network(network_input(tiles[start:start + batch]))).numpy())
+                logit = self.network.readout(self.body(network_input(tiles[start:start + batch])))
+                out.append(torch.sigmoid(logit).numpy())
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
