@@ -65,6 +65,13 @@ def test_renders_test_ink_paintings_for_variants_with_a_checkpoint(storage_root,
     # Other settings: rendered again.
     assert _materialize(storage_root, {"render": {"overlap": 0.25}}).success
     assert len(pd.read_parquet(masterpieces_table_path(StorageLayout(storage_root)))) == 2
+    # A retrained run writes new weights under the same file name: rendered again, not the old pictures reused.
+    mtimes = {p: p.stat().st_mtime_ns for p in (storage_root / "renders" / "unet256").glob("pid*.png")}
+    write_export(storage_root / "training" / "unet256" / "generator.pt", "unet256", tile=32, epoch=5)
+    assert _materialize(storage_root, {"render": {"overlap": 0.25}}).success
+    table = pd.read_parquet(masterpieces_table_path(StorageLayout(storage_root)))
+    assert set(table["epoch"]) == {5} and table["checkpoint_sha256"].nunique() == 1
+    assert all(p.stat().st_mtime_ns != mtime for p, mtime in mtimes.items())
 
 
 def test_bad_painting_is_reported_and_the_others_render(storage_root, tmp_path):

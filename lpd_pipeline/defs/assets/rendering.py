@@ -30,7 +30,7 @@ from lpd_pipeline.defs.automation import AFTER_UPSTREAM_UPDATE
 from lpd_pipeline.defs.resources import StorageResource
 from lpd_pipeline.defs.stages import RENDER, stage_options
 from lpd_pipeline.defs.settings import settings_config
-from lpd_pipeline.files import write_bytes_atomic, write_parquet_atomic
+from lpd_pipeline.files import sha256_file, write_bytes_atomic, write_parquet_atomic
 from lpd_pipeline.imaging import content_hash, decode_image, encode_png, png_complete
 from lpd_pipeline.models.options import MAIN_VARIANTS, VARIANTS, variant_description
 from lpd_pipeline.models.recipes import recipe
@@ -41,7 +41,7 @@ GROUP = RENDER
 # Evaluation's partitioned asset that writes <storage>/evaluation/<variant>/best_checkpoint.json.
 BEST_CHECKPOINT_KEY = dg.AssetKey("best_checkpoint")
 TABLE_COLUMNS = ["painting_id", "title", "artist", "source", "license", "variant", "palette", "palette_swatch",
-                 "epoch", "checkpoint",
+                 "epoch", "checkpoint", "checkpoint_sha256",
                  "checkpoint_source", "input_path", "output_path", "preview_path", "width", "height", "seconds",
                  "colour_spread", "settings"]
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -108,8 +108,11 @@ def _previous(layout: StorageLayout) -> dict[tuple[str, str], dict]:
     return {(r["painting_id"], r["variant"], r["palette"]): r for r in frame.to_dict("records")}
 
 
-def _reusable(previous: dict | None, checkpoint: str, settings: str, output: Path) -> bool:
-    return (previous is not None and previous["checkpoint"] == checkpoint and previous["settings"] == settings
+def _reusable(previous: dict | None, checkpoint: str, digest: str, settings: str, output: Path) -> bool:
+    """Whether ``previous`` (a row of the last table) is this render: the same checkpoint *content* (a retrained run
+    writes new weights under the same file name), settings and output, and a complete PNG."""
+    return (previous is not None and previous["checkpoint"] == checkpoint
+            and previous["checkpoint_sha256"] == digest and previous["settings"] == settings
             and Path(previous["output_path"]) == output and output.is_file() and png_complete(output))
 
 
@@ -148,6 +151,13 @@ class _Renders:
     log: Any
     rows: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    digests: dict = field(default_factory=dict)
+
+    def checkpoint_digest(self, path: Path) -> str:
+        """SHA-256 of a checkpoint file, read once per materialization."""
+        if str(path) not in self.digests:
+            self.digests[str(path)] = sha256_file(path)
+        return self.digests[str(path)]
 
     def render(self, variant: str, choice, model, painting: dict, settings: RenderSettings, swatch: str = ""
                ) -> None:
@@ -164,7 +174,8 @@ class _Renders:
         output = self.layout.path("renders", variant, *_palette_folder(palette), f"{painting_id}.png")
         preview = output.with_suffix(".preview.jpg")
         old = self.previous.get((painting_id, variant, palette))
-        if _reusable(old, str(choice.path), settings_json, output) and preview.is_file():
+        digest = self.checkpoint_digest(choice.path)
+        if _reusable(old, str(choice.path), digest, settings_json, output) and preview.is_file():
             self.rows.append({**old, "palette_swatch": swatch})
             return
         try:
@@ -179,7 +190,7 @@ class _Renders:
             **{k: painting[k] for k in ("painting_id", "title", "artist", "source", "license")},
             "variant": variant, "palette": palette, "palette_swatch": swatch,
             "epoch": loaded.epoch if loaded.epoch is not None else -1,
-            "checkpoint": str(choice.path), "checkpoint_source": choice.source,
+            "checkpoint": str(choice.path), "checkpoint_sha256": digest, "checkpoint_source": choice.source,
             "input_path": str(painting["path"]), "output_path": str(output), "preview_path": str(preview),
             "width": report.plan.width, "height": report.plan.height, "seconds": round(report.seconds, 3),
             "colour_spread": float(spread.mean) if spread is not None else float("nan"),
