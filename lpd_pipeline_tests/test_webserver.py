@@ -34,6 +34,10 @@ REPOSITORY = "__repository__"
 START_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 120.0
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# One webserver per module, and the asset-page test reads what the re-execution test materialized: under xdist
+# (`make test`: -n 2 --dist loadgroup) the whole module runs on one worker, so that test never finds an empty
+# storage because its predecessor ran on the other worker.
+pytestmark = pytest.mark.xdist_group("dagster_webserver")
 
 
 def _free_port() -> int:
