@@ -33,7 +33,6 @@ import logging
 import math
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lpd_pipeline import imaging  # noqa: E402
-from lpd_pipeline.files import write_text_atomic  # noqa: E402
+from lpd_pipeline.files import write_parquet_atomic, write_text_atomic  # noqa: E402
 from lpd_pipeline.metrics.color import colorfulness_per_image  # noqa: E402
 from lpd_pipeline.models.abbins import bins_head  # noqa: E402
 from lpd_pipeline.models.recipes import RECIPES, train_config  # noqa: E402
@@ -165,9 +164,7 @@ def hold_out_validation(root: Path, fraction: float) -> tuple[Path, dict[str, np
     held = set(np.random.default_rng(VALIDATION_SEED).permutation(train_ids)[:n_val].tolist())
     tiles.loc[(tiles["split"] == "train") & tiles["painting_id"].isin(held), "split"] = VALIDATION_SPLIT
     table = root / "dataset" / f"tiles-val{round(fraction * 100)}.parquet"
-    with tempfile.NamedTemporaryFile(dir=table.parent, suffix=".tmp", delete=False) as handle:
-        tiles.to_parquet(handle.name, index=False)  # rewritten each time: it follows the storage's table
-    Path(handle.name).replace(table)
+    write_parquet_atomic(tiles, table)  # rewritten each time: it follows the storage's table
     val_rows = tiles[tiles["split"] == VALIDATION_SPLIT].sort_values("tile_id")
     real = np.stack([imaging.decode_image(root / rel) for rel in val_rows["color_path"]])
     return table, {"real": real, "gray": np.stack([imaging.luma_bt601(image) for image in real])}
@@ -184,12 +181,12 @@ def temperature_sweep(loaded, val: dict[str, np.ndarray]) -> list[dict]:
     rows = []
     try:
         for t in TEMPERATURES:
-            head.temperature.fill_(t)
+            head.set_temperature(t)
             fake = generate(loaded, val["gray"])
             rows.append({"t": t, "delta_e": float(delta_e_per_pair(val["real"], fake).mean()),
                          "cf": float(colorfulness_per_image(fake).mean())})
     finally:
-        head.temperature.fill_(own)
+        head.set_temperature(own)
     return rows
 
 
@@ -405,8 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                    seen=0, wall=0.0, started=started)
             continue
         loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf)
-        extra = {}
-        if val is not None and bins_head(loaded.net) is not None:
+        extra, head = {}, bins_head(loaded.net)
+        if val is not None and head is not None:
             sweep = temperature_sweep(loaded, val)
             val_gray_de = float(delta_e_per_pair(val["real"], np.repeat(val["gray"][..., None], 3, axis=3)).mean())
             val_cf = float(colorfulness_per_image(val["real"]).mean())
@@ -418,8 +415,8 @@ def main(argv: list[str] | None = None) -> None:
                   + f" -> T {chosen:g}", flush=True)
         record(rows, out, name, generate(loaded, tiles["gray"]), generate(loaded, tiles["ink_gray"]), tiles,
                models, real_stats, real_cf, args, seen=seen, wall=wall, started=started, extra=extra)
-        if extra and not math.isclose(extra["chosen_t"], float(bins_head(loaded.net).temperature), abs_tol=1e-6):
-            bins_head(loaded.net).temperature.fill_(extra["chosen_t"])
+        if extra and not math.isclose(extra["chosen_t"], float(head.temperature), abs_tol=1e-6):
+            head.set_temperature(extra["chosen_t"])
             record(rows, out, f"{name}@t{extra['chosen_t']:g}", generate(loaded, tiles["gray"]),
                    generate(loaded, tiles["ink_gray"]), tiles, models, real_stats, real_cf, args, seen=seen,
                    wall=wall, started=time.perf_counter(), extra=extra)

@@ -139,14 +139,13 @@ class AbBinsGenerator(nn.Module):
     def __init__(self, backbone: nn.Module, grid: int = DEFAULT_GRID, temperature: float = DEFAULT_TEMPERATURE,
                  rebalance: float = DEFAULT_REBALANCE, *, features: int) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"annealed-mean temperature must be > 0, got {temperature}")
         self.backbone = _drop_final_tanh(backbone)
         centers = bin_centers(grid)
         self.head = nn.Conv2d(features, len(centers), kernel_size=1)
         self.register_buffer("centers", centers)
         self.register_buffer("prior", torch.full((len(centers),), 1.0 / len(centers)))
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("temperature", torch.tensor(1.0))
+        self.set_temperature(temperature)
         self.rebalance = rebalance
 
     @property
@@ -160,6 +159,13 @@ class AbBinsGenerator(nn.Module):
         if prior.shape != self.prior.shape:
             raise ValueError(f"prior has {tuple(prior.shape)} bins, the generator {tuple(self.prior.shape)}")
         self.prior.copy_(prior.to(self.prior))
+
+    def set_temperature(self, temperature: float) -> None:
+        """The annealed-mean decode temperature (a buffer: saved with the weights; changing it needs no
+        retraining)."""
+        if not temperature > 0:
+            raise ValueError(f"annealed-mean temperature must be > 0, got {temperature}")
+        self.temperature.fill_(float(temperature))
 
     def start_at_prior(self) -> None:
         """Set the head's bias to ``T * log(prior)``, so that a generator whose head weights are still small

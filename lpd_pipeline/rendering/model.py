@@ -154,7 +154,7 @@ def load_render_model(path: str | os.PathLike, device: str = "auto", palette: st
             raise ValueError(f"decode temperature {temperature} asked for, but the {model.variant} generator "
                              f"{model.checkpoint} regresses colour: only a*b*-class generators (color_space labcls) "
                              "have one")
-        head.temperature.fill_(float(temperature))
+        head.set_temperature(temperature)
     return model
 
 
