@@ -57,7 +57,7 @@ train-demo: prepare-demo
 		--tags '{"dagster/partition": "unet256"}'
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadgroup --durations=15
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
