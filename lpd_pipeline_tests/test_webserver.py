@@ -34,9 +34,8 @@ REPOSITORY = "__repository__"
 START_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 120.0
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-# One webserver per module, and the asset-page test reads what the re-execution test materialized: under xdist
-# (`make test`: -n 2 --dist loadgroup) the whole module runs on one worker, so that test never finds an empty
-# storage because its predecessor ran on the other worker.
+# One webserver per module: under xdist (`make test`: -n 2 --dist loadgroup) the whole module runs on one worker,
+# so the tests share one Dagster instance instead of starting two.
 pytestmark = pytest.mark.xdist_group("dagster_webserver")
 
 
@@ -334,12 +333,16 @@ def test_screenshot_of_the_global_asset_graph(dagster):
 
 
 def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
-    """tile_pairs (materialized by the re-execution above): counts inline on its page; the preview, a picture
-    (markdown over 1,000 characters, which the UI puts behind "[Show Markdown]"), opens and loads."""
+    """tile_pairs: counts inline on its page; the preview, a picture (markdown over 1,000 characters, which the UI
+    puts behind "[Show Markdown]"), opens and loads. The test materializes the dataset itself when no earlier test
+    of this module left it (it used to skip then, in about half of the CI runs)."""
     from lpd_pipeline_tests.test_browser import start_chromium
 
     if not (dagster.storage / "dataset" / "tiles.parquet").is_file():
-        pytest.skip("tile_pairs was not materialized (the re-execution test did not run or failed)")
+        answer = dagster.graphql(LAUNCH, {"params": _params(dagster, "prepare_dataset")})["launchRun"]
+        run = _wait_for_run(dagster, _launched(dagster, answer))
+        assert run["status"] == "SUCCESS", dagster.log_tail()
+        assert (dagster.storage / "dataset" / "tiles.parquet").is_file()
     driver = start_chromium(dagster.folder / "chromium-profile", dagster.folder / "downloads")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
