@@ -34,6 +34,27 @@ def test_soft_encoding_puts_the_mass_near_the_colour():
     assert torch.allclose(expected, torch.tensor([40.0, -30.0]), atol=1.0)
 
 
+@pytest.mark.parametrize("grid", [2, 10, 40])
+def test_windowed_neighbour_search_equals_the_search_over_all_bins(grid):
+    """The 4x4-block search finds the same K nearest bins as the distances to every bin, for sRGB colours, colours
+    anywhere in the a*b* square (out of gamut: the edge fallback) and points on the lattice (ties)."""
+    centers = abbins.bin_centers(grid)
+    rng = torch.Generator().manual_seed(grid)
+    samples = torch.cat([
+        rgb_to_lab(torch.rand(1, 3, 24, 24, generator=rng))[:, 1:],
+        (torch.rand(1, 2, 24, 24, generator=rng) * 2 - 1) * AB_SCALE * 1.5,
+        centers[torch.randint(len(centers), (24 * 24,), generator=rng)].t().reshape(1, 2, 24, 24),
+    ])
+    weights, bins = abbins._soft_neighbours(samples, centers)
+    pixels = samples.permute(0, 2, 3, 1).double()
+    every = torch.cdist(pixels.reshape(-1, 2), centers.double()).reshape(*pixels.shape[:-1], -1)
+    best = every.topk(abbins.SOFT_NEIGHBOURS, dim=-1, largest=False).values
+    found = every.gather(-1, bins)
+    assert torch.allclose(found, best, atol=1e-3)  # the same distances, nearest first (tied bins may swap)
+    assert (bins.sort(-1).values.diff(dim=-1) > 0).all()  # K distinct bins
+    assert torch.allclose(weights, torch.softmax(-best.float() ** 2 / (2 * abbins.SOFT_SIGMA**2), -1), atol=1e-4)
+
+
 def test_prior_and_rebalancing():
     centers = abbins.bin_centers(10)
     brown = np.zeros((4, 8, 8, 3), dtype=np.uint8) + np.array([150, 120, 80], dtype=np.uint8)
