@@ -23,6 +23,7 @@ RECIPE_FIELDS = (
     "backbone", "color_space", "gan_mode", "spectral_norm", "ink_augment", "lambda_colorfulness",
     "colorfulness_scale", "lambda_perceptual", "target_saturation", "palette", "palette_grid", "palette_drop",
     "ab_grid", "annealed_temperature", "rebalance_lambda", "lambda_ce", "prior_init",
+    "ema_decay",
 )
 # A recipe name is a folder name under training/, evaluation/, renders/ and a Dagster partition key.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -101,6 +102,9 @@ _RECIPES = (
                                                "lambda_colorfulness": 30.0}),
     Recipe("unet256-labcls-post-aug-cf", "ab classes without rebalancing, T 0.6, augmentation, colourfulness loss",
            {"color_space": "labcls", **_POST, **_CF}),
+    Recipe("unet256-labcls-post-aug-cf4-ema", "ab classes without rebalancing, T 0.6, augmentation, regional (4x4) "
+           "colourfulness loss, generator weights averaged (EMA 0.999)",
+           {"color_space": "labcls", **_POST, **_CF, "colorfulness_scale": 4, "ema_decay": 0.999}),
 )
 RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in _RECIPES})
 PAPER_RECIPES = ("resnet9", "unet256")

@@ -60,6 +60,7 @@ OPTIMISATION_FIELDS = (
     "target_saturation",
     "palette_drop",
     "prior_init",
+    "ema_decay",
 )
 # The schedule may grow on resume ("train 50 epochs more"): the lr rule is rebuilt from the config, so a
 # longer schedule applies from the next epoch. It may not shrink below the checkpoint's epoch.
@@ -102,6 +103,10 @@ class TrainConfig(Settings):
     prior_init: bool = Field(
         False, description="labcls: start the bin head's bias at T*log(prior): an untrained model paints the "
                            "training set's mean colour, not the bin lattice's centroid (pink)")
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="keep an exponential moving average of the generator's weights with this "
+                                     "decay (warmed up: min(decay, (1+t)/(10+t)) at update t); checkpoints, "
+                                     "exports and inference use the average (0: off, the paper)")
     # Cheap remedies against washed-out colour (all off by default: the paper's models are unchanged).
     ink_augment: bool = Field(
         False, description="random tone curve, paper level and ink density on the gray input (ink transfer)")

@@ -51,6 +51,7 @@ from lpd_pipeline.training.checkpoints import (
     write_loss_history,
 )
 from lpd_pipeline.training.config import LOSS_NAMES, TrainConfig
+from lpd_pipeline.training.ema import WeightAverage
 from lpd_pipeline.training.perceptual import AlexNetFeatureLoss
 from lpd_pipeline.training.remedies import colorfulness_loss, saturate_targets, to_rgb01
 from lpd_pipeline.training.data import (
@@ -205,6 +206,8 @@ class Pix2PixModel:
             g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
             d_frozen = torch.compile(self.discriminator) if self.dist.enabled else d_forward
         self.g_forward, self.d_forward, self.d_frozen = g_forward, d_forward, d_frozen
+        # ema_decay: the averaged generator (training/ema.py) that checkpoints hand to inference.
+        self.average = WeightAverage(self.generator, config.ema_decay) if config.ema_decay else None
 
     def _set_d_requires_grad(self, flag: bool) -> None:
         for param in self.discriminator.parameters():
@@ -272,6 +275,8 @@ class Pix2PixModel:
         self._backward_step(loss_g, self.optimizer_g)
         if self.scaler.is_enabled():
             self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.generator)
         return torch.stack((loss_g_gan, loss_g_l1, loss_d_real, loss_d_fake)).detach().float()
 
     def _reconstruction_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, logits: torch.Tensor,
@@ -315,6 +320,11 @@ class Pix2PixModel:
         return float(self.optimizer_g.param_groups[0]["lr"])
 
     def state(self) -> dict[str, Any]:
+        """What a checkpoint holds. ``generator`` is what inference loads: with ``ema_decay`` the averaged
+        weights, the trained ones then in ``generator_train`` (and the average's counter), for resume."""
+        averaged = {} if self.average is None else {
+            "generator": self.average.average.state_dict(), "generator_train": self.generator.state_dict(),
+            "ema_updates": self.average.updates}
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -323,10 +333,13 @@ class Pix2PixModel:
             "scheduler_g": self.scheduler_g.state_dict(),
             "scheduler_d": self.scheduler_d.state_dict(),
             "grad_scaler": self.scaler.state_dict(),
+            **averaged,
         }
 
     def load_state(self, payload: dict[str, Any]) -> None:
-        self.generator.load_state_dict(payload["generator"])
+        self.generator.load_state_dict(payload.get("generator_train", payload["generator"]))
+        if self.average is not None:
+            self.average.load_state_dict({"weights": payload["generator"], "updates": payload["ema_updates"]})
         self.discriminator.load_state_dict(payload["discriminator"])
         self.optimizer_g.load_state_dict(payload["optimizer_g"])
         self.optimizer_d.load_state_dict(payload["optimizer_d"])
