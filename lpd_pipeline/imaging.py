@@ -415,6 +415,23 @@ def luma_bt601(rgb: np.ndarray) -> np.ndarray:
     return (total // 1000).astype(np.uint8)
 
 
+def lab_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CIELAB planes L* (0..100), a*, b* (signed), float32 and contiguous, of uint8 sRGB ``(H, W, 3)`` (OpenCV's
+    float path: exact, and faster than its 8-bit one; each plane contiguous, as every later use is per channel)."""
+    import cv2
+
+    scaled = np.multiply(rgb, np.float32(1.0 / 255.0), dtype=np.float32)
+    lightness, a, b = cv2.split(cv2.cvtColor(scaled, cv2.COLOR_RGB2LAB))
+    return lightness, a, b
+
+
+def vermilion(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where a pixel has the colour of seal paste (vermilion/cinnabar, also faded): red (a* > 16) with a hue
+    angle below ~52 deg, neither near-black nor paper-white. Ochre (hue 60-70 deg), brown silk (small a*, large
+    b*) and mineral greens/blues fall outside. The seal filter's colour test and the renderer's kept seals."""
+    return (a > 16.0) & (b < 1.3 * a) & (b > -0.35 * a) & (lightness > 20.0) & (lightness < 90.0)
+
+
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                  ".webp": "WEBP", ".bmp": "BMP"}
 

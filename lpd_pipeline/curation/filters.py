@@ -22,6 +22,7 @@ from typing import Any, Collection, Mapping
 import cv2
 import numpy as np
 
+from lpd_pipeline import imaging
 from lpd_pipeline.curation.order_stats import median, percentile
 
 FILTER_NAMES = ("blank", "blur", "watermark", "seal", "inscription", "padding", "odd_colour")
@@ -113,12 +114,8 @@ class _Tile:
         return (cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8.0, cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0)
 
     def _make_lab(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # CIELAB planes L (0..100), a*, b* (signed). OpenCV's float path is both exact and faster than its 8-bit
-        # one. Split into contiguous planes: every later use is per channel, and strided channel views make each
-        # numpy/OpenCV pass over them several times slower.
-        scaled = np.multiply(self.rgb, np.float32(1.0 / 255.0), dtype=np.float32)
-        lightness, a, b = cv2.split(cv2.cvtColor(scaled, cv2.COLOR_RGB2LAB))
-        return lightness, a, b
+        # Contiguous planes: strided channel views make each numpy/OpenCV pass over them several times slower.
+        return imaging.lab_planes(self.rgb)
 
     def _make_chroma(self) -> np.ndarray:
         _, a, b = self.get("lab")
@@ -259,9 +256,7 @@ def _blur(t: _Tile) -> float:
 def _seal(t: _Tile) -> float:
     lightness, a, b = t.get("lab")
     side = t.side
-    # Vermilion/cinnabar seal paste, also faded: red (a* > 16) with hue angle below ~52 deg. Ochre (hue 60-70
-    # deg), brown silk (small a*, large b*) and mineral greens/blues fall outside.
-    red = ((a > 16.0) & (b < 1.3 * a) & (b > -0.35 * a) & (lightness > 20.0) & (lightness < 90.0)).astype(np.uint8)
+    red = imaging.vermilion(lightness, a, b).astype(np.uint8)  # seal paste's colour
     red = cv2.morphologyEx(red, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     if not red.any():
         return 0.0

@@ -4,8 +4,9 @@ The rule: one pass of ``rendering.sliding`` at the working scale (``settings.sca
 tile hooks of ``rendering.consistency`` (anchor first, then the spread measure), composed with the painting's
 full-resolution lightness (``rendering.compose``); a reduced-scale pass is kept whole at its small size and
 upsampled block by block. Input is decoded by ``imaging.decode_image`` (robust; pixel limit ``max_pixels``) and
-turned to BT.601 gray a block of rows at a time; output goes to a streamed, atomically renamed PNG whose text
-chunks say it is machine-colorized and by what, so it is never mistaken for the original.
+turned to BT.601 gray a block of rows at a time; with ``settings.keep_seals`` the input's seal-paste pixels are
+written back in their own colour (``rendering.seals``); output goes to a streamed, atomically renamed PNG whose
+text chunks say it is machine-colorized and by what, so it is never mistaken for the original.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from lpd_pipeline import __version__
 from lpd_pipeline.imaging import ImageDecodeError, decode_image, luma_bt601, save_image
 from lpd_pipeline.rendering.compose import compose_rgb
+from lpd_pipeline.rendering.seals import KeptPixels
 from lpd_pipeline.rendering.consistency import AnchorMap, OverlapSpread, SpreadSummary
 from lpd_pipeline.rendering.grid import axis_grid, window_1d
 from lpd_pipeline.rendering.model import RenderModel
@@ -166,6 +168,13 @@ _GRAY_BLOCK_ROWS = 512
 
 def read_gray(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
     """BT.601 gray of a painting file, decoded robustly; RenderInputError names the file and the reason."""
+    return read_painting(path, max_pixels)[0]
+
+
+def read_painting(path: str | os.PathLike, max_pixels: int, *, keep_seals: bool = False
+                  ) -> tuple[np.ndarray, KeptPixels | None]:
+    """``(BT.601 gray, the seal pixels to keep or None)`` of a painting file (rendering/seals.py), decoded
+    robustly; RenderInputError names the file and the reason."""
     path = Path(path)
     try:
         rgb = decode_image(path, max_pixels=max_pixels)
@@ -178,7 +187,7 @@ def read_gray(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
     gray = np.empty(rgb.shape[:2], dtype=np.uint8)
     for start in range(0, gray.shape[0], _GRAY_BLOCK_ROWS):  # luma's integer maths is 12 bytes a pixel
         gray[start:start + _GRAY_BLOCK_ROWS] = luma_bt601(rgb[start:start + _GRAY_BLOCK_ROWS])
-    return gray
+    return gray, KeptPixels.find(rgb) if keep_seals else None
 
 
 def output_text(model: RenderModel, settings: RenderSettings, plan: RenderPlan, source: str) -> dict[str, str]:
@@ -240,7 +249,7 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, m
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise ValueError(f"output {output_path} is the input painting: refusing to overwrite the original")
     started = time.perf_counter()
-    gray = read_gray(input_path, settings.max_pixels)
+    gray, seals = read_painting(input_path, settings.max_pixels, keep_seals=settings.keep_seals)
     height, width = gray.shape
     plan = plan_render(height, width, model, settings)
     if on_plan is not None:
@@ -248,7 +257,9 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, m
     report = RenderReport(plan)
     thumbnail = _Thumbnail(height, width, PREVIEW_LONG_SIDE) if preview_path is not None else None
     with PngStreamWriter(output_path, width, height, output_text(model, settings, plan, input_path.name)) as png:
-        for _, rows in render_blocks(gray, model, settings, progress=progress, report=report):
+        for y0, rows in render_blocks(gray, model, settings, progress=progress, report=report):
+            if seals is not None:
+                rows = seals.apply(y0, rows)
             png.write_rows(rows)
             if thumbnail is not None:
                 thumbnail.add(rows)

@@ -40,6 +40,10 @@ class RenderSettings(Settings):
         True,
         description="output lightness (CIE L*) is the input's at full resolution; only chroma (a*b*) comes "
                     "from the model, so ink lines stay as sharp as the original")
+    keep_seals: bool = Field(
+        True,
+        description="pixels of the input whose colour is seal paste (vermilion, the seal filter's colour test) "
+                    "keep the input's colour: a red seal stays red; false: every pixel is the model's")
     scale: float = Field(
         1.0, gt=0.0, le=1.0,
         description="colorize at this fraction of the painting's resolution, chroma upsampled to full size "
