@@ -23,12 +23,12 @@ import numpy as np
 from lpd_pipeline import __version__
 from lpd_pipeline.imaging import ImageDecodeError, decode_image, luma_bt601, save_image
 from lpd_pipeline.rendering.compose import compose_rgb
-from lpd_pipeline.rendering.seals import KeptPixels
 from lpd_pipeline.rendering.consistency import AnchorMap, OverlapSpread, SpreadSummary
 from lpd_pipeline.rendering.grid import axis_grid, window_1d
 from lpd_pipeline.rendering.model import RenderModel
 from lpd_pipeline.rendering.png_stream import PngStreamWriter
 from lpd_pipeline.rendering.resample import downscale, upsample_rows
+from lpd_pipeline.rendering.seals import KeptPixels
 from lpd_pipeline.rendering.settings import RenderSettings
 from lpd_pipeline.rendering.sliding import collect, sliding_window, tile_count
 
