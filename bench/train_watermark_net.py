@@ -18,9 +18,10 @@ shown clean and marked like the others, and the final network is trained afresh 
 tiles of the train fold is a real watermark (docs/FILTER_RULES.md: they were looked at).
 
 Threshold: the P(watermark) that ``--false-positive`` of the clean training tiles exceed (in-sample). ``--cv``
-instead cross-validates the recipe by painting (the 5 groups of ``train_tile_model.cv_group``): for each group,
-the whole recipe (mining included) without that group's paintings, then the held-out group's labelled tiles and
-generated marks on its keep tiles (the seeds of ``filter_accuracy --watermarks``) are scored; it prints, per
+instead cross-validates the recipe by painting (the 5 groups of ``train_tile_model.cv_group``, in
+``--cv-splits`` splits): for each split, the whole recipe (mining included) without its paintings, then their
+labelled tiles and generated marks on their keep tiles (the seeds of ``filter_accuracy --watermarks``) are
+scored; it prints, per
 false-positive rate of the threshold rule, the firing on real keep tiles, the recall on real and generated
 watermarks, and writes the out-of-fold decisions (``--cv-out``, JSON) that ``filter_accuracy.py --cv
 --watermark-cv FILE`` uses in place of the in-sample CNN.
@@ -114,9 +115,10 @@ def probabilities(network, tiles: Sequence[np.ndarray], batch: int = 64) -> np.n
                                .numpy() for i in range(0, len(tiles), batch)] or [np.zeros(0)])
 
 
-def mine_hard_negatives(network, paintings_dir: Path, paintings: Sequence[str], count: int) -> list[np.ndarray]:
+def mine_hard_negatives(network, paintings_dir: Path, paintings: Sequence[str],
+                        count: int) -> tuple[list[np.ndarray], list[tuple[str, int, int, float]]]:
     """The ``count`` grid tiles of ``paintings`` that ``network`` rates most like a watermark (ties: in painting
-    and grid order)."""
+    and grid order), and their (painting, x, y, P(watermark))."""
     scored: list[tuple[float, int, str, int, int]] = []
     for n, painting in enumerate(paintings):
         rgb = decode_image(paintings_dir / painting)
@@ -132,7 +134,7 @@ def mine_hard_negatives(network, paintings_dir: Path, paintings: Sequence[str], 
     for painting, origins in chosen.items():
         rgb = decode_image(paintings_dir / painting)
         hard += [np.ascontiguousarray(rgb[y:y + TILE, x:x + TILE]) for x, y in origins]
-    return hard
+    return hard, [(painting, x, y, -p) for p, _, painting, x, y in scored[:count]]
 
 
 def epoch_batches(tiles: list[np.ndarray], epoch: int, batch: int):
@@ -183,9 +185,13 @@ def train_recipe(paintings_dir: Path, labels: Sequence[bench.LabelledTile], args
           flush=True)
     if args.hard_negatives:
         first = train(tiles, args.mining_epochs)
-        paintings = [p for p in _eligible(paintings_dir, labels, held_out)]
-        tiles = tiles + mine_hard_negatives(first, paintings_dir, paintings, args.hard_negatives)
+        paintings = _eligible(paintings_dir, labels, held_out)
+        hard, where = mine_hard_negatives(first, paintings_dir, paintings, args.hard_negatives)
+        tiles = tiles + hard
         print(f"+ {args.hard_negatives} hard negatives mined from {len(paintings)} paintings", flush=True)
+        if getattr(args, "mined_out", None) and not held_out:
+            write_text_atomic(args.mined_out, "painting,x,y,p\n" + "".join(f"{p},{x},{y},{q:.4f}\n"
+                                                                          for p, x, y, q in where))
     network = train(tiles, args.epochs)
     return network, probabilities(network, tiles)
 
@@ -267,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mining-epochs", type=int, default=10, help="epochs of the network that mines them")
     parser.add_argument("--false-positive", type=float, default=0.02,
                         help="threshold: this fraction of the clean training tiles are called watermarks")
+    parser.add_argument("--mined-out", type=Path, default=None,
+                        help="also write the mined hard negatives (painting, x, y, P) as CSV, to look at them")
     parser.add_argument("--cv", action="store_true", help="cross-validate the recipe by painting; write no weights")
     parser.add_argument("--cv-splits", type=int, default=2, choices=range(2, CV_FOLDS + 1),
                         help="with --cv: splits of the 5 CV groups (2: groups 0,2,4 | 1,3; cheaper than 5)")
