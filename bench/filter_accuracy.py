@@ -1,7 +1,7 @@
 """Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
 
     .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
-        [--filters pipeline|rules] [--cv] [--watermarks]
+        [--filters pipeline|rules] [--cv [--watermark-cv FILE]] [--watermarks]
 
 Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
 fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
@@ -19,7 +19,8 @@ prints, on the chosen fold:
 
 ``--cv`` scores the train fold with out-of-fold models instead (``bench/train_tile_model.py``: 5 groups by
 painting within the train fold): the figures a model fitted on the train fold earns on paintings it has not
-seen, without touching the test fold. ``--watermarks`` adds generated watermarks
+seen, without touching the test fold; with ``--watermark-cv FILE`` (``bench/train_watermark_net.py --cv
+--cv-out FILE``) the watermark CNN's decisions are its out-of-fold ones too, else the bundled CNN's (in-sample). ``--watermarks`` adds generated watermarks
 (``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure keep tiles: the watermark recall on them,
 beside the real watermark tiles' and the watermark filter's firing on real keep tiles.
 
