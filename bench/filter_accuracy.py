@@ -20,8 +20,9 @@ prints, on the chosen fold:
 ``--cv`` scores the train fold with out-of-fold models instead (``bench/train_tile_model.py``: 5 groups by
 painting within the train fold): the figures a model fitted on the train fold earns on paintings it has not
 seen, without touching the test fold; with ``--watermark-cv FILE`` (``bench/train_watermark_net.py --cv
---cv-out FILE``) the watermark CNN's decisions are its out-of-fold ones too, else the bundled CNN's (in-sample). ``--watermarks`` adds generated watermarks
-(``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure keep tiles: the watermark recall on them,
+--cv-out FILE``) the watermark CNN's decisions are its out-of-fold ones too, else the bundled CNN's (in-sample).
+``--watermarks`` adds generated watermarks (``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure
+keep tiles: the watermark recall on them,
 beside the real watermark tiles' and the watermark filter's firing on real keep tiles.
 
 ``--sample random`` keeps only the tiles drawn at random (one per web painting, random museum tiles), whose
