@@ -1,7 +1,7 @@
 """Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
 
     .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
-        [--filters pipeline|rules] [--cv] [--watermarks]
+        [--filters pipeline|rules] [--cv [--watermark-cv FILE]] [--watermarks]
 
 Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
 fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
@@ -19,8 +19,10 @@ prints, on the chosen fold:
 
 ``--cv`` scores the train fold with out-of-fold models instead (``bench/train_tile_model.py``: 5 groups by
 painting within the train fold): the figures a model fitted on the train fold earns on paintings it has not
-seen, without touching the test fold. ``--watermarks`` adds generated watermarks
-(``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure keep tiles: the watermark recall on them,
+seen, without touching the test fold; with ``--watermark-cv FILE`` (``bench/train_watermark_net.py --cv
+--cv-out FILE``) the watermark CNN's decisions are its out-of-fold ones too, else the bundled CNN's (in-sample).
+``--watermarks`` adds generated watermarks (``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure
+keep tiles: the watermark recall on them,
 beside the real watermark tiles' and the watermark filter's firing on real keep tiles.
 
 ``--sample random`` keeps only the tiles drawn at random (one per web painting, random museum tiles), whose
@@ -239,6 +241,11 @@ def _by_painting(rows: Sequence[LabelledTile]) -> dict[str, list[int]]:
 GENERATED_PER_TILE = 2
 
 
+def generated_seed(painting: str, x: int, y: int, k: int) -> int:
+    """The seed of the ``k``-th generated watermark on the keep tile at (x, y) of a painting."""
+    return int.from_bytes(hashlib.sha256(f"{painting}:{x}:{y}:{k}".encode()).digest()[:4], "big")
+
+
 @dataclass
 class WatermarkFigures:
     generated: int = 0
@@ -260,9 +267,8 @@ def generated_watermarks(rows: Sequence[LabelledTile], paintings_dir: Path, thre
         for i in indices:
             clean = np.ascontiguousarray(crop_tile(rgb, keep[i], painting))
             for k in range(GENERATED_PER_TILE):
-                seed = int.from_bytes(hashlib.sha256(f"{painting}:{keep[i].x}:{keep[i].y}:{k}".encode())
-                                      .digest()[:4], "big")
-                marked, info = synthetic_watermarks.add_watermark(clean, seed)
+                marked, info = synthetic_watermarks.add_watermark(clean, generated_seed(painting, keep[i].x,
+                                                                                         keep[i].y, k))
                 _, fired = decide(marked, thresholds, model)
                 figures.generated += 1
                 figures.by_kind[info["kind"]] += 1
@@ -384,10 +390,12 @@ def format_report(result: Accuracy, fold: str) -> str:
     return "\n".join(lines)
 
 
-def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_good: float) -> list[ScoredTile]:
+def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_good: float,
+                    watermark_cv: dict[tuple[str, int, int, int], bool] | None = None) -> list[ScoredTile]:
     """The train fold scored by out-of-fold stump models (``bench/train_tile_model.py``: 5 groups by painting,
     the thresholds chosen on these same out-of-fold probabilities), and as the pipeline decides for the other
-    classes (the watermark CNN, trained on these paintings, is in-sample here) and for tiles of another size.
+    classes (the watermark CNN, trained on these paintings, is in-sample here unless ``watermark_cv`` gives its
+    out-of-fold decisions, :func:`watermark_cv_decisions`) and for tiles of another size.
     What a stump model fitted on the train fold may be expected to do on paintings it has not seen."""
     sys.path.insert(0, str(REPO_ROOT / "bench"))
     import train_tile_model
@@ -407,10 +415,25 @@ def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_go
             fired = tuple(name for name in FILTER_NAMES
                           if (name in classes and ((with_rule[classes.index(name)] and name in by_rule)
                                                    or probability_of[key][name] > chosen[classes.index(name)]))
-                          or (name not in classes and name in s.fired))
+                          or (name == "watermark" and watermark_cv is not None and watermark_cv.get(key, False))
+                          or (name not in classes and name in s.fired
+                              and not (name == "watermark" and watermark_cv is not None and key in watermark_cv)))
             s = ScoredTile(s.tile, s.scores, fired)
         scored.append(s)
     return scored
+
+
+def watermark_cv_decisions(path: Path, false_positive: float) -> dict[tuple[str, int, int, int], bool]:
+    """``(painting, x, y, size) -> fired`` for the labelled tiles of a ``bench/train_watermark_net.py --cv``
+    file: the out-of-fold CNN's P(watermark) against its split's threshold at ``false_positive``."""
+    import json
+
+    result = json.loads(Path(path).read_text(encoding="utf-8"))
+    if false_positive not in result["false_positive"]:
+        raise SystemExit(f"{path}: no threshold at false positive {false_positive}; has {result['false_positive']}")
+    i = result["false_positive"].index(false_positive)
+    return {(s["painting"], s["x"], s["y"], s["size"]): s["p"] > split["thresholds"][i]
+            for split in result["groups"] for s in split["scores"] if s["kind"] == "real"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -428,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watermarks", action="store_true",
                         help="also measure the watermark filter on generated overlays on the fold's keep tiles")
     parser.add_argument("--target-good", type=float, default=0.13, help="for --cv: as bench/train_tile_model.py")
+    parser.add_argument("--watermark-cv", type=Path, default=None,
+                        help="for --cv: the out-of-fold watermark CNN (bench/train_watermark_net.py --cv --cv-out)")
+    parser.add_argument("--watermark-fp", type=float, default=0.02,
+                        help="for --watermark-cv: the false-positive rate of the threshold rule")
     parser.add_argument("--labels", type=Path, default=LABELS_CSV)
     parser.add_argument("--selection", type=Path, default=SELECTION_CSV)
     args = parser.parse_args(argv)
@@ -439,7 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = tile_model.resolve_model("bundled" if args.filters == "pipeline" else "none", 256)
     labels = read_labels(args.labels)
     if args.cv:
-        scored, name = cross_validated(labels, paintings_dir, args.target_good), "train, cross-validated"
+        watermark_cv = (watermark_cv_decisions(args.watermark_cv, args.watermark_fp) if args.watermark_cv
+                        else None)
+        scored, name = cross_validated(labels, paintings_dir, args.target_good, watermark_cv), "train, cross-validated"
         args.fold = "train"
     else:
         scored, name = score_labelled(select(labels, args.fold), paintings_dir, model=model), args.fold

@@ -106,3 +106,15 @@ def test_rim_sees_a_thin_frame_line_and_a_fan_border():
     strip = plain.copy()
     strip[:, :6] = (60, 60, 60)  # a dark scanner margin along the left side
     assert features(strip)["rim_step"] > 20 > features(plain)["rim_step"]
+
+
+def test_bare_cells_count_the_bare_area_beside_a_seal_or_text():
+    silk = paper(256, 13, colour=(200, 170, 120))
+    bare = features(silk)
+    sealed, written = features(with_seal(silk)), features(with_inscription(silk))  # a seal; a block of text
+    painted = features(landscape(256, 13))
+    assert bare["plain_luma_bare12"] == 1.0
+    # the seal or the text takes some cells, the rest stay bare; brushwork over the whole tile leaves few
+    assert sealed["plain_luma_bare12"] > 0.8 and written["plain_luma_bare12"] > 0.5 > 0.1 > painted["plain_luma_bare12"]
+    assert sealed["plain_red_bare12"] > sealed["plain_luma_bare12"]  # the seal fades in the red plane
+    assert 0.0 <= painted["plain_luma_bare6"] <= painted["plain_luma_bare12"] <= painted["plain_luma_bare24"] <= 1.0

@@ -18,7 +18,9 @@ Rule: each group looks for the *shape* a labeller sees (docs/FILTER_RULES.md) on
   band inside it, and the longest smooth edge (a fan's or album leaf's curved border, a mount edge);
 - ``plain_*``: the red channel (seals vanish in it, ink does not) and the luma at quarter resolution with the
   paper's low-frequency tone removed: spread, low-gradient fraction, entropy and dark fraction (bare silk with
-  faint weave or stains is flat here; brushwork is not).
+  faint weave or stains is flat here; brushwork is not), and the fraction of bare cells (an 8 x 8 grid; a
+  cell is bare when its range is below 6, 12 or 24 grey levels): a mostly bare tile with a seal, a column of
+  text or a few strokes in one part.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from lpd_pipeline.curation.order_stats import median, percentile
 
 SIDE = 128
 BIG_SIDE = PLAIN_SIDE = 64
+# Bare cells (issue 12, fifth pass): the tile in 8 x 8 cells (32 px at 256); a cell is bare when its range at
+# quarter resolution (each value a 4 x 4 mean: silk grain averaged out) is below each of these grey levels.
+BARE_CELLS = 8
+BARE_RANGES = (6, 12, 24)
 SHAPE_FEATURE_NAMES: tuple[str, ...] = (
     "stamp_warm_fraction", "stamp_score", "stamp_area", "stamp_lift", "stamp_ring_warm", "stamp_ring_ink",
     "stamp_fill", "stamp_hue_spread", "stamp_edge", "stamp_total", "stamp_count",
@@ -40,7 +46,7 @@ SHAPE_FEATURE_NAMES: tuple[str, ...] = (
       for name in ("columns", "column_area", "column_length", "column_bare", "rows", "row_area", "row_length",
                    "row_bare")),
     *(f"plain_{plane}_{name}" for plane in ("red", "luma")
-      for name in ("spread", "range", "flat1", "flat25", "entropy", "dark")),
+      for name in ("spread", "range", "flat1", "flat25", "entropy", "dark", *(f"bare{k}" for k in BARE_RANGES))),
     "rim_edge", "rim_step", "rim_longest_edge",
 )
 
@@ -183,7 +189,18 @@ def _plain(t: _Tile) -> list[float]:
         low, high = percentile(detail, [1, 99])
         out += [float(detail.std()), float(high - low), float((gradient < 1.0).mean()), float((gradient < 2.5).mean()),
                 float(-(histogram * np.log2(histogram)).sum()), float((small < percentile(small, 90) - 30).mean())]
+        out += _bare_cells(small)
     return out
+
+
+def _bare_cells(small: np.ndarray) -> list[float]:
+    """The fraction of the tile's cells whose range is below each of :data:`BARE_RANGES`: "at least ~70 % bare"
+    (docs/FILTER_RULES.md) is an area, which a seal, a column of text or a few strokes in the rest do not
+    change, while they dominate the whole tile's contrast."""
+    cell = PLAIN_SIDE // BARE_CELLS
+    blocks = small[:cell * BARE_CELLS, :cell * BARE_CELLS].reshape(BARE_CELLS, cell, BARE_CELLS, cell)
+    ranges = blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))
+    return [float((ranges < level).mean()) for level in BARE_RANGES]
 
 
 def _rim(t: _Tile) -> list[float]:

@@ -6,8 +6,9 @@ convolutions alone did not learn; for inference each BatchNorm is folded into it
 :func:`inference_body`), then the max and mean of its last feature map: a mark in a corner counts as
 much as one across the middle. It outputs P(watermark). Trained by ``bench/train_watermark_net.py`` on
 generated overlays (:mod:`lpd_pipeline.curation.synthetic_watermarks`) over tiles of the hand labels'
-train-fold paintings, against the same tiles clean and every labelled non-watermark tile (inscriptions and
-seals are the hard negatives: they are text and marks too). Weights: :data:`BUNDLED_WEIGHTS` (a plain
+train-fold paintings, against the same tiles clean, every labelled non-watermark tile (inscriptions and
+seals are text and marks too) and the real textures a first network took for marks (mined hard negatives:
+pine needles, rock texture strokes, branches on brown silk). Weights: :data:`BUNDLED_WEIGHTS` (a plain
 ``state_dict``, loaded with ``weights_only=True``); absent, the watermark rule decides. Torch is imported only
 when a model is loaded.
 """
