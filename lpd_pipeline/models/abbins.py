@@ -65,36 +65,45 @@ def _sq_distances(ab: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     return (pixels.pow(2).sum(-1, keepdim=True) - 2 * cross + centers.pow(2).sum(-1)).clamp_min(0.0)
 
 
+@functools.lru_cache(maxsize=8)
+def _lattice_table(grid: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(table, low, size)``: bin index (or -1) at lattice index ``(i, j) - low`` of the ``grid`` lattice's in-gamut
+    bins (in the order of :func:`bin_centers`), padded by WINDOW empty slots on every side."""
+    lattice = torch.tensor(_gamut_bins(grid), dtype=torch.int64)
+    low = lattice.min(0).values - WINDOW
+    size = lattice.max(0).values - low + WINDOW + 1
+    table = torch.full(tuple(size.tolist()), -1, dtype=torch.int64)
+    table[lattice[:, 0] - low[0], lattice[:, 1] - low[1]] = torch.arange(len(lattice))
+    return table, low, size
+
+
 def _window_candidates(pixels: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``(squared distances, bins)``, each ``[N, H, W, WINDOW²]``, of the in-gamut bins in the WINDOW x WINDOW
     lattice block around every pixel (``pixels``: [N, H, W, 2] a*b*; out-of-gamut slots: distance inf), and the
     squared distance every bin outside the block is at least at: (2 grid)², since the block reaches two lattice
     steps beyond the pixel's cell on every side."""
-    grid = float(centers.abs()[centers.abs() > 0].min())  # the lattice holds (±grid, 0): near-neutral colours
-    lattice = torch.round(centers / grid).to(torch.int64)
-    low = lattice.min(0).values - WINDOW
-    size = lattice.max(0).values - low + WINDOW + 1
-    table = torch.full(tuple(size.tolist()), -1, dtype=torch.int64, device=pixels.device)
-    table[lattice[:, 0] - low[0], lattice[:, 1] - low[1]] = torch.arange(len(centers), device=pixels.device)
+    grid = int(round(float(centers.abs()[centers.abs() > 0].min())))  # the lattice holds (±grid, 0)
+    table, low, size = (t.to(pixels.device) for t in _lattice_table(grid))
     corner = torch.floor(pixels / grid).to(torch.int64) - (WINDOW // 2 - 1) - low
     corner = torch.minimum(corner.clamp_min(0), size - WINDOW)  # far outside the gamut: a block of empty slots
     steps = torch.arange(WINDOW, device=pixels.device)
     bins = table[corner[..., 0, None, None] + steps[:, None], corner[..., 1, None, None] + steps].flatten(-2)
     near = centers[bins.clamp_min(0)]
-    # The same |p|² - 2 p·c + |c|² as _sq_distances, so a pixel's distances equal the full search's.
+    # |p|² - 2 p·c + |c|² as in _sq_distances (there as a matmul: the two differ by float rounding, ~1e-3 Lab²).
     cross = (pixels[..., None, :] * near).sum(-1)
     distances = (pixels.pow(2).sum(-1, keepdim=True) - 2 * cross + near.pow(2).sum(-1)).clamp_min(0.0)
-    return distances.masked_fill(bins < 0, float("inf")), bins, (2 * grid) ** 2
+    return distances.masked_fill(bins < 0, float("inf")), bins, float(2 * grid) ** 2
 
 
 def _soft_neighbours(ab: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weights, bins)``, each ``[N, H, W, K]``: the K = SOFT_NEIGHBOURS nearest bins of every pixel (nearest
     first) and their Gaussian weights (σ = SOFT_SIGMA, summing to 1).
 
-    Exact by construction, searched in two steps: the bins of the 4 x 4 lattice block around each pixel first
-    (16 distances instead of 260-odd: the soft encoding was a quarter of a labcls training step, bench/RESULTS.md);
-    where the K-th nearest of them is not nearer than every bin outside the block can be (at the gamut's edge, or
-    a colour outside it), that pixel is searched among all bins."""
+    Searched in two steps: the bins of the 4 x 4 lattice block around each pixel first (16 distances instead of
+    260-odd: the soft encoding was a quarter of a labcls training step, bench/RESULTS.md); where the K-th nearest
+    of them is not nearer than every bin outside the block can be (at the gamut's edge, or a colour outside it),
+    that pixel is searched among all bins. So the bins are the K nearest of all (bins at equal distance may come
+    in another order) and the weights equal the all-bins search's to float rounding (~1e-5)."""
     pixels = ab.permute(0, 2, 3, 1).float()
     centers = centers.to(pixels)
     distances, bins, outside = _window_candidates(pixels, centers)
