@@ -173,6 +173,26 @@ def test_schedule_may_grow_on_resume_but_not_end_before_the_checkpoint(storage_r
     assert [round(h["lr"] / 2e-4, 6) for h in longer.history] == [1.0, 1.0, 1.0, 0.5]
 
 
+def test_resume_at_another_thread_count_warns_and_goes_on(storage_root, tmp_path, tiles, caplog):
+    config = tiny_config(n_epochs=2, n_epochs_decay=1)
+    run_dir = tmp_path / "run"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(config, tiles, storage_root, run_dir, max_epochs_this_run=1)
+        assert torch.load(ckpt.checkpoint_path(run_dir, 1), weights_only=True)["torch_threads"] == 1
+        with caplog.at_level("WARNING", logger="lpd_pipeline.training.loop"):
+            train(config, tiles, storage_root, run_dir, max_epochs_this_run=1)  # same count: no warning
+        assert "torch threads" not in caplog.text
+        torch.set_num_threads(2)
+        with caplog.at_level("WARNING", logger="lpd_pipeline.training.loop"):
+            result = train(config, tiles, storage_root, run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.finished and result.epochs_completed == 3
+    assert "at 2 torch threads; it was written at 1" in caplog.text and "OMP_NUM_THREADS=1" in caplog.text
+
+
 def test_unreadable_checkpoints_are_set_aside_and_never_win_retention(storage_root, tmp_path, tiles):
     config = tiny_config(n_epochs=4, n_epochs_decay=0, keep_every=2)
     run_dir = tmp_path / "run"

@@ -596,6 +596,7 @@ def _resume(model: Pix2PixModel, config: TrainConfig, run_dir: Path, store, dist
     if changed and dist_ctx.is_main:
         log.warning("resuming %s with a changed schedule (%s): the lr rule follows the new schedule from the "
                     "next epoch", path, ", ".join(changed))
+    _warn_other_threads(payload, path, dist_ctx)
     model.load_state(payload)
     restore_rng_state(payload["rng"])
     state = _RunState(int(payload["epoch"]), int(payload["global_step"]), list(payload.get("loss_history", [])),
@@ -603,6 +604,17 @@ def _resume(model: Pix2PixModel, config: TrainConfig, run_dir: Path, store, dist
     if dist_ctx.is_main:
         log.info("resuming from %s (epoch %d, step %d)", path, state.start_epoch, state.global_step)
     return state
+
+
+def _warn_other_threads(payload: dict[str, Any], path: Path, dist_ctx: DistContext) -> None:
+    """A resume at another torch thread count goes on, with a warning: CPU kernels split their sums by thread,
+    so float rounding (and, amplified by GAN training, the final weights) depends on the count (measured: one
+    update at 1 vs 2 threads already differs by ~1e-5 in the weights, for every recipe)."""
+    saved = payload.get("torch_threads")
+    if saved is not None and int(saved) != torch.get_num_threads() and dist_ctx.is_main:
+        log.warning("resuming %s at %d torch threads; it was written at %d: the run goes on, but its weights will "
+                    "not be bit-identical to an uninterrupted run's (set OMP_NUM_THREADS=%d for that)", path,
+                    torch.get_num_threads(), int(saved), int(saved))
 
 
 def _announce(config: TrainConfig, run_dir: Path, store, dist_ctx: DistContext, device: torch.device,
@@ -682,6 +694,7 @@ def _save_checkpoint(model: Pix2PixModel, config: TrainConfig, run_dir: Path, fi
         "wall_time_s": state.wall_time_s,
         "world_size": world_size,
         "torch_version": str(torch.__version__),
+        "torch_threads": torch.get_num_threads(),
     }
     path = save_torch_atomic(payload, checkpoint_path(run_dir, done))
     deleted = apply_retention(run_dir, config.keep_every, config.checkpoint_every)
