@@ -3,7 +3,7 @@
     python bench/quality.py [--storage /tmp/quality_storage] [--shared ../shared] [--size 128] [--images 2000]
                             [--seed 0] [--ink-tiles 200] [--ngf 64] [--threads 1] [--out bench/quality_runs]
                             [--variants gray unet256 unet256-lab unet256-labcls unet256-labcls-aug-cf]
-                            [--merge OTHER_OUT_FOLDER...]
+                            [--merge OTHER_OUT_FOLDER...] [--restart]
 
 1. Tiles: ``--storage`` holds a curated dataset; when it has none, ``paintings/colored`` and ``paintings/ink`` of
    ``--shared`` are curated into it by the pipeline's own curation (ingest, dedup, tiles, filters, split; each
@@ -12,7 +12,9 @@
    ``<storage>/quality/size<N>/``.
 2. Each variant (a named recipe of ``lpd_pipeline.models.recipes``: a TrainConfig over the paper's defaults) is
    trained with ``lpd_pipeline.training.loop.train`` for ``--images`` images (whole epochs, rounded; half at the
-   initial lr, half decaying, as the paper's schedule), seed ``--seed``, batch 1, on ``--threads`` CPU threads.
+   initial lr, half decaying, as the paper's schedule), seed ``--seed``, batch 1, on ``--threads`` CPU threads,
+   with a checkpoint each epoch: run again, the same command continues a killed run from its newest checkpoint
+   (exact resume) and scores a finished one without training; ``--restart`` trains from scratch.
 3. Its last checkpoint colours the test_color tiles and ``--ink-tiles`` seeded test_ink tiles through the one
    inference path (``evaluation.generation.generate``) and is scored by the project's metrics
    (``evaluation.evaluate.score_generated``: FID/KID with bootstrap intervals, LPIPS, ΔE, ΔCF, ink KID and
@@ -199,9 +201,12 @@ def choose_temperature(sweep: list[dict], real_cf: float, gray_delta_e: float) -
 
 
 # ---- training and scoring -------------------------------------------------------------------------------
-def train_variant(name: str, root: Path, table: Path, out: Path, size: int, images: int, seed: int, ngf: int):
+def train_variant(name: str, root: Path, table: Path, out: Path, size: int, images: int, seed: int, ngf: int,
+                  restart: bool = False):
     """Train ``name`` on the train split of ``table`` for about ``images`` images (whole epochs); returns (loaded
-    generator, images seen, seconds)."""
+    generator, images seen, seconds of training). A checkpoint every epoch (only the newest kept besides the
+    last): a killed ladder continues from it (exact resume; the seconds add up), a finished run is scored again
+    without training; ``restart`` starts over (the earlier run moves to ``previous_runs/``)."""
     from lpd_pipeline.training.checkpoints import load_generator
     from lpd_pipeline.training.data import read_split_tiles
     from lpd_pipeline.training.loop import train
@@ -209,9 +214,10 @@ def train_variant(name: str, root: Path, table: Path, out: Path, size: int, imag
     n_train = len(read_split_tiles(table, "train"))
     epochs = max(1, round(images / n_train))
     config = train_config(name, tile_size=size, seed=seed, ngf=ngf, ndf=ngf, device="cpu",
-                          n_epochs=math.ceil(epochs / 2), n_epochs_decay=epochs // 2, checkpoint_every=epochs)
+                          n_epochs=math.ceil(epochs / 2), n_epochs_decay=epochs // 2, checkpoint_every=1,
+                          keep_every=epochs)
     run_dir = out / "runs" / name
-    result = train(config, table, root, run_dir, restart=True,
+    result = train(config, table, root, run_dir, restart=restart,
                    store_dir=root / "quality_stores" / f"train-{table.stem}")
     wall = float(result.history[-1]["wall_time_s"]) if result.history else float("nan")
     return load_generator(result.checkpoints[-1], mode="eval"), epochs * n_train, wall
@@ -357,6 +363,9 @@ def main(argv: list[str] | None = None) -> None:
                              "tiles, where a labcls variant's decode temperature is chosen (a second row, "
                              "<variant>@t<T>, when it differs from the recipe's); 0: train on every train painting, "
                              "no choice (the rows of before)")
+    parser.add_argument("--restart", action="store_true",
+                        help="train each variant from scratch (the earlier run moves to previous_runs/); default: "
+                             "continue from its newest checkpoint (one per epoch), a finished run is only scored")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="ladder folders of the same settings run elsewhere (another --out): their rows, "
                              "per-tile values and sheets join this table")
@@ -401,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
             record(rows, out, name, generated, ink_generated, tiles, models, real_stats, real_cf, args,
                    seen=0, wall=0.0, started=started)
             continue
-        loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf)
+        loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf,
+                                            args.restart)
         extra, head = {}, bins_head(loaded.net)
         if val is not None and head is not None:
             sweep = temperature_sweep(loaded, val)

@@ -48,3 +48,22 @@ def test_temperature_is_chosen_by_faithful_and_vivid_colour_at_equal_weight(ladd
     # scores with gray dE 10, real CF 20: 0.9 + 0.5, 0.95 + 0.1, 1.25 + 0
     assert ladder.choose_temperature(sweep, real_cf=20.0, gray_delta_e=10.0) == 0.6
     assert ladder.choose_temperature(sweep, real_cf=10.0, gray_delta_e=10.0) == 0.4
+
+
+def test_a_rerun_continues_from_the_newest_checkpoint_and_restart_starts_over(ladder, tmp_path):
+    table = tiny_dataset(tmp_path)
+    out = tmp_path / "ladder"
+    args = ("resnet9", tmp_path, table, out, 32, 12, 0, 4)  # 4 train tiles: 3 epochs, a checkpoint each
+    _, seen, wall = ladder.train_variant(*args)
+    run_dir = out / "runs" / "resnet9"
+    kept = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*.pt"))
+    assert seen == 12 and kept == ["epoch_0003.pt"]  # the last one (only the newest is kept besides it)
+    first = (run_dir / "checkpoints" / "epoch_0003.pt").read_bytes()
+
+    _, seen_again, wall_again = ladder.train_variant(*args)  # finished: scored again, not trained again
+    assert seen_again == 12 and wall_again == wall
+    assert (run_dir / "checkpoints" / "epoch_0003.pt").read_bytes() == first
+
+    _, _, wall_restart = ladder.train_variant(*args, restart=True)
+    assert list((run_dir / "previous_runs").iterdir())  # the earlier run is set aside, not deleted
+    assert wall_restart != wall
