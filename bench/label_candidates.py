@@ -10,7 +10,9 @@ side (as in docs/FILTER_RULES.md), scored by the watermark CNN only. Pools, at m
 - ``watermark_cnn``: the highest P(watermark) of the CNN (real site marks are rare: the CNN points at them);
 - ``learned_score``: per stump-modelled class, the tiles whose probability lies nearest the class's threshold,
   from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes);
-- ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour).
+- ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour);
+- ``text_net`` (``--text-count N``, issue 12 sixth pass): the N tiles the text detector (``text_net.pt``) rates
+  highest: real calligraphy, and the brush textures, branches and signatures it confuses with it.
 
 Writes ``DIR/candidates.csv`` (folder, file, x, y, size, selected_by, sheet, index, and each probability) and
 ``DIR/<pool>_<n>.png``: 12 tiles a sheet, numbered. The label comes from looking at the tile, never from the
@@ -66,7 +68,10 @@ def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
                 if size == TILE:
                     images = filters._Tile(tile)
                     scores = filters.scores_of(images, model.rules_to_skip())
-                    key.update({f"p_{n}": p for n, p in model.probabilities(tile_features(tile, scores, images)).items()})
+                    p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
+                    key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
+                    if model.text is not None:
+                        key["p_text"] = float(model.text.probabilities([tile])[0])
                 rows.append(key)
     return rows
 
@@ -88,7 +93,8 @@ def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[di
     return out
 
 
-def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int) -> dict[str, list[dict]]:
+def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int,
+           text_count: int = 0) -> dict[str, list[dict]]:
     taken: set = set()
     pools = {"watermark_cnn": pick(rows, np.argsort([-r["p_watermark"] for r in rows]), per_class, taken)}
     hard = []
@@ -97,6 +103,8 @@ def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: 
                              for r in rows])
         hard += [dict(r, near=name) for r in pick(rows, np.argsort(distance), per_class, taken)]
     pools["learned_score"] = hard
+    if any("p_text" in r for r in rows):  # the text detector's highest-rated tiles (issue 12, sixth pass)
+        pools["text_net"] = pick(rows, np.argsort([-r.get("p_text", -1.0) for r in rows]), text_count, taken)
     web = [i for i, r in enumerate(rows) if r["folder"].startswith("web/") and r["size"] == TILE]
     pools["web_random"] = pick(rows, np.random.default_rng(seed).permutation(web), per_class, taken)
     return pools
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
     parser.add_argument("--per-class", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text-count", type=int, default=0,
+                        help="also the tiles the text detector rates highest (pool text_net), this many")
     args = parser.parse_args()
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
@@ -127,11 +137,11 @@ def main() -> None:
     rows = score_paintings(args.shared, model)
     args.out.mkdir(parents=True, exist_ok=True)
     fields = ["folder", "file", "x", "y", "size", "selected_by", "near", "sheet", "index",
-              *(f"p_{n}" for n in filters.FILTER_NAMES)]
+              *(f"p_{n}" for n in filters.FILTER_NAMES), "p_text"]
     with open(args.out / "candidates.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fields, extrasaction="ignore")
         writer.writeheader()
-        for pool, chosen in choose(rows, model, args.per_class, args.seed).items():
+        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count).items():
             for start in range(0, len(chosen), PER_SHEET):
                 sheet = f"{pool}_{start // PER_SHEET}"
                 contact_sheet(args.shared, chosen[start:start + PER_SHEET], args.out / f"{sheet}.png")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import filter_accuracy as bench  # noqa: E402
 
-from lpd_pipeline.curation import tile_model, watermark_net  # noqa: E402
+from lpd_pipeline.curation import text_net, tile_model, watermark_net  # noqa: E402
 from lpd_pipeline.curation.filters import FilterThresholds, score_tile  # noqa: E402
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
@@ -55,10 +55,17 @@ def cv_group(painting: str) -> int:
     return int.from_bytes(hashlib.sha256(f"cv:{painting}".encode()).digest()[:8], "big") % CV_FOLDS
 
 
-def labelled_features(rows: Sequence[bench.LabelledTile], paintings_dir: Path) -> np.ndarray:
+def text_detector() -> text_net.TextNet | None:
+    """The bundled text detector, whose P(inscription) becomes the feature ``text_net``; None without its weights
+    (the model then reads the hand-made features alone)."""
+    return text_net.TextNet() if text_net.BUNDLED_WEIGHTS.is_file() else None
+
+
+def labelled_features(rows: Sequence[bench.LabelledTile], paintings_dir: Path,
+                      text: text_net.TextNet | None = None) -> np.ndarray:
     """Features of each labelled tile (rows must be TILE_SIZE tiles), each painting decoded once. The first
-    columns are the rule scores (``rule_<filter>``)."""
-    out = np.zeros((len(rows), len(FEATURE_NAMES)))
+    columns are the rule scores (``rule_<filter>``); with ``text``, the last is its P (``text_net``)."""
+    out = np.zeros((len(rows), len(FEATURE_NAMES) + (text is not None)))
     by_painting: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         by_painting.setdefault(row.painting, []).append(i)
@@ -66,7 +73,9 @@ def labelled_features(rows: Sequence[bench.LabelledTile], paintings_dir: Path) -
         rgb = decode_image(paintings_dir / painting)
         for i in indices:
             tile = np.ascontiguousarray(bench.crop_tile(rgb, rows[i], painting))
-            out[i] = tile_features(tile, score_tile(tile))
+            out[i, :len(FEATURE_NAMES)] = tile_features(tile, score_tile(tile))
+            if text is not None:
+                out[i, -1] = text.probabilities([tile])[0]
     return out
 
 
@@ -175,7 +184,8 @@ def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: 
           classes: Sequence[str] = MODELLED) -> tuple[tile_model.TileModel, np.ndarray, list[bench.LabelledTile]]:
     """The model fitted on the train fold, and the out-of-fold probabilities behind its thresholds."""
     train_rows = training_rows(rows)
-    features = labelled_features(train_rows, paintings_dir)
+    text = text_detector()
+    features = labelled_features(train_rows, paintings_dir, text)
     labels = label_matrix(train_rows, classes)
     bad = np.array([r.bad for r in train_rows])
     groups = np.array([cv_group(r.painting) for r in train_rows])
@@ -187,7 +197,8 @@ def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: 
     fitted = {name: tile_model.fit_class(features, labels[:, c], threshold=float(thresholds[c]),
                                          with_rule=bool(with_rule[c]), weights=weights[:, c])
               for c, name in enumerate(classes)}
-    model = tile_model.TileModel(TILE_SIZE, fitted, trained_on=f"{len(train_rows)} sure train-fold tiles of "
+    names = tile_model.WITH_TEXT if text is not None else FEATURE_NAMES
+    model = tile_model.TileModel(TILE_SIZE, fitted, names, trained_on=f"{len(train_rows)} sure train-fold tiles of "
                                  f"{bench.LABELS_CSV.relative_to(REPO_ROOT)}, target good rejected {target_good}")
     return model, held_out, train_rows
 
