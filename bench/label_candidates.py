@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from filter_accuracy import FOLDERS, assign_fold, read_labels  # noqa: E402
-from lpd_pipeline.curation import filters, tile_model  # noqa: E402
+from lpd_pipeline.curation import filters, text_net, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.curation.tiling import tile_origins  # noqa: E402
 from lpd_pipeline.imaging import decode_image, save_image  # noqa: E402
@@ -44,8 +44,9 @@ PER_SHEET = 12
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
-    """One row per unlabelled tile of a train-fold painting: where it is and the learned filter's probabilities."""
+def score_paintings(shared: Path, model: tile_model.TileModel, text: text_net.TextNet | None = None) -> list[dict]:
+    """One row per unlabelled tile of a train-fold painting: where it is and the learned filter's probabilities
+    (and ``p_text``, the text detector's, when ``text`` is given)."""
     labelled = {(row.painting, row.x, row.y, row.size) for row in read_labels()}
     rows = []
     for folder in FOLDERS:
@@ -70,8 +71,8 @@ def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
                     scores = filters.scores_of(images, model.rules_to_skip())
                     p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
                     key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
-                    if model.text is not None:
-                        key["p_text"] = float(model.text.probabilities([tile])[0])
+                    if text is not None:
+                        key["p_text"] = float(text.probabilities([tile])[0])
                 rows.append(key)
     return rows
 
@@ -79,7 +80,9 @@ def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
 def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[dict]:
     """The first ``count`` rows in ``order`` not taken yet, at most two per painting."""
     per_painting: dict[str, int] = {}
-    out = []
+    out: list[dict] = []
+    if count <= 0:
+        return out
     for i in order:
         row = rows[i]
         key, painting = (row["folder"], row["file"], row["x"], row["y"]), f"{row['folder']}/{row['file']}"
@@ -134,7 +137,8 @@ def main() -> None:
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
         sys.exit("the bundled learned filter (tile_model.json, watermark_net.pt) is needed")
-    rows = score_paintings(args.shared, model)
+    text = text_net.TextNet() if args.text_count and text_net.BUNDLED_WEIGHTS.is_file() else None
+    rows = score_paintings(args.shared, model, text)
     args.out.mkdir(parents=True, exist_ok=True)
     fields = ["folder", "file", "x", "y", "size", "selected_by", "near", "sheet", "index",
               *(f"p_{n}" for n in filters.FILTER_NAMES), "p_text"]

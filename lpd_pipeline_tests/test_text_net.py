@@ -139,3 +139,16 @@ def test_real_inscriptions_score_above_keep_tiles(shared_paintings, train_text_n
         text += ["inscription" in rows[i].labels for i in indices]
     scores, text = np.array(scores), np.array(text)
     assert train_text_net_module.auc(scores[text], scores[~text]) > 0.75
+
+
+def test_wrong_weights_are_refused_naming_the_file(tmp_path):
+    pytest.importorskip("torch")
+    from lpd_pipeline.curation import watermark_net
+
+    if not watermark_net.BUNDLED_WEIGHTS.is_file():
+        pytest.skip("no bundled watermark_net.pt to stand in for a wrong file")
+    with pytest.raises(ValueError, match="watermark_net.pt: cannot load the text network"):
+        text_net.TextNet(watermark_net.BUNDLED_WEIGHTS)  # other widths
+    (tmp_path / "text_net.pt").write_bytes(b"not a state dict")
+    with pytest.raises(ValueError, match="text_net.pt: cannot load"):
+        text_net.TextNet(tmp_path / "text_net.pt")

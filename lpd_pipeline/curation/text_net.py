@@ -3,7 +3,7 @@ filter's stumps (issue 12, sixth pass).
 
 Rule: the watermark CNN's architecture (:mod:`watermark_net`: the tile at 128 px, five blocks of 3x3
 convolution, BatchNorm, ReLU and max pooling, the max and mean of the last map, one logit), narrower
-(:data:`CHANNELS`, ~19k weights, about a third of the watermark CNN's cost). Trained by
+(:data:`CHANNELS`, ~21k weights, 0.43x the watermark CNN's multiply-adds). Trained by
 ``bench/train_text_net.py`` on generated inscriptions (:mod:`synthetic_inscriptions`: Kai-font columns
 multiplied onto the tile) over grid tiles of the hand labels' train-fold paintings, against the same tiles
 clean; it never sees a labelled tile, so its score on them is out of sample and the stumps' cross-validation

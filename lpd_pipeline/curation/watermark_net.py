@@ -15,6 +15,7 @@ when a model is loaded.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import cv2
@@ -99,7 +100,7 @@ class WatermarkNet:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             self.network.load_state_dict(state)
-        except (OSError, RuntimeError, KeyError, ValueError, AttributeError) as error:
+        except (OSError, RuntimeError, KeyError, ValueError, AttributeError, pickle.UnpicklingError) as error:
             raise ValueError(f"{self.path}: cannot load the {self.WHAT} network ({error})") from None
         self.network.eval()
         self.threshold = float(self.network.threshold)
