@@ -152,3 +152,20 @@ def test_wrong_weights_are_refused_naming_the_file(tmp_path):
     (tmp_path / "text_net.pt").write_bytes(b"not a state dict")
     with pytest.raises(ValueError, match="text_net.pt: cannot load"):
         text_net.TextNet(tmp_path / "text_net.pt")
+
+
+def test_bundled_model_without_the_text_weights_leaves_their_classes_to_the_rules(tmp_path):
+    if not tile_model.BUNDLED_MODEL.is_file():
+        pytest.skip("no bundled tile model in this checkout: the rules decide")
+    shutil.copy(tile_model.BUNDLED_MODEL, tmp_path / "tile_model.json")  # no text_net.pt, no watermark_net.pt
+    bundled = tile_model.load_model(tile_model.BUNDLED_MODEL)
+    model = tile_model.resolve_model(str(tmp_path / "tile_model.json"), 256)
+    readers = {n for n, m in bundled.classes.items() if any(s[0] == TEXT_INDEX for s in m.stumps)}
+    if not readers:
+        pytest.skip("the bundled model reads no text_net: nothing falls back")
+    assert model.text is None and not model.reads_text() and not readers & set(model.classes)
+    assert set(model.classes) == set(bundled.classes) - readers
+    assert readers <= set(model.rules_needed())
+    tile = landscape(256, 2)
+    rows = model.tile_probabilities(tile_features(tile)[None], [tile])
+    assert set(rows[0]) == set(model.classes)
