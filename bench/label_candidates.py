@@ -71,7 +71,7 @@ def score_paintings(shared: Path, model: tile_model.TileModel, text: text_net.Te
                     scores = filters.scores_of(images, model.rules_to_skip())
                     p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
                     key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
-                    if text is not None:
+                    if text is not None:  # (computed twice where the stumps read it: a bench tool)
                         key["p_text"] = float(text.probabilities([tile])[0])
                 rows.append(key)
     return rows
@@ -137,7 +137,7 @@ def main() -> None:
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
         sys.exit("the bundled learned filter (tile_model.json, watermark_net.pt) is needed")
-    text = text_net.TextNet() if args.text_count and text_net.BUNDLED_WEIGHTS.is_file() else None
+    text = model.text or (text_net.TextNet() if args.text_count and text_net.BUNDLED_WEIGHTS.is_file() else None)
     rows = score_paintings(args.shared, model, text)
     args.out.mkdir(parents=True, exist_ok=True)
     fields = ["folder", "file", "x", "y", "size", "selected_by", "near", "sheet", "index",
