@@ -11,8 +11,8 @@ deterministic), with the narrower network of ``text_net.CHANNELS``. Threshold: t
 training tiles exceed. Needs ``fonts-arphic-ukai``.
 
 The tile list (``--select-tiles``; issue 12 sixth pass, drawn after that pass's labels were added and before the
-stumps were refitted, so with the fifth pass's model; rerun now it would use the bundled model): up to ``--per-painting`` grid tiles
-drawn at random (seeded by the painting's name) from every painting of the train fold
+stumps were refitted, so with the fifth pass's model; rerun now it would use the bundled model): up to
+``--per-painting`` grid tiles drawn at random (seeded by the painting's name) from every train-fold painting
 (``filter_accuracy.assign_fold``), never a labelled tile (the network's score on every labelled tile is then
 out of sample, which keeps the stumps' cross-validation honest), and none that the learned filter bundled
 *when the list was made* (the fifth pass's, without this network) calls inscription: a clean tile showing real
