@@ -69,7 +69,8 @@ SELECTION_COLUMNS = ("folder", "file", "x", "y", "size", "selected_by")
 RANDOM_SELECTIONS = ("web_random", "museum_random")
 SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_score", "flat_low_contrast",
                      "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search",
-                     "learned_score", "watermark_cnn")  # the last two: bench/label_candidates.py
+                     "learned_score", "watermark_cnn",  # these two and the next two: bench/label_candidates.py
+                     "text_net", "inscription_top")  # issue 12 sixth pass: highest text-detector / P(inscription)
 COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
 KEEP = "keep"
 # The drop classes: one per filter (same name).
@@ -450,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the train fold, scored by out-of-fold models (5-fold cross-validation by painting)")
     parser.add_argument("--watermarks", action="store_true",
                         help="also measure the watermark filter on generated overlays on the fold's keep tiles")
-    parser.add_argument("--target-good", type=float, default=0.13, help="for --cv: as bench/train_tile_model.py")
+    parser.add_argument("--target-good", type=float, default=0.12, help="for --cv: as bench/train_tile_model.py")
     parser.add_argument("--watermark-cv", type=Path, default=None,
                         help="for --cv: the out-of-fold watermark CNN (bench/train_watermark_net.py --cv --cv-out)")
     parser.add_argument("--watermark-fp", type=float, default=0.02,

@@ -10,7 +10,9 @@ side (as in docs/FILTER_RULES.md), scored by the watermark CNN only. Pools, at m
 - ``watermark_cnn``: the highest P(watermark) of the CNN (real site marks are rare: the CNN points at them);
 - ``learned_score``: per stump-modelled class, the tiles whose probability lies nearest the class's threshold,
   from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes);
-- ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour).
+- ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour);
+- ``text_net`` (``--text-count N``, issue 12 sixth pass): the N tiles the text detector (``text_net.pt``) rates
+  highest: real calligraphy, and the brush textures, branches and signatures it confuses with it.
 
 Writes ``DIR/candidates.csv`` (folder, file, x, y, size, selected_by, sheet, index, and each probability) and
 ``DIR/<pool>_<n>.png``: 12 tiles a sheet, numbered. The label comes from looking at the tile, never from the
@@ -32,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from filter_accuracy import FOLDERS, assign_fold, read_labels  # noqa: E402
-from lpd_pipeline.curation import filters, tile_model  # noqa: E402
+from lpd_pipeline.curation import filters, text_net, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.curation.tiling import tile_origins  # noqa: E402
 from lpd_pipeline.imaging import decode_image, save_image  # noqa: E402
@@ -42,8 +44,9 @@ PER_SHEET = 12
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
-    """One row per unlabelled tile of a train-fold painting: where it is and the learned filter's probabilities."""
+def score_paintings(shared: Path, model: tile_model.TileModel, text: text_net.TextNet | None = None) -> list[dict]:
+    """One row per unlabelled tile of a train-fold painting: where it is and the learned filter's probabilities
+    (and ``p_text``, the text detector's, when ``text`` is given)."""
     labelled = {(row.painting, row.x, row.y, row.size) for row in read_labels()}
     rows = []
     for folder in FOLDERS:
@@ -66,7 +69,10 @@ def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
                 if size == TILE:
                     images = filters._Tile(tile)
                     scores = filters.scores_of(images, model.rules_to_skip())
-                    key.update({f"p_{n}": p for n, p in model.probabilities(tile_features(tile, scores, images)).items()})
+                    p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
+                    key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
+                    if text is not None:  # (computed twice where the stumps read it: a bench tool)
+                        key["p_text"] = float(text.probabilities([tile])[0])
                 rows.append(key)
     return rows
 
@@ -74,7 +80,9 @@ def score_paintings(shared: Path, model: tile_model.TileModel) -> list[dict]:
 def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[dict]:
     """The first ``count`` rows in ``order`` not taken yet, at most two per painting."""
     per_painting: dict[str, int] = {}
-    out = []
+    out: list[dict] = []
+    if count <= 0:
+        return out
     for i in order:
         row = rows[i]
         key, painting = (row["folder"], row["file"], row["x"], row["y"]), f"{row['folder']}/{row['file']}"
@@ -88,7 +96,8 @@ def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[di
     return out
 
 
-def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int) -> dict[str, list[dict]]:
+def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int,
+           text_count: int = 0) -> dict[str, list[dict]]:
     taken: set = set()
     pools = {"watermark_cnn": pick(rows, np.argsort([-r["p_watermark"] for r in rows]), per_class, taken)}
     hard = []
@@ -97,6 +106,8 @@ def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: 
                              for r in rows])
         hard += [dict(r, near=name) for r in pick(rows, np.argsort(distance), per_class, taken)]
     pools["learned_score"] = hard
+    if any("p_text" in r for r in rows):  # the text detector's highest-rated tiles (issue 12, sixth pass)
+        pools["text_net"] = pick(rows, np.argsort([-r.get("p_text", -1.0) for r in rows]), text_count, taken)
     web = [i for i, r in enumerate(rows) if r["folder"].startswith("web/") and r["size"] == TILE]
     pools["web_random"] = pick(rows, np.random.default_rng(seed).permutation(web), per_class, taken)
     return pools
@@ -120,18 +131,21 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
     parser.add_argument("--per-class", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text-count", type=int, default=0,
+                        help="also the tiles the text detector rates highest (pool text_net), this many")
     args = parser.parse_args()
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
         sys.exit("the bundled learned filter (tile_model.json, watermark_net.pt) is needed")
-    rows = score_paintings(args.shared, model)
+    text = model.text or (text_net.TextNet() if args.text_count and text_net.BUNDLED_WEIGHTS.is_file() else None)
+    rows = score_paintings(args.shared, model, text)
     args.out.mkdir(parents=True, exist_ok=True)
     fields = ["folder", "file", "x", "y", "size", "selected_by", "near", "sheet", "index",
-              *(f"p_{n}" for n in filters.FILTER_NAMES)]
+              *(f"p_{n}" for n in filters.FILTER_NAMES), "p_text"]
     with open(args.out / "candidates.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fields, extrasaction="ignore")
         writer.writeheader()
-        for pool, chosen in choose(rows, model, args.per_class, args.seed).items():
+        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count).items():
             for start in range(0, len(chosen), PER_SHEET):
                 sheet = f"{pool}_{start // PER_SHEET}"
                 contact_sheet(args.shared, chosen[start:start + PER_SHEET], args.out / f"{sheet}.png")

@@ -137,8 +137,9 @@ def mine_hard_negatives(network, paintings_dir: Path, paintings: Sequence[str],
     return hard, [(painting, x, y, -p) for p, _, painting, x, y in scored[:count]]
 
 
-def epoch_batches(tiles: list[np.ndarray], epoch: int, batch: int):
-    """(input, target) batches of one epoch: each tile clean and with a fresh generated mark, shuffled."""
+def epoch_batches(tiles: list[np.ndarray], epoch: int, batch: int, mark=synthetic_watermarks.add_watermark):
+    """(input, target) batches of one epoch: each tile clean and with a fresh generated mark (``mark(tile,
+    seed) -> (tile, info)``), shuffled."""
     rng = np.random.default_rng(1000 + epoch)
     order = rng.permutation(2 * len(tiles))
     for start in range(0, len(order), batch):
@@ -146,7 +147,7 @@ def epoch_batches(tiles: list[np.ndarray], epoch: int, batch: int):
         for k in order[start:start + batch]:
             tile = tiles[k // 2]
             if k % 2:
-                tile, _ = synthetic_watermarks.add_watermark(tile, int(rng.integers(2**31)))
+                tile, _ = mark(tile, int(rng.integers(2**31)))
             if rng.random() < 0.5:
                 tile = tile[:, ::-1]
             images.append(np.ascontiguousarray(tile))
@@ -154,17 +155,19 @@ def epoch_batches(tiles: list[np.ndarray], epoch: int, batch: int):
         yield watermark_net.network_input(images), torch.tensor(targets)
 
 
-def train(tiles: list[np.ndarray], epochs: int, batch: int = 32):
+def train(tiles: list[np.ndarray], epochs: int, batch: int = 32, mark=synthetic_watermarks.add_watermark,
+          channels: tuple[int, ...] = watermark_net.CHANNELS):
+    """The network of ``channels`` trained to tell ``mark``-ed tiles from clean ones (seeded, one thread)."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    network = watermark_net.build_network()
+    network = watermark_net.build_network(channels)
     optimiser = torch.optim.Adam(network.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     for epoch in range(epochs):
         network.train()
         started, losses = time.perf_counter(), []
-        for images, targets in epoch_batches(tiles, epoch, batch):
+        for images, targets in epoch_batches(tiles, epoch, batch, mark):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(network(images), targets)
             optimiser.zero_grad()
             loss.backward()

@@ -41,3 +41,14 @@ def test_pools_look_near_each_threshold_and_at_random_web_tiles():
     assert all(r["folder"].startswith("web/") for r in pools["web_random"])
     chosen = [(r["file"], r["x"]) for pool in pools.values() for r in pool]
     assert len(chosen) == len(set(chosen))
+
+
+def test_text_pool_takes_the_highest_text_scores_and_a_zero_count_takes_nothing():
+    rows = _rows()
+    for i, row in enumerate(rows):
+        row["p_text"] = i / 100
+    model = tile_model.TileModel(256, {})
+    pools = candidates.choose(rows, model, per_class=0, seed=0, text_count=3)
+    assert pools["watermark_cnn"] == [] and pools["web_random"] == []
+    assert [(r["file"], r["x"]) for r in pools["text_net"]] == [("p3.jpg", 512), ("p3.jpg", 256), ("p2.jpg", 512)]
+    assert "text_net" not in candidates.choose(_rows(), model, per_class=1, seed=0, text_count=3)

@@ -150,8 +150,9 @@ def test_bundled_model_is_small_enough_to_ship():
     if not tile_model.BUNDLED_MODEL.is_file():
         pytest.skip("no bundled tile model in this checkout: the rules decide (bench/train_tile_model.py)")
     total = tile_model.BUNDLED_MODEL.stat().st_size
-    weights = tile_model.BUNDLED_MODEL.with_name("watermark_net.pt")
-    total += weights.stat().st_size if weights.is_file() else 0
+    for name in ("watermark_net.pt", "text_net.pt"):
+        weights = tile_model.BUNDLED_MODEL.with_name(name)
+        total += weights.stat().st_size if weights.is_file() else 0
     assert total < 2 * 1024 * 1024
 
 

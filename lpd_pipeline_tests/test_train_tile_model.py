@@ -44,6 +44,18 @@ def test_a_rule_is_switched_on_when_it_adds_recall_for_free():
     assert rule[1] and (((probabilities > th) | (rule_fired & rule))[20:, 1]).all()
 
 
+def test_an_always_on_rule_stays_on_and_its_cost_counts_in_the_budget():
+    probabilities, labels, bad = _toy()
+    rule_fired = np.zeros((30, 2), bool)
+    rule_fired[2:4, 0] = True  # class A's rule fires on two good tiles (not those that look like B), nothing else
+    th, rule = training.choose_thresholds(probabilities, labels, bad, 0.2, rule_fired, np.zeros(30, bool),
+                                          always_rule=[0])
+    assert rule[0]
+    fired = (probabilities > th) | (rule_fired & rule)
+    assert fired[:10].any(axis=1).sum() <= 2  # the rule's two good tiles spend the whole budget of 2
+    assert not (probabilities[20:, 1] > th[1]).all()  # so the other five B tiles are not bought this time
+
+
 def test_other_classes_bad_tiles_weigh_less():
     labels = np.array([[1, 0], [0, 1], [0, 0]], float)
     bad = np.array([True, True, False])

@@ -111,9 +111,9 @@ class CurationConfig(Settings):
         "in tiles.parquet's `upscale` column; 1.0 (the default): no upscaling, such paintings are rejected as "
         "too_small")
     tile_model: str = Field(
-        "bundled", description="learned tile filter: 'bundled' (lpd_pipeline/curation/tile_model.json and "
-        "watermark_net.pt, used for the tile size they were trained on), 'none' (the rule filters alone, with "
-        "`thresholds`), or the path of a model JSON")
+        "bundled", description="learned tile filter: 'bundled' (lpd_pipeline/curation/tile_model.json, "
+        "watermark_net.pt and text_net.pt, used for the tile size they were trained on), 'none' (the rule "
+        "filters alone, with `thresholds`), or the path of a model JSON (the networks' weights beside it)")
 
     @field_validator("tile_size")
     @classmethod

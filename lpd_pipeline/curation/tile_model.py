@@ -1,6 +1,10 @@
 """The learned tile filter: boosted decision stumps over the tile features, one model per drop class, and the
 watermark CNN (:mod:`lpd_pipeline.curation.watermark_net`) for overlay text.
 
+The stumps may also read ``text_net``, the text detector's P(inscription) (:mod:`text_net`, a feature appended to
+:data:`FEATURE_NAMES` when the model file lists it): loaded from ``text_net.pt`` beside the model file; absent,
+every class whose stumps read it is left to its rule.
+
 Rule: a class with a stump model rejects a tile when its probability is above the class's threshold (stored
 with the model), or, for the classes whose model says ``with_rule`` (chosen in training where the rule is
 precise: it adds what the model misses), when its rule filter fires; watermark, when the CNN is loaded, is the CNN's alone (its rule fires on brush
@@ -24,13 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lpd_pipeline.curation import filters
+from lpd_pipeline.curation import filters, text_net
+from lpd_pipeline.curation.text_net import TextNet
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES
 from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
 from lpd_pipeline.files import sha256_file, write_text_atomic
 
 BUNDLED_MODEL = Path(__file__).with_name("tile_model.json")
 MODEL_FORMAT = 1
+# The feature lists a model file may name: the hand-made features, or those and the text detector's P.
+WITH_TEXT = (*FEATURE_NAMES, text_net.FEATURE)
 
 
 class TileModelError(ValueError):
@@ -69,15 +76,28 @@ class TileModel:
     feature_names: tuple[str, ...] = FEATURE_NAMES
     trained_on: str = ""
     watermark: WatermarkNet | None = field(default=None, compare=False)
+    text: TextNet | None = field(default=None, compare=False)
 
-    def probabilities(self, features: np.ndarray) -> dict[str, float]:
-        """P(class) of one tile's features, per stump-modelled class."""
-        return {name: float(model.probability(features)[0]) for name, model in self.classes.items()}
+    def reads_text(self) -> bool:
+        """Whether some class's stumps read the text detector's feature."""
+        index = len(FEATURE_NAMES)
+        return any(s[0] == index for m in self.classes.values() for s in m.stumps)
+
+    def without_text(self) -> TileModel:
+        """The model without the classes whose stumps read ``text_net`` (their rules decide instead)."""
+        index = len(FEATURE_NAMES)
+        kept = {n: m for n, m in self.classes.items() if all(s[0] != index for s in m.stumps)}
+        return replace(self, classes=kept, text=None)
 
     def tile_probabilities(self, features: np.ndarray, tiles: Sequence[np.ndarray]) -> list[dict[str, float]]:
         """P(class) per tile (``features``: one row per tile, :func:`tile_features`) for every class the model
-        decides; the watermark CNN sees the tiles themselves, in batches."""
+        decides; the watermark CNN and the text detector (whose P becomes the last feature) see the tiles
+        themselves, in batches."""
         features = np.atleast_2d(features)
+        if self.reads_text():
+            if self.text is None:
+                raise ValueError("the model reads text_net but no text detector is loaded (use without_text)")
+            features = np.concatenate([features, self.text.probabilities(list(tiles))[:, None]], axis=1)
         columns = {name: model.probability(features) for name, model in self.classes.items()}
         if self.watermark is not None and len(tiles):
             columns["watermark"] = self.watermark.probabilities(list(tiles))
@@ -143,6 +163,8 @@ class TileModel:
         digest = hashlib.sha256(self.to_json().encode())
         if self.watermark is not None:
             digest.update(sha256_file(self.watermark.path).encode())
+        if self.text is not None:
+            digest.update(sha256_file(self.text.path).encode())
         return digest.hexdigest()[:12]
 
     def save(self, path: Path) -> Path:
@@ -158,7 +180,8 @@ def load_model(path: Path | str) -> TileModel:
         raise TileModelError(f"{path}: cannot read the tile model ({error})") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise TileModelError(f"{path}: not a tile model of format {MODEL_FORMAT}")
-    if tuple(payload.get("feature_names", ())) != FEATURE_NAMES:
+    names = tuple(payload.get("feature_names", ()))
+    if names not in (FEATURE_NAMES, WITH_TEXT):
         raise TileModelError(f"{path}: trained on other features than this code computes; retrain it with "
                              "bench/train_tile_model.py")
     try:
@@ -170,17 +193,18 @@ def load_model(path: Path | str) -> TileModel:
     except (KeyError, TypeError, ValueError) as error:
         raise TileModelError(f"{path}: malformed tile model ({error!r})") from None
     unknown = sorted(set(classes) - set(filters.FILTER_NAMES))
-    bad_index = [n for n, m in classes.items() if any(not 0 <= s[0] < len(FEATURE_NAMES) for s in m.stumps)]
+    bad_index = [n for n, m in classes.items() if any(not 0 <= s[0] < len(names) for s in m.stumps)]
     if unknown or bad_index:
         raise TileModelError(f"{path}: unknown classes {unknown} or feature indices out of range in {bad_index}")
-    return TileModel(tile_size, classes, FEATURE_NAMES, str(payload.get("trained_on", "")))
+    return TileModel(tile_size, classes, names, str(payload.get("trained_on", "")))
 
 
 @functools.cache
 def resolve_model(setting: str, tile_size: int) -> TileModel | None:
     """The model a curation setting names (``bundled``, ``none`` or the path of a model JSON, with the watermark
-    weights beside it as ``watermark_net.pt`` when present), or None for the rules: also when the bundled file is
-    absent or the model was trained on another tile size. Loaded once per process."""
+    weights beside it as ``watermark_net.pt`` and the text detector's as ``text_net.pt`` when present), or None
+    for the rules: also when the bundled file is absent or the model was trained on another tile size. Without
+    ``text_net.pt``, the classes whose stumps read it are left to their rules. Loaded once per process."""
     if setting == "none":
         return None
     path = BUNDLED_MODEL if setting == "bundled" else Path(setting)
@@ -189,7 +213,9 @@ def resolve_model(setting: str, tile_size: int) -> TileModel | None:
     model = load_model(path)
     if model.tile_size != tile_size:
         return None
-    weights = path.with_name(BUNDLED_WEIGHTS.name)
+    weights, text_weights = path.with_name(BUNDLED_WEIGHTS.name), path.with_name(text_net.BUNDLED_WEIGHTS.name)
+    if model.reads_text():
+        model = replace(model, text=TextNet(text_weights)) if text_weights.is_file() else model.without_text()
     return replace(model, watermark=WatermarkNet(weights)) if weights.is_file() else model
 
 

@@ -15,6 +15,7 @@ when a model is loaded.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import cv2
@@ -25,8 +26,9 @@ INPUT_SIDE = 128
 CHANNELS = (3, 16, 24, 32, 48, 48)
 
 
-def build_network():
-    """The network (untrained): 128 px RGB in, one logit out (torch imported here, not with the module)."""
+def build_network(channels: tuple[int, ...] = CHANNELS):
+    """The network (untrained): 128 px RGB in, one logit out (torch imported here, not with the module).
+    ``channels``: input and per-block widths (the text detector, :mod:`text_net`, is a narrower one)."""
     import torch
     import torch.nn as nn
 
@@ -34,11 +36,11 @@ def build_network():
         def __init__(self) -> None:
             super().__init__()
             layers: list[nn.Module] = []
-            for c_in, c_out in zip(CHANNELS[:-1], CHANNELS[1:]):
+            for c_in, c_out in zip(channels[:-1], channels[1:]):
                 layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
                            nn.MaxPool2d(2)]
             self.body = nn.Sequential(*layers)
-            self.head = nn.Linear(2 * CHANNELS[-1], 1)
+            self.head = nn.Linear(2 * channels[-1], 1)
             # The decision threshold on P(watermark), calibrated by the training script, saved with the weights.
             self.register_buffer("threshold", torch.tensor(0.5))
 
@@ -81,7 +83,10 @@ def inference_body(network):
 
 
 class WatermarkNet:
-    """Loaded weights and the probability of a watermark per tile."""
+    """Loaded weights and the probability of a watermark per tile (subclasses: other widths, other marks)."""
+
+    CHANNELS = CHANNELS
+    WHAT = "watermark"
 
     # Tiles per forward pass: on one CPU core 8 cost ~1.5 ms a tile, 64 twice that (the activations of a large
     # batch leave the cache), and one alone ~2.5 ms.
@@ -91,18 +96,18 @@ class WatermarkNet:
         import torch
 
         self.path = Path(path)
-        self.network = build_network()
+        self.network = build_network(self.CHANNELS)
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             self.network.load_state_dict(state)
-        except (OSError, RuntimeError, KeyError, ValueError) as error:
-            raise ValueError(f"{self.path}: cannot load the watermark network ({error})") from None
+        except (OSError, RuntimeError, KeyError, ValueError, AttributeError, pickle.UnpicklingError) as error:
+            raise ValueError(f"{self.path}: cannot load the {self.WHAT} network ({error})") from None
         self.network.eval()
         self.threshold = float(self.network.threshold)
         self.body = inference_body(self.network)
 
     def probabilities(self, tiles: list[np.ndarray], batch: int = BATCH) -> np.ndarray:
-        """P(watermark) per tile, in batches of ``batch`` tiles."""
+        """P(watermark) (or the subclass's mark) per tile, in batches of ``batch`` tiles."""
         import torch
 
         out = []
