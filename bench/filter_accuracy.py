@@ -437,6 +437,16 @@ def watermark_cv_decisions(path: Path, false_positive: float) -> dict[tuple[str,
             for split in result["groups"] for s in split["scores"] if s["kind"] == "real"}
 
 
+def training_paintings(shared: Path) -> Path | None:
+    """``<shared>/paintings`` for a training command (the labelled tiles live there), or None, after saying so,
+    when it is missing."""
+    paintings_dir = shared / "paintings"
+    if paintings_dir.is_dir():
+        return paintings_dir
+    print(f"{paintings_dir} not found: training needs the real paintings of ../shared (pass --shared DIR).")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared",

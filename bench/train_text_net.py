@@ -134,9 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--select-tiles", action="store_true", help="write the tile list (--tiles) and stop")
     parser.add_argument("--per-painting", type=int, default=3)
     args = parser.parse_args(argv)
-    paintings_dir = args.shared / "paintings"
-    if not paintings_dir.is_dir():
-        print(f"{paintings_dir} not found: training needs the real paintings of ../shared.")
+    paintings_dir = bench.training_paintings(args.shared)
+    if paintings_dir is None:
         return 1
     labels = bench.read_labels()
     if args.select_tiles:

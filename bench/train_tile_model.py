@@ -222,9 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target-good", type=float, default=0.12,
                         help="highest fraction of good train tiles the cross-validated thresholds may reject")
     args = parser.parse_args(argv)
-    paintings_dir = args.shared / "paintings"
-    if not paintings_dir.is_dir():
-        print(f"{paintings_dir} not found: the labelled tiles live in the real paintings of ../shared.")
+    paintings_dir = bench.training_paintings(args.shared)
+    if paintings_dir is None:
         return 1
     model, _, train_rows = train(bench.read_labels(), paintings_dir, args.target_good)
     path = model.save(args.out)

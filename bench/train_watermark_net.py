@@ -283,9 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --cv: splits of the 5 CV groups (2: groups 0,2,4 | 1,3; cheaper than 5)")
     parser.add_argument("--cv-out", type=Path, default=None, help="with --cv: out-of-fold decisions (JSON)")
     args = parser.parse_args(argv)
-    paintings_dir = args.shared / "paintings"
-    if not paintings_dir.is_dir():
-        print(f"{paintings_dir} not found: training needs the real paintings of ../shared.")
+    paintings_dir = bench.training_paintings(args.shared)
+    if paintings_dir is None:
         return 1
     labels = bench.read_labels()
     if args.cv:
