@@ -154,15 +154,19 @@ def test_wrong_weights_are_refused_naming_the_file(tmp_path):
         text_net.TextNet(tmp_path / "text_net.pt")
 
 
-def test_bundled_model_without_the_text_weights_leaves_their_classes_to_the_rules(tmp_path):
+def test_bundled_model_without_the_text_weights_leaves_their_classes_to_the_rules(tmp_path, caplog):
     if not tile_model.BUNDLED_MODEL.is_file():
         pytest.skip("no bundled tile model in this checkout: the rules decide")
     shutil.copy(tile_model.BUNDLED_MODEL, tmp_path / "tile_model.json")  # no text_net.pt, no watermark_net.pt
     bundled = tile_model.load_model(tile_model.BUNDLED_MODEL)
-    model = tile_model.resolve_model(str(tmp_path / "tile_model.json"), 256)
+    with caplog.at_level("WARNING", logger="lpd_pipeline.curation.tile_model"):
+        model = tile_model.resolve_model(str(tmp_path / "tile_model.json"), 256)
     readers = {n for n, m in bundled.classes.items() if any(s[0] == TEXT_INDEX for s in m.stumps)}
     if not readers:
         pytest.skip("the bundled model reads no text_net: nothing falls back")
+    # Said once, naming the missing file and what decides instead.
+    assert f"{tmp_path / 'text_net.pt'} not found" in caplog.text and ", ".join(sorted(readers)) in caplog.text
+    assert f"{tmp_path / 'watermark_net.pt'} not found" in caplog.text
     assert model.text is None and not model.reads_text() and not readers & set(model.classes)
     assert set(model.classes) == set(bundled.classes) - readers
     assert readers <= set(model.rules_needed())

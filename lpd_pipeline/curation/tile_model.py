@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,8 @@ from lpd_pipeline.curation.text_net import TextNet
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES
 from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
 from lpd_pipeline.files import sha256_file, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).with_name("tile_model.json")
 MODEL_FORMAT = 1
@@ -214,9 +217,17 @@ def resolve_model(setting: str, tile_size: int) -> TileModel | None:
     if model.tile_size != tile_size:
         return None
     weights, text_weights = path.with_name(BUNDLED_WEIGHTS.name), path.with_name(text_net.BUNDLED_WEIGHTS.name)
-    if model.reads_text():
-        model = replace(model, text=TextNet(text_weights)) if text_weights.is_file() else model.without_text()
-    return replace(model, watermark=WatermarkNet(weights)) if weights.is_file() else model
+    if model.reads_text() and text_weights.is_file():
+        model = replace(model, text=TextNet(text_weights))
+    elif model.reads_text():
+        fallback = model.without_text()
+        log.warning("%s not found: the tile model's %s classes are decided by their rules instead", text_weights,
+                    ", ".join(sorted(set(model.classes) - set(fallback.classes))))
+        model = fallback
+    if not weights.is_file():
+        log.warning("%s not found: watermarks are decided by the watermark rule instead of the CNN", weights)
+        return model
+    return replace(model, watermark=WatermarkNet(weights))
 
 
 # --------------------------------------------------------------------------------------------------------------
