@@ -307,6 +307,23 @@ def _skip_community_dialog(driver) -> bool:
     return bool(buttons)
 
 
+def _click_past_community_dialog(driver, element, timeout: float = 30.0) -> None:
+    """Click ``element``; when the first-visit dialog (it comes up late, at a moment of its own) takes the click,
+    skip the dialog and click again."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if time.monotonic() > deadline:
+                raise
+            _skip_community_dialog(driver)
+            time.sleep(0.5)
+
+
 def test_screenshot_of_the_global_asset_graph(dagster):
     from lpd_pipeline_tests.test_browser import start_chromium
 
@@ -359,7 +376,7 @@ def test_screenshot_of_an_asset_page_shows_its_preview(dagster):
             assert driver.find_elements(By.XPATH, "//tr//*[text()='train_tiles']")
             row = label.find_element(By.XPATH, "./ancestor::tr")
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
-            row.find_element(By.XPATH, ".//a[contains(text(), 'Show Markdown')]").click()
+            _click_past_community_dialog(driver, row.find_element(By.XPATH, ".//a[contains(text(), 'Show Markdown')]"))
             wait.until(lambda d: [img for img in d.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
                                   if d.execute_script("return arguments[0].naturalWidth", img) > 0])
             time.sleep(1)
