@@ -342,7 +342,7 @@ def comparison(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", type=Path, default=Path("/tmp/quality_storage"))
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
@@ -371,9 +371,12 @@ def main(argv: list[str] | None = None) -> None:
                              "per-tile values and sheets join this table")
     parser.add_argument("--variants", nargs="*", default=["gray", "unet256", "unet256-lab", "unet256-labcls",
                                                           "unet256-labcls-aug-cf"], choices=sorted(VARIANTS))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_num_threads(args.threads)
+    return parser.parse_args(argv)
+
+
+def prepare_tiles(args: argparse.Namespace):
+    """The ladder's storage (curated once, downscaled to ``--size``, with ``--extra-train``), its test tiles,
+    the training table (validation paintings held out) and the validation tiles, and the ladder's folder."""
     if not (args.storage / "dataset" / "tiles.parquet").is_file():
         curate(args.storage, [args.shared / "paintings"])
     root = downscaled_storage(args.storage, args.size)
@@ -389,48 +392,42 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out / (f"size{args.size}-images{args.images}-ngf{args.ngf}-seed{args.seed}"
                       + (f"-{args.extra_train}" if args.extra_train else "")
                       + (f"-val{round(args.val_fraction * 100)}" if args.val_fraction > 0 else ""))
-    rows_path = out / "rows.json"
-    rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    return root, tiles, tiles_table, val, out
 
-    from lpd_pipeline.evaluation.evaluate import RealStatistics, default_models
+
+def run_variant(name: str, args: argparse.Namespace, root: Path, tiles_table: Path, val, out: Path, rows: dict,
+                tiles, models, real_stats, real_cf) -> None:
+    """Train (or resume) one recipe, score it into ``rows``; a class recipe also gets its validation
+    temperature sweep, and a second row at the chosen temperature when it differs from the recipe's."""
     from lpd_pipeline.evaluation.generation import generate
-    from lpd_pipeline.metrics import colorfulness
     from lpd_pipeline.metrics.paired import delta_e_per_pair
 
-    real_cf = colorfulness_per_image(tiles["real"])
-    if args.variants:
-        models = default_models("cpu")
-        real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
-                                    float(colorfulness(tiles["real"])))
-    for name in args.variants:
-        started = time.perf_counter()
-        if name == "gray":
-            generated = np.repeat(tiles["gray"][..., None], 3, axis=3)
-            ink_generated = np.repeat(tiles["ink_gray"][..., None], 3, axis=3)
-            record(rows, out, name, generated, ink_generated, tiles, models, real_stats, real_cf, args,
-                   seen=0, wall=0.0, started=started)
-            continue
-        loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf,
-                                            args.restart)
-        extra, head = {}, bins_head(loaded.net)
-        if val is not None and head is not None:
-            sweep = temperature_sweep(loaded, val)
-            val_gray_de = float(delta_e_per_pair(val["real"], np.repeat(val["gray"][..., None], 3, axis=3)).mean())
-            val_cf = float(colorfulness_per_image(val["real"]).mean())
-            chosen = choose_temperature(sweep, val_cf, val_gray_de)
-            extra = {"validation_sweep": sweep, "validation_gray_delta_e": val_gray_de, "validation_real_cf": val_cf,
-                     "chosen_t": chosen}
-            print(f"{name}: validation sweep (gray dE {val_gray_de:.2f}, real CF {val_cf:.1f}): "
-                  + ", ".join(f"T {r['t']:g}: dE {r['delta_e']:.2f} CF {r['cf']:.1f}" for r in sweep)
-                  + f" -> T {chosen:g}", flush=True)
-        record(rows, out, name, generate(loaded, tiles["gray"]), generate(loaded, tiles["ink_gray"]), tiles,
-               models, real_stats, real_cf, args, seen=seen, wall=wall, started=started, extra=extra)
-        if extra and not math.isclose(extra["chosen_t"], float(head.temperature), abs_tol=1e-6):
-            head.set_temperature(extra["chosen_t"])
-            record(rows, out, f"{name}@t{extra['chosen_t']:g}", generate(loaded, tiles["gray"]),
-                   generate(loaded, tiles["ink_gray"]), tiles, models, real_stats, real_cf, args, seen=seen,
-                   wall=wall, started=time.perf_counter(), extra=extra)
-    for other in args.merge:
+    started = time.perf_counter()
+    loaded, seen, wall = train_variant(name, root, tiles_table, out, args.size, args.images, args.seed, args.ngf,
+                                       args.restart)
+    extra, head = {}, bins_head(loaded.net)
+    if val is not None and head is not None:
+        sweep = temperature_sweep(loaded, val)
+        val_gray_de = float(delta_e_per_pair(val["real"], np.repeat(val["gray"][..., None], 3, axis=3)).mean())
+        val_cf = float(colorfulness_per_image(val["real"]).mean())
+        chosen = choose_temperature(sweep, val_cf, val_gray_de)
+        extra = {"validation_sweep": sweep, "validation_gray_delta_e": val_gray_de, "validation_real_cf": val_cf,
+                 "chosen_t": chosen}
+        print(f"{name}: validation sweep (gray dE {val_gray_de:.2f}, real CF {val_cf:.1f}): "
+              + ", ".join(f"T {r['t']:g}: dE {r['delta_e']:.2f} CF {r['cf']:.1f}" for r in sweep)
+              + f" -> T {chosen:g}", flush=True)
+    record(rows, out, name, generate(loaded, tiles["gray"]), generate(loaded, tiles["ink_gray"]), tiles,
+           models, real_stats, real_cf, args, seen=seen, wall=wall, started=started, extra=extra)
+    if extra and not math.isclose(extra["chosen_t"], float(head.temperature), abs_tol=1e-6):
+        head.set_temperature(extra["chosen_t"])
+        record(rows, out, f"{name}@t{extra['chosen_t']:g}", generate(loaded, tiles["gray"]),
+               generate(loaded, tiles["ink_gray"]), tiles, models, real_stats, real_cf, args, seen=seen,
+               wall=wall, started=time.perf_counter(), extra=extra)
+
+
+def merge_rows(rows: dict, out: Path, others: list[Path]) -> None:
+    """The rows, per-tile values and sheets of the same ladder run in other folders, into ``out``."""
+    for other in others:
         merged = json.loads((other / "rows.json").read_text())
         for name in merged:
             for sub, suffix in (("tiles", ".npz"), ("sheets", ".png"), ("sheets", ".jpg")):
@@ -438,7 +435,11 @@ def main(argv: list[str] | None = None) -> None:
                     (out / sub).mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(other / sub / f"{name}{suffix}", out / sub / f"{name}{suffix}")
         rows.update(merged)
-        write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
+        write_text_atomic(out / "rows.json", json.dumps(rows, indent=1, default=float))
+
+
+def compare_rows(rows: dict, out: Path, real_cf: np.ndarray) -> None:
+    """Each row's paired differences from the paper's U-Net row and its ΔE against the gray input's."""
     base_path = out / "tiles" / f"{BASELINE}.npz"
     if base_path.is_file():
         base = dict(np.load(base_path))
@@ -453,6 +454,34 @@ def main(argv: list[str] | None = None) -> None:
             path = out / "tiles" / f"{name}.npz"
             if path.is_file() and name != "gray":
                 rows[name]["vs_gray_delta_e"] = paired_delta_e(dict(np.load(path)), gray_tiles)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    root, tiles, tiles_table, val, out = prepare_tiles(args)
+    rows_path = out / "rows.json"
+    rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+
+    from lpd_pipeline.evaluation.evaluate import RealStatistics, default_models
+    from lpd_pipeline.metrics import colorfulness
+
+    real_cf = colorfulness_per_image(tiles["real"])
+    models = real_stats = None
+    if args.variants:
+        models = default_models("cpu")
+        real_stats = RealStatistics(np.asarray(models.inception_features(tiles["real"]), dtype=np.float64),
+                                    float(colorfulness(tiles["real"])))
+    for name in args.variants:
+        if name == "gray":
+            record(rows, out, name, np.repeat(tiles["gray"][..., None], 3, axis=3),
+                   np.repeat(tiles["ink_gray"][..., None], 3, axis=3), tiles, models, real_stats, real_cf, args,
+                   seen=0, wall=0.0, started=time.perf_counter())
+        else:
+            run_variant(name, args, root, tiles_table, val, out, rows, tiles, models, real_stats, real_cf)
+    merge_rows(rows, out, args.merge)
+    compare_rows(rows, out, real_cf)
     write_text_atomic(rows_path, json.dumps(rows, indent=1, default=float))
     print(table(rows))
     print()
