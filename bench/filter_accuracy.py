@@ -60,7 +60,7 @@ from lpd_pipeline.curation.filters import (  # noqa: E402
 )
 from lpd_pipeline.curation import filters, synthetic_watermarks, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
-from lpd_pipeline.imaging import decode_image  # noqa: E402
+from lpd_pipeline.imaging import IMAGE_SUFFIXES, decode_image  # noqa: E402
 
 LABELS_CSV = REPO_ROOT / "bench" / "labels" / "tile_labels.csv"
 SELECTION_CSV = REPO_ROOT / "bench" / "labels" / "tile_selection.csv"
@@ -435,6 +435,13 @@ def watermark_cv_decisions(path: Path, false_positive: float) -> dict[tuple[str,
     i = result["false_positive"].index(false_positive)
     return {(s["painting"], s["x"], s["y"], s["size"]): s["p"] > split["thresholds"][i]
             for split in result["groups"] for s in split["scores"] if s["kind"] == "real"}
+
+
+def train_fold_paintings(paintings_dir: Path) -> list[str]:
+    """Every train-fold painting (``folder/file``) of :data:`FOLDERS` under ``paintings_dir``, folder by folder,
+    by name within each: the one list the training and labelling tools walk (the test fold is never read)."""
+    return [f"{folder}/{p.name}" for folder in FOLDERS for p in sorted((paintings_dir / folder).glob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and assign_fold(f"{folder}/{p.name}") == "train"]
 
 
 def training_paintings(shared: Path) -> Path | None:

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from filter_accuracy import FOLDERS, assign_fold, read_labels  # noqa: E402
+from filter_accuracy import read_labels, train_fold_paintings  # noqa: E402
 from lpd_pipeline.curation import filters, text_net, tile_model  # noqa: E402
 from lpd_pipeline.curation.tile_features import tile_features  # noqa: E402
 from lpd_pipeline.curation.tiling import tile_origins  # noqa: E402
@@ -41,7 +41,6 @@ from lpd_pipeline.imaging import decode_image, save_image  # noqa: E402
 
 TILE = 256
 PER_SHEET = 12
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def score_paintings(shared: Path, model: tile_model.TileModel, text: text_net.TextNet | None = None) -> list[dict]:
@@ -49,31 +48,28 @@ def score_paintings(shared: Path, model: tile_model.TileModel, text: text_net.Te
     (and ``p_text``, the text detector's, when ``text`` is given)."""
     labelled = {(row.painting, row.x, row.y, row.size) for row in read_labels()}
     rows = []
-    for folder in FOLDERS:
-        for path in sorted((shared / "paintings" / folder).iterdir()):
-            painting = f"{folder}/{path.name}"
-            if path.suffix.lower() not in IMAGE_SUFFIXES or assign_fold(painting) != "train":
-                continue
-            rgb = decode_image(path)
-            size = min(TILE, *rgb.shape[:2])
-            tiles, keys = [], []
-            for x, y in tile_origins(rgb.shape[0], rgb.shape[1], size, size):
-                if (painting, x, y, size) not in labelled:
-                    tiles.append(np.ascontiguousarray(rgb[y:y + size, x:x + size]))
-                    keys.append({"folder": folder, "file": path.name, "x": x, "y": y, "size": size})
-            if not tiles:
-                continue
-            watermark = model.watermark.probabilities(tiles)
-            for key, tile, p_watermark in zip(keys, tiles, watermark):
-                key["p_watermark"] = float(p_watermark)
-                if size == TILE:
-                    images = filters._Tile(tile)
-                    scores = filters.scores_of(images, model.rules_to_skip())
-                    p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
-                    key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
-                    if text is not None:  # (computed twice where the stumps read it: a bench tool)
-                        key["p_text"] = float(text.probabilities([tile])[0])
-                rows.append(key)
+    for painting in train_fold_paintings(shared / "paintings"):
+        folder, path = painting.rsplit("/", 1)[0], shared / "paintings" / painting
+        rgb = decode_image(path)
+        size = min(TILE, *rgb.shape[:2])
+        tiles, keys = [], []
+        for x, y in tile_origins(rgb.shape[0], rgb.shape[1], size, size):
+            if (painting, x, y, size) not in labelled:
+                tiles.append(np.ascontiguousarray(rgb[y:y + size, x:x + size]))
+                keys.append({"folder": folder, "file": path.name, "x": x, "y": y, "size": size})
+        if not tiles:
+            continue
+        watermark = model.watermark.probabilities(tiles)
+        for key, tile, p_watermark in zip(keys, tiles, watermark):
+            key["p_watermark"] = float(p_watermark)
+            if size == TILE:
+                images = filters._Tile(tile)
+                scores = filters.scores_of(images, model.rules_to_skip())
+                p = model.tile_probabilities(tile_features(tile, scores, images), [tile])[0]
+                key.update({f"p_{n}": v for n, v in p.items() if n != "watermark"})
+                if text is not None:  # (computed twice where the stumps read it: a bench tool)
+                    key["p_text"] = float(text.probabilities([tile])[0])
+            rows.append(key)
     return rows
 
 

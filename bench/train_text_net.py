@@ -58,19 +58,13 @@ def _painting_rng(painting: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(f"text:{painting}".encode()).digest()[:8], "big"))
 
 
-def train_paintings(paintings_dir: Path) -> list[str]:
-    """Every train-fold painting (``folder/file``) of the shared folders, sorted."""
-    return [f"{folder}/{p.name}" for folder in bench.FOLDERS for p in sorted((paintings_dir / folder).glob("*"))
-            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and bench.assign_fold(f"{folder}/{p.name}") == "train"]
-
-
 def select_tiles(paintings_dir: Path, labels: Sequence[bench.LabelledTile], per_painting: int,
                  model: tile_model.TileModel | None) -> list[tuple[str, int, int]]:
     """Up to ``per_painting`` random unlabelled grid tiles per train painting, without those ``model`` (or the
     rules) call inscription."""
     labelled = {(r.painting, r.x, r.y) for r in labels}
     chosen = []
-    for painting in train_paintings(paintings_dir):
+    for painting in bench.train_fold_paintings(paintings_dir):
         rgb = decode_image(paintings_dir / painting)
         origins = [o for o in tile_origins(rgb.shape[0], rgb.shape[1], TILE, TILE)
                    if (painting, *o) not in labelled]

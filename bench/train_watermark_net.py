@@ -58,15 +58,8 @@ FALSE_POSITIVE_GRID = (0.005, 0.01, 0.02, 0.03, 0.05)
 def _eligible(paintings_dir: Path, labels: Sequence[bench.LabelledTile], held_out: Collection[int] = ()) -> list[str]:
     """Train-fold paintings (``folder/file``) without a labelled real watermark, outside the held-out group."""
     watermarked = {r.painting for r in labels if "watermark" in r.labels}
-    out = []
-    for folder in bench.FOLDERS:
-        for path in sorted((paintings_dir / folder).glob("*")):
-            painting = f"{folder}/{path.name}"
-            if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or painting in watermarked:
-                continue
-            if bench.assign_fold(painting) == "train" and cv_group(painting) not in held_out:
-                out.append(painting)
-    return out
+    return [p for p in bench.train_fold_paintings(paintings_dir)
+            if p not in watermarked and cv_group(p) not in held_out]
 
 
 def training_tiles(paintings_dir: Path, per_painting: int, labels: Sequence[bench.LabelledTile],

@@ -81,16 +81,17 @@ class TileModel:
     watermark: WatermarkNet | None = field(default=None, compare=False)
     text: TextNet | None = field(default=None, compare=False)
 
+    def text_readers(self) -> list[str]:
+        """The classes whose stumps read the text detector's feature (the one after :data:`FEATURE_NAMES`)."""
+        return sorted(n for n, m in self.classes.items() if any(s[0] == len(FEATURE_NAMES) for s in m.stumps))
+
     def reads_text(self) -> bool:
-        """Whether some class's stumps read the text detector's feature."""
-        index = len(FEATURE_NAMES)
-        return any(s[0] == index for m in self.classes.values() for s in m.stumps)
+        return bool(self.text_readers())
 
     def without_text(self) -> TileModel:
         """The model without the classes whose stumps read ``text_net`` (their rules decide instead)."""
-        index = len(FEATURE_NAMES)
-        kept = {n: m for n, m in self.classes.items() if all(s[0] != index for s in m.stumps)}
-        return replace(self, classes=kept, text=None)
+        readers = self.text_readers()
+        return replace(self, classes={n: m for n, m in self.classes.items() if n not in readers}, text=None)
 
     def tile_probabilities(self, features: np.ndarray, tiles: Sequence[np.ndarray]) -> list[dict[str, float]]:
         """P(class) per tile (``features``: one row per tile, :func:`tile_features`) for every class the model
@@ -220,10 +221,9 @@ def resolve_model(setting: str, tile_size: int) -> TileModel | None:
     if model.reads_text() and text_weights.is_file():
         model = replace(model, text=TextNet(text_weights))
     elif model.reads_text():
-        fallback = model.without_text()
         log.warning("%s not found: the tile model's %s classes are decided by their rules instead", text_weights,
-                    ", ".join(sorted(set(model.classes) - set(fallback.classes))))
-        model = fallback
+                    ", ".join(model.text_readers()))
+        model = model.without_text()
     if not weights.is_file():
         log.warning("%s not found: watermarks are decided by the watermark rule instead of the CNN", weights)
         return model
