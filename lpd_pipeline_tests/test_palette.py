@@ -14,7 +14,7 @@ from skimage.color import rgb2lab
 from lpd_pipeline import imaging
 from lpd_pipeline.colorize import main
 from lpd_pipeline.models import palette
-from lpd_pipeline.models.abbins import bins_head
+from lpd_pipeline.models.abbins import bilinear_bins, bins_head
 from lpd_pipeline.models.colorspace import lab_to_rgb
 from lpd_pipeline.models.inference import generator_forward
 from lpd_pipeline.rendering.model import load_render_model
@@ -35,21 +35,65 @@ def _flat(lab: tuple[float, float, float], size: int = 16) -> np.ndarray:
     return np.broadcast_to((rgb * 255).round().to(torch.uint8).numpy(), (size, size, 3)).copy()
 
 
-def test_histograms_presets_and_their_names():
+def test_histograms_keep_the_mean_colour_that_nearest_bins_lose():
     centers = palette.bin_centers(palette.DEFAULT_GRID)
     assert palette.palette_size() == len(centers) == 40
-    blue_green, ochre = _flat((55, -30, -5)), _flat((65, 12, 40))
-    hist = palette.histograms(np.stack([blue_green, ochre]), centers)
+    # A pale green and a pale orange: both round to the paper-yellow bin (0, 30) of the 30-unit lattice.
+    green, orange = _flat((70, -8, 18)), _flat((70, 8, 18))
+    hist = palette.histograms(np.stack([green, orange]), centers)
     assert hist.shape == (2, 40) and torch.allclose(hist.sum(1), torch.ones(2))
-    assert palette.describe(hist[0], centers) == "blue-green" and palette.describe(hist[1], centers) == "ochre"
-    assert palette.describe(palette.histograms(_flat((60, 1, 2))[None], centers)[0], centers) == "pale"
+    expected = torch.tensor(rgb2lab(np.stack([green, orange])[:, 0, 0] / 255.0)[:, 1:], dtype=torch.float32)
+    assert torch.allclose(hist @ centers, expected, atol=0.05)  # the mean a*b* survives (skimage's Lab)
+    assert not torch.allclose(hist[0], hist[1], atol=0.05)
+    # Bilinear weights: four corners, summing to 1, mean = the point; at the gamut's edge still a distribution.
+    points = torch.tensor([[-8.0, 18.0], [0.0, 0.0], [80.0, 67.0], [-86.0, 83.0]])
+    weights, bins = bilinear_bins(points, palette.DEFAULT_GRID)
+    assert torch.allclose(weights.sum(-1), torch.ones(4)) and bool((weights >= 0).all())
+    assert torch.allclose((weights[:2, :, None] * centers[bins[:2]]).sum(1), points[:2], atol=1e-4)
+
+
+def test_presets_are_the_pigment_quarters_of_the_training_set():
+    centers = palette.bin_centers(palette.DEFAULT_GRID)
     rng = np.random.default_rng(0)
-    tiles = np.stack([_flat((55 + rng.normal(), -30 + rng.normal(), -5)) for _ in range(6)]
-                     + [_flat((65 + rng.normal(), 12, 40 + rng.normal())) for _ in range(6)])
-    presets = palette.learn_presets(palette.histograms(tiles, centers), k=2)
-    assert torch.equal(presets, palette.learn_presets(palette.histograms(tiles, centers), k=2))  # deterministic
-    assert sorted(palette.preset_names(presets, centers)) == ["blue-green", "ochre"]
-    assert palette.preset_names(torch.stack([hist[1], hist[1]]), centers) == ["ochre", "ochre-2"]
+    families = {"blue-green": (55, -30, -5), "ochre": (60, 25, 35), "silk": (70, 2, 22), "paper": (85, 0, 4)}
+    tiles = {name: [_flat(tuple(np.add(lab, rng.normal(0, 1, 3)))) for _ in range(3)] for name, lab in families.items()}
+    stack = np.stack([t for name in families for t in tiles[name]])
+    palettes = palette.histograms(stack, centers)
+    presets = palette.learn_presets(palettes, centers)
+    assert torch.equal(presets, palette.learn_presets(palettes, centers))  # deterministic
+    assert presets.shape == (palette.N_PRESETS, 40) and torch.allclose(presets.sum(1), torch.ones(4))
+    by_name = dict(zip(palette.PRESET_NAMES, presets))
+    # Each pigment preset averages the quarter of the tiles (3 of 12) richest in it: exactly one family.
+    assert torch.allclose(by_name["blue-green"], palettes[0:3].mean(0), atol=1e-6)
+    assert torch.allclose(by_name["ochre"], palettes[3:6].mean(0), atol=1e-6)
+    assert torch.allclose(by_name["pale"], palettes[9:12].mean(0), atol=1e-6)
+    assert torch.allclose(by_name["average"], palettes.mean(0), atol=1e-6)
+    # The planes are standardised by the training palettes: the average preset is all zeros but the flag, the
+    # blue-green preset lies spreads away from it (a bin's raw share moves by hundredths), clipped.
+    trained = palette.PaletteConditioned(torch.nn.Identity())
+    trained.set_presets(stack)
+    like = torch.zeros(1, 1, 2, 2)
+    average = trained.planes(trained.preset("average"), like)[0, :, 0, 0]
+    assert average.shape == (palette.plane_count(),) and float(average[-1]) == 1.0
+    assert torch.allclose(average[:-1], torch.zeros(42), atol=1e-4)
+    blue_green = trained.planes(trained.preset("blue-green"), like)[0, :, 0, 0]
+    assert float(blue_green[:-1].abs().max()) > 1.0 and float(blue_green.abs().max()) <= palette.PLANE_CLIP
+    assert float(blue_green[-3]) < -1.0  # its mean a* is well below the training set's
+    assert torch.equal(trained.planes(None, like), torch.zeros(1, palette.plane_count(), 2, 2))
+    # No blue-green pigment in the training set: no blue-green preset.
+    net = palette.PaletteConditioned(torch.nn.Identity())
+    net.set_presets(np.stack([t for name in ("ochre", "silk", "paper") for t in tiles[name]]))
+    assert net.preset_names() == ["ochre", "pale", "average"]
+    with pytest.raises(ValueError, match="unknown palette preset 'blue-green'"):
+        net.preset("blue-green")
+
+
+def test_a_palette_generator_of_the_old_version_is_refused_with_the_reason():
+    net = palette.PaletteConditioned(torch.nn.Identity())
+    old = {k: v for k, v in net.state_dict().items() if k != "palette_version"}
+    with pytest.raises(RuntimeError, match="palette control of version 1 .* retrain"):
+        net.load_state_dict(old)
+    net.load_state_dict(palette.PaletteConditioned(torch.nn.Identity()).state_dict())
 
 
 @pytest.fixture(scope="module")

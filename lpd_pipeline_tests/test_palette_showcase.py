@@ -26,7 +26,7 @@ from lpd_pipeline.training.checkpoints import GENERATOR_FORMAT, save_torch_atomi
 from lpd_pipeline_tests.test_render import write_export
 from lpd_pipeline_tests.test_render_asset import _dataset, _materialize
 
-# Four colour families, so the generator's k-means presets are named blue-green, ochre, red and pale.
+# Four colour families: blue-green, ochre, red and pale tiles, so the generator has every preset (palette.PRESET_NAMES).
 FAMILIES = ((55, -30, -5), (65, 12, 40), (50, 55, 35), (70, 1, 2))
 
 

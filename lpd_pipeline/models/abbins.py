@@ -77,12 +77,43 @@ def _lattice_table(grid: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return table, low, size
 
 
+def lattice_grid(centers: torch.Tensor) -> int:
+    """The lattice step of bin ``centers`` (the lattice holds (±grid, 0))."""
+    return int(round(float(centers.abs()[centers.abs() > 0].min())))
+
+
+def bilinear_bins(ab: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weights, bins)``, each ``[..., 4]``: a*b* points ``[..., 2]`` (Lab units) split over the four lattice
+    corners of their cell with bilinear weights, so the weighted mean of the corners is the point itself (a
+    histogram of such weights keeps the mean colour exactly, where the nearest bin moves it up to grid/√2).
+    A corner outside the gamut gets weight 0 and the others share its weight (only at the gamut's edge)."""
+    table, low, size = (t.to(ab.device) for t in _lattice_table(grid))
+    scaled = ab.float() / grid
+    base = torch.floor(scaled)
+    u, v = (scaled - base).unbind(-1)
+    weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v], dim=-1)
+    offsets = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], device=ab.device)
+    index = base.to(torch.int64)[..., None, :] + offsets - low
+    inside = ((index >= 0) & (index < size)).all(-1)
+    index = torch.minimum(index.clamp_min(0), size - 1)
+    bins = table[index[..., 0], index[..., 1]].masked_fill(~inside, -1)
+    weights = weights.masked_fill(bins < 0, 0.0)
+    total = weights.sum(-1, keepdim=True)
+    if (total <= 0).any():  # a point outside the gamut's lattice altogether: its nearest bin
+        far = (total[..., 0] <= 0)
+        nearest = torch.cdist(ab[far].float(), bin_centers(grid).to(ab.device)).argmin(-1)
+        bins[far] = torch.stack([nearest, nearest, nearest, nearest], -1)
+        weights[far] = torch.tensor([1.0, 0.0, 0.0, 0.0], device=ab.device)
+        total = weights.sum(-1, keepdim=True)
+    return weights / total, bins.clamp_min(0)
+
+
 def _window_candidates(pixels: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``(squared distances, bins)``, each ``[N, H, W, WINDOW²]``, of the in-gamut bins in the WINDOW x WINDOW
     lattice block around every pixel (``pixels``: [N, H, W, 2] a*b*; out-of-gamut slots: distance inf), and the
     squared distance every bin outside the block is at least at: (2 grid)², since the block reaches two lattice
     steps beyond the pixel's cell on every side."""
-    grid = int(round(float(centers.abs()[centers.abs() > 0].min())))  # the lattice holds (±grid, 0)
+    grid = lattice_grid(centers)
     table, low, size = (t.to(pixels.device) for t in _lattice_table(grid))
     corner = torch.floor(pixels / grid).to(torch.int64) - (WINDOW // 2 - 1) - low
     corner = torch.minimum(corner.clamp_min(0), size - WINDOW)  # far outside the gamut: a block of empty slots

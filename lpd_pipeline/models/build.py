@@ -28,7 +28,7 @@ def build_model_generator(config: "TrainConfig") -> nn.Module:
     classes = config.color_space == "labcls"
     net = build_generator(
         config.backbone,
-        in_channels=in_ch + (palette.palette_size(config.palette_grid) + 1 if config.palette else 0),
+        in_channels=in_ch + (palette.plane_count(config.palette_grid) if config.palette else 0),
         out_channels=max(config.ngf, 32) if classes else out_ch,  # labcls: features for the 1x1 logits head
         ngf=config.ngf,
         norm=config.norm,

@@ -307,7 +307,8 @@ class Pix2PixModel:
                 self.generator.start_at_prior()
 
     def set_palette_presets(self, color_u8) -> None:
-        """palette: the presets (k-means of the training tiles' palettes) into the generator (saved with it)."""
+        """palette: the presets (``palette.learn_presets`` over the training tiles' palettes) into the generator
+        (saved with it)."""
         if self.config.palette:
             self.generator.set_presets(color_u8)
 
