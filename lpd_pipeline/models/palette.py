@@ -7,9 +7,9 @@ nearest-bin count would put a pale green and a pale orange in the same paper-yel
 as constant input planes beside the lightness, each standardised by the training tiles' own statistics (buffers:
 per bin mean and spread, so a palette's departure from the usual is of order 1, not the 0.01-0.1 a bin's share
 moves by): ``P`` planes of the histogram and 2 of its mean a*b* (clipped to ``PLANE_CLIP`` spreads), plus one
-plane that says whether a palette is given (1) or not (0, all planes 0). Training feeds each tile its own colour tile's palette, dropped with probability
-``palette_drop`` so the model also works without one (and the ladder measures it without: the target's own
-histogram would leak the answer). At inference one palette conditions every tile of a painting, so the whole
+plane that says whether a palette is given (1) or not (0, all planes 0). Training feeds each tile its own
+colour tile's palette, dropped with probability ``palette_drop`` so the model also works without one (and the
+ladder measures it without: the target's own histogram would leak the answer). At inference one palette conditions every tile of a painting, so the whole
 painting keeps one palette: a reference painting's, or a *preset* learned from the training set and stored with
 the generator (buffer ``presets``), so every checkpoint carries its own:
 
