@@ -9,9 +9,10 @@ per bin mean and spread, so a palette's departure from the usual is of order 1, 
 moves by): ``P`` planes of the histogram and 2 of its mean a*b* (clipped to ``PLANE_CLIP`` spreads), plus one
 plane that says whether a palette is given (1) or not (0, all planes 0). Training feeds each tile its own
 colour tile's palette, dropped with probability ``palette_drop`` so the model also works without one (and the
-ladder measures it without: the target's own histogram would leak the answer). At inference one palette conditions every tile of a painting, so the whole
-painting keeps one palette: a reference painting's, or a *preset* learned from the training set and stored with
-the generator (buffer ``presets``), so every checkpoint carries its own:
+ladder measures it without: the target's own histogram would leak the answer). At inference one palette
+conditions every tile of a painting, so the whole painting keeps one palette: a reference painting's, or a
+*preset* learned from the training set and stored with the generator (buffer ``presets``), so every checkpoint
+carries its own:
 
 - ``blue-green``: the mean palette of the quarter of training tiles with the most blue-green pigment (palette
   mass on the bins of hue 140-290°: malachite, azurite, indigo), the 青绿 look;
