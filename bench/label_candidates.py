@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -96,13 +97,18 @@ def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[di
 
 
 def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int,
-           text_count: int = 0, top: dict[str, int] | None = None) -> dict[str, list[dict]]:
+           text_count: int = 0, top: dict[str, int] | None = None,
+           near: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """The pools of candidates (module docstring); ``near``: the classes whose thresholds ``learned_score``
+    looks near (default: every stump-modelled class)."""
     taken: set = set()
     pools = {f"{name}_top": pick(rows, np.argsort([-r.get(f"p_{name}", -1.0) for r in rows]), count, taken)
              for name, count in (top or {}).items()}
     pools["watermark_cnn"] = pick(rows, np.argsort([-r["p_watermark"] for r in rows]), per_class, taken)
     hard = []
     for name, class_model in model.classes.items():
+        if near is not None and name not in near:
+            continue
         distance = np.array([abs(np.log(r[f"p_{name}"] / class_model.threshold)) if f"p_{name}" in r else np.inf
                              for r in rows])
         hard += [dict(r, near=name) for r in pick(rows, np.argsort(distance), per_class, taken)]
@@ -149,8 +155,13 @@ def main() -> None:
     parser.add_argument("--top", action="append", default=[], metavar="CLASS=N",
                         help="also the N tiles with the highest P(CLASS) of the learned filter (pool CLASS_top); "
                              "repeatable")
+    parser.add_argument("--near", default=None, metavar="CLASS,...",
+                        help="learned_score looks near these classes' thresholds only (default: all)")
     args = parser.parse_args()
     top = parse_top(args.top)
+    near = None if args.near is None else args.near.split(",")
+    if near is not None and set(near) - set(filters.FILTER_NAMES):
+        sys.exit(f"--near {args.near!r}: unknown classes {sorted(set(near) - set(filters.FILTER_NAMES))}")
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
         sys.exit("the bundled learned filter (tile_model.json, watermark_net.pt) is needed")
@@ -162,7 +173,7 @@ def main() -> None:
     with open(args.out / "candidates.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fields, extrasaction="ignore")
         writer.writeheader()
-        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count, top).items():
+        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count, top, near).items():
             for start in range(0, len(chosen), PER_SHEET):
                 sheet = f"{pool}_{start // PER_SHEET}"
                 contact_sheet(args.shared, chosen[start:start + PER_SHEET], args.out / f"{sheet}.png")

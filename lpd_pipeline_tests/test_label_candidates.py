@@ -72,3 +72,14 @@ def test_parse_top_refuses_unknown_classes_and_counts():
             assert bad in str(error)
         else:
             raise AssertionError(f"{bad} accepted")
+
+
+def test_near_restricts_the_learned_score_pool_to_the_named_classes():
+    rows = _rows()
+    for row in rows:
+        row["p_blank"] = 0.5
+    model = tile_model.TileModel(256, {"seal": tile_model.ClassModel(0.0, (), threshold=0.2),
+                                       "blank": tile_model.ClassModel(0.0, (), threshold=0.5)})
+    pools = candidates.choose(rows, model, per_class=2, seed=0, near=["blank"])
+    assert {r["near"] for r in pools["learned_score"]} == {"blank"}
+    assert {r["near"] for r in candidates.choose(rows, model, per_class=2, seed=0)["learned_score"]} == {"seal", "blank"}
