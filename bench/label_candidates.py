@@ -1,6 +1,7 @@
 """Candidate tiles for hand labelling, drawn as numbered contact sheets (issue 12, fourth pass).
 
     .venv/bin/python bench/label_candidates.py --out DIR [--shared ../shared] [--per-class 16] [--seed 0]
+        [--text-count N] [--top CLASS=N ...] [--near CLASS,...]
 
 Only paintings whose fold (``filter_accuracy.assign_fold``) is ``train`` are looked at, and only tiles not
 labelled yet, so the frozen test fold never changes. Every grid tile (256 px, cut as the pipeline cuts them) is
@@ -9,7 +10,8 @@ side (as in docs/FILTER_RULES.md), scored by the watermark CNN only. Pools, at m
 
 - ``watermark_cnn``: the highest P(watermark) of the CNN (real site marks are rare: the CNN points at them);
 - ``learned_score``: per stump-modelled class, the tiles whose probability lies nearest the class's threshold,
-  from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes);
+  from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes); ``--near``
+  names the classes to look near (default all);
 - ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour);
 - ``text_net`` (``--text-count N``, issue 12 sixth pass): the N tiles the text detector (``text_net.pt``) rates
   highest: real calligraphy, and the brush textures, branches and signatures it confuses with it;
