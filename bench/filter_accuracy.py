@@ -70,7 +70,8 @@ RANDOM_SELECTIONS = ("web_random", "museum_random")
 SCORED_SELECTIONS = ("seal_score", "red_fraction", "inscription_score", "blank_score", "flat_low_contrast",
                      "blur_score", "watermark_score", "padding_score", "colour_shift", "watermark_search",
                      "learned_score", "watermark_cnn",  # these two and the next two: bench/label_candidates.py
-                     "text_net", "inscription_top")  # issue 12 sixth pass: highest text-detector / P(inscription)
+                     "text_net", "inscription_top",  # issue 12 sixth pass: highest text-detector / P(inscription)
+                     "odd_colour_top")  # seventh pass: highest P(odd colour) (label_candidates.py --top)
 COLUMNS = ("folder", "file", "x", "y", "size", "labels", "unsure", "fold")
 KEEP = "keep"
 # The drop classes: one per filter (same name).

@@ -1,6 +1,7 @@
 """Candidate tiles for hand labelling, drawn as numbered contact sheets (issue 12, fourth pass).
 
     .venv/bin/python bench/label_candidates.py --out DIR [--shared ../shared] [--per-class 16] [--seed 0]
+        [--text-count N] [--top CLASS=N ...] [--near CLASS,...]
 
 Only paintings whose fold (``filter_accuracy.assign_fold``) is ``train`` are looked at, and only tiles not
 labelled yet, so the frozen test fold never changes. Every grid tile (256 px, cut as the pipeline cuts them) is
@@ -9,10 +10,14 @@ side (as in docs/FILTER_RULES.md), scored by the watermark CNN only. Pools, at m
 
 - ``watermark_cnn``: the highest P(watermark) of the CNN (real site marks are rare: the CNN points at them);
 - ``learned_score``: per stump-modelled class, the tiles whose probability lies nearest the class's threshold,
-  from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes);
+  from both sides (the hard cases: faint seals, red foliage, small calligraphy, texture strokes); ``--near``
+  names the classes to look near (default all);
 - ``web_random``: grid tiles of web paintings drawn at random (the collection's own mix, vivid web colour);
 - ``text_net`` (``--text-count N``, issue 12 sixth pass): the N tiles the text detector (``text_net.pt``) rates
-  highest: real calligraphy, and the brush textures, branches and signatures it confuses with it.
+  highest: real calligraphy, and the brush textures, branches and signatures it confuses with it;
+- ``<class>_top`` (``--top CLASS=N``, issue 12 seventh pass; the sixth pass drew ``inscription_top`` by hand the
+  same way): the N tiles with the highest learned-filter P(class): for odd colour, casts of paintings not
+  labelled yet and the aged silk and vivid pigment grounds the model confuses with them.
 
 Writes ``DIR/candidates.csv`` (folder, file, x, y, size, selected_by, sheet, index, and each probability) and
 ``DIR/<pool>_<n>.png``: 12 tiles a sheet, numbered. The label comes from looking at the tile, never from the
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -93,11 +99,18 @@ def pick(rows: list[dict], order: np.ndarray, count: int, taken: set) -> list[di
 
 
 def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: int,
-           text_count: int = 0) -> dict[str, list[dict]]:
+           text_count: int = 0, top: dict[str, int] | None = None,
+           near: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """The pools of candidates (module docstring); ``near``: the classes whose thresholds ``learned_score``
+    looks near (default: every stump-modelled class)."""
     taken: set = set()
-    pools = {"watermark_cnn": pick(rows, np.argsort([-r["p_watermark"] for r in rows]), per_class, taken)}
+    pools = {f"{name}_top": pick(rows, np.argsort([-r.get(f"p_{name}", -1.0) for r in rows]), count, taken)
+             for name, count in (top or {}).items()}
+    pools["watermark_cnn"] = pick(rows, np.argsort([-r["p_watermark"] for r in rows]), per_class, taken)
     hard = []
     for name, class_model in model.classes.items():
+        if near is not None and name not in near:
+            continue
         distance = np.array([abs(np.log(r[f"p_{name}"] / class_model.threshold)) if f"p_{name}" in r else np.inf
                              for r in rows])
         hard += [dict(r, near=name) for r in pick(rows, np.argsort(distance), per_class, taken)]
@@ -107,6 +120,18 @@ def choose(rows: list[dict], model: tile_model.TileModel, per_class: int, seed: 
     web = [i for i, r in enumerate(rows) if r["folder"].startswith("web/") and r["size"] == TILE]
     pools["web_random"] = pick(rows, np.random.default_rng(seed).permutation(web), per_class, taken)
     return pools
+
+
+def parse_top(specs: list[str]) -> dict[str, int]:
+    """``["odd_colour=36"]`` -> ``{"odd_colour": 36}``; an error naming the spec for an unknown class or count."""
+    top = {}
+    for spec in specs:
+        name, _, count = spec.partition("=")
+        if name not in filters.FILTER_NAMES or name == "watermark" or not count.isdigit():
+            raise SystemExit(f"--top {spec!r}: want CLASS=N with CLASS a stump-modelled filter "
+                             f"({', '.join(n for n in filters.FILTER_NAMES if n != 'watermark')})")
+        top[name] = int(count)
+    return top
 
 
 def contact_sheet(shared: Path, rows: list[dict], path: Path) -> None:
@@ -129,7 +154,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--text-count", type=int, default=0,
                         help="also the tiles the text detector rates highest (pool text_net), this many")
+    parser.add_argument("--top", action="append", default=[], metavar="CLASS=N",
+                        help="also the N tiles with the highest P(CLASS) of the learned filter (pool CLASS_top); "
+                             "repeatable")
+    parser.add_argument("--near", default=None, metavar="CLASS,...",
+                        help="learned_score looks near these classes' thresholds only (default: all)")
     args = parser.parse_args()
+    top = parse_top(args.top)
+    near = None if args.near is None else args.near.split(",")
+    if near is not None and set(near) - set(filters.FILTER_NAMES):
+        sys.exit(f"--near {args.near!r}: unknown classes {sorted(set(near) - set(filters.FILTER_NAMES))}")
     model = tile_model.resolve_model("bundled", TILE)
     if model is None or model.watermark is None:
         sys.exit("the bundled learned filter (tile_model.json, watermark_net.pt) is needed")
@@ -141,7 +175,7 @@ def main() -> None:
     with open(args.out / "candidates.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fields, extrasaction="ignore")
         writer.writeheader()
-        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count).items():
+        for pool, chosen in choose(rows, model, args.per_class, args.seed, args.text_count, top, near).items():
             for start in range(0, len(chosen), PER_SHEET):
                 sheet = f"{pool}_{start // PER_SHEET}"
                 contact_sheet(args.shared, chosen[start:start + PER_SHEET], args.out / f"{sheet}.png")

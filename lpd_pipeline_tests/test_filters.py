@@ -633,6 +633,59 @@ def test_odd_colour_keeps_neutral_cream_and_brown_grounds(ground):
     assert score_odd_colour(tile.astype(np.uint8)) <= THRESHOLDS.odd_colour
 
 
+def painted_field(size: int, seed: int = 0, colour=(70, 150, 90)) -> np.ndarray:
+    """A tile covered by pigment (a vivid web painting's green hillside): no bare ground, the colour laid in
+    short strokes of every shade from pale to dark."""
+    rng = np.random.default_rng(seed)
+    shade = np.full((size, size), 0.8, np.float32)
+    for _ in range(size * 3):
+        x, y = rng.integers(0, size, 2)
+        dx, dy = rng.normal(0, size / 25, 2)
+        cv2.line(shade, (int(x), int(y)), (int(x + dx), int(y + dy)), float(rng.uniform(0.3, 1.5)),
+                 int(rng.integers(2, 5)))
+    tile = np.asarray(colour, np.float32) * shade[..., None] + rng.normal(0, 3.0, (size, size, 1))
+    return np.clip(tile, 0, 255).astype(np.uint8)
+
+
+def test_odd_colour_is_judged_on_a_ground_not_on_a_field_of_pigment():
+    # The same green: as a flat cast over paper it is odd colour; as pigment covering the tile (its lightest
+    # quarter a painted field whose lightness spreads) it is the painting (issue 12, seventh pass).
+    from lpd_pipeline.curation.filters import GROUND_PAINTED_SPREAD, _paper_colour, _Tile
+
+    field = painted_field(256, 1)
+    assert _paper_colour(_Tile(field))[2] > GROUND_PAINTED_SPREAD
+    assert score_odd_colour(field) == 0.0
+    mint = with_cast(paper(256, 1), (0.78, 1.0, 0.9))
+    assert _paper_colour(_Tile(mint))[2] < 2.0
+    assert score_odd_colour(mint) > THRESHOLDS.odd_colour
+
+
+# Train-fold tiles of bench/labels/tile_labels.csv, looked at (issue 12, seventh pass): a green web painting
+# whose lightest quarter is pigment (keep), and mint and blue casts of museum reproductions (odd colour).
+REAL_PIGMENT_FIELDS = [("web/colored/stevenling__chinese-painting-retrieval__data_paint_photos_landscape_"
+                        "shanshui371.jpg", x, y) for x, y in ((0, 0), (0, 202), (202, 202))]
+REAL_CASTS = [
+    ("colored/otang47__Landscape-Painting-Classification__paintings_Ming_Paintings_145.jpg", None),
+    ("colored/otang47__Landscape-Painting-Classification__paintings_Ming_Paintings_186.jpg", None),
+    ("colored/otang47__Landscape-Painting-Classification__paintings_Song_Paintings_7.jpg", None),
+]
+
+
+@pytest.mark.parametrize("name, x, y", REAL_PIGMENT_FIELDS)
+def test_odd_colour_rule_keeps_real_pigment_fields(shared_paintings, name, x, y):
+    assert score_odd_colour(_real_tile(shared_paintings, name, x, y)) <= THRESHOLDS.odd_colour
+
+
+@pytest.mark.parametrize("name", [name for name, _ in REAL_CASTS])
+def test_odd_colour_rule_still_catches_real_casts(shared_paintings, name):
+    from lpd_pipeline_tests.test_filter_labels import _bench
+
+    rows = [r for r in _bench().read_labels() if r.painting == name and "odd_colour" in r.labels and not r.unsure]
+    assert rows, name
+    scores = [score_odd_colour(_real_tile(shared_paintings, name, r.x, r.y)) for r in rows]
+    assert max(scores) > THRESHOLDS.odd_colour, scores
+
+
 def test_odd_colour_keeps_blue_green_pigment_and_red_leaves_on_paper():
     tile = landscape(128, 4)
     tile[20:70, 10:120] = (60, 140, 120)  # 青绿 mineral green over part of the tile

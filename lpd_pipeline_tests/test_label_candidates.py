@@ -52,3 +52,34 @@ def test_text_pool_takes_the_highest_text_scores_and_a_zero_count_takes_nothing(
     assert pools["watermark_cnn"] == [] and pools["web_random"] == []
     assert [(r["file"], r["x"]) for r in pools["text_net"]] == [("p3.jpg", 512), ("p3.jpg", 256), ("p2.jpg", 512)]
     assert "text_net" not in candidates.choose(_rows(), model, per_class=1, seed=0, text_count=3)
+
+
+def test_top_pool_takes_the_highest_class_probabilities_first():
+    rows = _rows()
+    for i, row in enumerate(rows):
+        row["p_seal"] = i / 100
+    pools = candidates.choose(rows, tile_model.TileModel(256, {}), per_class=0, seed=0, top={"seal": 3})
+    assert [(r["file"], r["x"]) for r in pools["seal_top"]] == [("p3.jpg", 512), ("p3.jpg", 256), ("p2.jpg", 512)]
+    assert pools["watermark_cnn"] == []
+
+
+def test_parse_top_refuses_unknown_classes_and_counts():
+    assert candidates.parse_top(["odd_colour=36", "blank=2"]) == {"odd_colour": 36, "blank": 2}
+    for bad in ("watermark=3", "colour=3", "seal=x", "seal"):
+        try:
+            candidates.parse_top([bad])
+        except SystemExit as error:
+            assert bad in str(error)
+        else:
+            raise AssertionError(f"{bad} accepted")
+
+
+def test_near_restricts_the_learned_score_pool_to_the_named_classes():
+    rows = _rows()
+    for row in rows:
+        row["p_blank"] = 0.5
+    model = tile_model.TileModel(256, {"seal": tile_model.ClassModel(0.0, (), threshold=0.2),
+                                       "blank": tile_model.ClassModel(0.0, (), threshold=0.5)})
+    pools = candidates.choose(rows, model, per_class=2, seed=0, near=["blank"])
+    assert {r["near"] for r in pools["learned_score"]} == {"blank"}
+    assert {r["near"] for r in candidates.choose(rows, model, per_class=2, seed=0)["learned_score"]} == {"seal", "blank"}

@@ -53,6 +53,13 @@ PAPER_HUES = (50.0, 100.0)
 PATCH_MAX_VARIANCE = 0.3
 PAPER_MAX_CHROMA = 45.0
 ODD_COLOUR_UNIT = 10.0
+# ...but only a *ground* shows a cast: bare silk or paper is flat in lightness. Where the lightest quarter is a
+# painted field (vivid web pigment covering the tile: a green hillside, an orange-gold sky), its lightness
+# spreads; the score is damped from GROUND_FLAT_SPREAD (std of L*, full score) to GROUND_PAINTED_SPREAD (none).
+# Issue 12, seventh pass: the labelled casts' grounds spread 0.9-4.4; the green pigment fields the rule rejected
+# (keep tiles) 7.0-11.6.
+GROUND_FLAT_SPREAD = 5.0
+GROUND_PAINTED_SPREAD = 6.5
 
 
 @dataclass(frozen=True)
@@ -712,15 +719,19 @@ def _padding(t: _Tile) -> float:
     return float(max(flat_lines, straight_edge, blocks))
 
 
-def _paper_colour(t: _Tile) -> tuple[float, float]:
-    """Median a*, b* of the lightest quarter of the tile: the ground (silk, paper), which a cast shifts."""
+def _paper_colour(t: _Tile) -> tuple[float, float, float]:
+    """Median a*, b* of the lightest quarter of the tile: the ground (silk, paper), which a cast shifts; and the
+    spread (std) of its lightness: flat for bare silk or paper, wide for a field of pigment."""
     lightness, a, b = t.get("lab")
     paper = lightness >= percentile(lightness, 75.0)
-    return float(median(a[paper])), float(median(b[paper]))
+    return float(median(a[paper])), float(median(b[paper])), float(lightness[paper].std())
 
 
 def _odd_colour(t: _Tile) -> float:
-    a, b = _paper_colour(t)
+    a, b, spread = _paper_colour(t)
+    flat = min(1.0, max(0.0, (GROUND_PAINTED_SPREAD - spread) / (GROUND_PAINTED_SPREAD - GROUND_FLAT_SPREAD)))
+    if flat == 0.0:
+        return 0.0
     chroma, hue = math.hypot(a, b), math.degrees(math.atan2(b, a))
     if PAPER_HUES[0] <= hue <= PAPER_HUES[1]:
         distance = max(0.0, chroma - PAPER_MAX_CHROMA)
@@ -730,7 +741,7 @@ def _odd_colour(t: _Tile) -> float:
             ux, uy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
             along = min(max(a * ux + b * uy, 0.0), PAPER_MAX_CHROMA)
             distance = min(distance, math.hypot(a - along * ux, b - along * uy))
-    return float(distance / ODD_COLOUR_UNIT)
+    return float(flat * distance / ODD_COLOUR_UNIT)
 
 
 _SCORERS = {
