@@ -16,7 +16,8 @@ class's recall for its own class, bad and good tiles rejected (with the watermar
 in-sample, whose keep tiles are a lower bound of the out-of-fold CNN's, unless ``--watermark-cv``), and the
 fewest keep tiles each class's probabilities must reject for recall 0.72 (``min keep``), and how well odd
 colour's P ranks its tiles above keep tiles (``odd AUC``). ``--salts`` scores the per-tile recipe and a few
-blends again on other random splits into 5 groups by painting: how much a figure moves with the split alone.
+blends again on other random splits into 5 groups by painting: how much a figure moves with the split alone;
+``--leave-out-mixed`` leaves out the keep tiles of paintings that also hold odd-colour tiles.
 
 Rule of the forms: ``blend``: ``(1 - w) p + w A`` with ``A`` an aggregate of the painting's grid-tile P
 (median, trimmed mean, mean, a quantile, the maximum), or of its logits; ``rule``: the odd-colour rule fires
@@ -249,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watermark-cv", type=Path, default=None,
                         help="the out-of-fold watermark CNN (as bench/filter_accuracy.py --cv --watermark-cv)")
     parser.add_argument("--watermark-fp", type=float, default=0.02)
+    parser.add_argument("--leave-out-mixed", action="store_true",
+                        help="leave out the keep tiles of paintings that also have odd-colour tiles (labels that "
+                             "disagree within a painting, which no painting-level decision can match)")
     parser.add_argument("--salts", default="",
                         help="comma-separated: also score the per-tile recipe and the chosen blends on other CV splits "
                              "(train_tile_model.cv_group's salt; the documented split is 'cv')")
@@ -258,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     rows = training.training_rows(bench.read_labels())
     grid = grid_tiles(rows, paintings_dir)
+    if args.leave_out_mixed:
+        cast = {r.painting for r in rows if "odd_colour" in r.labels}
+        rows = [r for r in rows if r.bad or r.painting not in cast]
     if args.watermark_cv:
         decisions = bench.watermark_cv_decisions(args.watermark_cv, args.watermark_fp)
         watermark = np.array([decisions.get((r.painting, r.x, r.y, r.size), False) for r in rows])
