@@ -58,9 +58,10 @@ OTHER_BAD_WEIGHT = 0.1  # sixth pass (0.15 in the fourth and fifth, 0.3 before)
 RULE_ALWAYS_ON = ("odd_colour",)
 
 
-def cv_group(painting: str) -> int:
-    """The cross-validation group of a painting (by painting, as the frozen folds are)."""
-    return int.from_bytes(hashlib.sha256(f"cv:{painting}".encode()).digest()[:8], "big") % CV_FOLDS
+def cv_group(painting: str, salt: str = "cv") -> int:
+    """The cross-validation group of a painting (by painting, as the frozen folds are); another ``salt`` draws
+    another split (bench/cast_context.py --salts: how much a figure moves with the split)."""
+    return int.from_bytes(hashlib.sha256(f"{salt}:{painting}".encode()).digest()[:8], "big") % CV_FOLDS
 
 
 def text_detector() -> text_net.TextNet | None:
@@ -100,16 +101,23 @@ def loss_weights(labels: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return np.where((labels == 0) & bad[:, None], OTHER_BAD_WEIGHT, 1.0)
 
 
-def out_of_fold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Probabilities of each row from models fitted without its painting's group."""
+def out_of_fold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, bad: np.ndarray,
+                unlabelled: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Probabilities of each row from models fitted without its painting's group. ``unlabelled``: (features,
+    groups) of more tiles (every grid tile of the paintings, bench/cast_context.py) scored by the same models;
+    their probabilities are then returned as a second array."""
     probabilities = np.zeros(labels.shape)
+    scored = None if unlabelled is None else np.zeros((len(unlabelled[0]), labels.shape[1]))
     weights = loss_weights(labels, bad)
     for group in range(CV_FOLDS):
         fit, held = groups != group, groups == group
         for c in range(labels.shape[1]):
             model = tile_model.fit_class(features[fit], labels[fit, c], weights=weights[fit, c])
             probabilities[held, c] = model.probability(features[held])
-    return probabilities
+            if scored is not None:
+                scored[unlabelled[1] == group, c] = model.probability(unlabelled[0][unlabelled[1] == group])
+    return probabilities if scored is None else (probabilities, scored)
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, bad: np.ndarray, target_good: float,

@@ -61,3 +61,22 @@ def test_other_classes_bad_tiles_weigh_less():
     bad = np.array([True, True, False])
     assert training.loss_weights(labels, bad).tolist() == [[1.0, training.OTHER_BAD_WEIGHT],
                                                            [training.OTHER_BAD_WEIGHT, 1.0], [1.0, 1.0]]
+
+
+def test_out_of_fold_scores_unlabelled_tiles_with_the_models_of_their_group():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 4))
+    labels = (features[:, :1] + 0.3 * rng.normal(size=(60, 1)) > 0).astype(float)
+    groups, bad = np.arange(60) % training.CV_FOLDS, labels[:, 0] > 0
+    alone = training.out_of_fold(features, labels, groups, bad)
+    same, scored = training.out_of_fold(features, labels, groups, bad, (features, groups))
+    assert np.array_equal(alone, same)
+    assert np.array_equal(scored, alone)  # a labelled tile scored as one of the grid gets its out-of-fold P
+    _, moved = training.out_of_fold(features, labels, groups, bad, (features, (groups + 1) % training.CV_FOLDS))
+    assert not np.array_equal(moved, alone)  # another group's models: another P
+
+
+def test_cv_group_salt_draws_another_split_and_the_default_is_unchanged():
+    paintings = [f"colored/p{i}.jpg" for i in range(50)]
+    assert [training.cv_group(p) for p in paintings] == [training.cv_group(p, "cv") for p in paintings]
+    assert [training.cv_group(p) for p in paintings] != [training.cv_group(p, "cv2") for p in paintings]
