@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import filter_accuracy as bench  # noqa: E402
 import train_tile_model as training  # noqa: E402
+from train_text_net import auc as rank_auc  # noqa: E402  (P(odd colour ranks above keep), ties half)
 
 from lpd_pipeline.curation import tile_model  # noqa: E402
 from lpd_pipeline.curation.filters import FilterThresholds  # noqa: E402
@@ -129,12 +130,6 @@ def fewest_keep(probability: np.ndarray, positives: np.ndarray, keep: np.ndarray
         if fired[positives].mean() >= goal:
             best = min(best if best is not None else len(keep), int((fired & keep).sum()))
     return best
-
-
-def rank_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """P(a positive scores above a negative), ties counting half: how well a score ranks odd colour above keep."""
-    above = (positives[:, None] > negatives[None, :]).mean()
-    return float(above + 0.5 * (positives[:, None] == negatives[None, :]).mean())
 
 
 class Experiment:

@@ -72,6 +72,12 @@ def histograms(color_u8: np.ndarray | torch.Tensor, centers: torch.Tensor, *, st
     return counts / counts.sum(1, keepdim=True)
 
 
+def plane_features(palettes: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """``[N, P + 2]``: what the palette planes carry before standardisation, the histogram ``[N, P]`` and its
+    mean a*b* (one definition for the planes and for the training statistics that standardise them)."""
+    return torch.cat([palettes, palettes @ centers.to(palettes)], dim=1)
+
+
 def pigment(palettes: torch.Tensor, centers: torch.Tensor, name: str) -> torch.Tensor:
     """``[N]``: the palettes' mass on the chromatic bins (chroma over half a lattice step) whose hue lies in
     ``PIGMENT_HUES[name]``."""
@@ -145,7 +151,7 @@ class PaletteConditioned(nn.Module):
         if palette is not None:
             rows = palette.to(like).reshape(-1, self.palette_bins).expand(n, -1)
             flag = torch.ones(n, device=like.device, dtype=like.dtype) if given is None else given.to(like)
-            features = torch.cat([rows, rows @ self.palette_centers.to(like)], dim=1)
+            features = plane_features(rows, self.palette_centers)
             standard = (features - self.plane_mean.to(like)) / self.plane_spread.to(like)
             values[:, :-1] = standard.clamp(-PLANE_CLIP, PLANE_CLIP) * flag[:, None]
             values[:, -1] = flag
@@ -177,7 +183,7 @@ class PaletteConditioned(nn.Module):
         palettes = torch.cat([histograms(np.asarray(color_u8[i:i + chunk]), centers)
                               for i in range(0, len(color_u8), chunk)])
         self.presets.copy_(learn_presets(palettes, centers).to(self.presets))
-        features = torch.cat([palettes, palettes @ centers], dim=1).double()
+        features = plane_features(palettes, centers).double()
         floor = torch.tensor([SPREAD_FLOOR[0]] * len(centers) + [SPREAD_FLOOR[1]] * 2, dtype=torch.float64)
         spread = features.std(0, unbiased=False) if len(features) > 1 else torch.zeros_like(floor)
         self.plane_mean.copy_(features.mean(0).to(self.plane_mean))
