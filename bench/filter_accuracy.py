@@ -1,7 +1,7 @@
 """Accuracy of the tile filters against hand labels (docs/FILTER_RULES.md is the labelling specification).
 
     .venv/bin/python bench/filter_accuracy.py [--shared DIR] [--fold test|train|all] [--sample all|random|scored]
-        [--filters pipeline|rules] [--cv [--watermark-cv FILE]] [--watermarks]
+        [--filters pipeline|rules] [--cv [--watermark-cv FILE]] [--cv-splits SALT ...] [--watermarks]
 
 Reads ``bench/labels/tile_labels.csv`` (one row per labelled tile: ``folder, file, x, y, size, labels, unsure,
 fold``; paths relative to ``<shared>/paintings``), decodes each painting as the pipeline does
@@ -21,6 +21,9 @@ prints, on the chosen fold:
 painting within the train fold): the figures a model fitted on the train fold earns on paintings it has not
 seen, without touching the test fold; with ``--watermark-cv FILE`` (``bench/train_watermark_net.py --cv
 --cv-out FILE``) the watermark CNN's decisions are its out-of-fold ones too, else the bundled CNN's (in-sample).
+``--cv-splits cv cv2 cv3 cv4 cv5`` does it on several splits into 5 groups (the split alone moves a class's
+recall by up to 0.3 on these few paintings), each by the stumps alone and by stumps with linear heads, and
+prints one line each and the means.
 ``--watermarks`` adds generated watermarks (``lpd_pipeline.curation.synthetic_watermarks``) on the fold's sure
 keep tiles: the watermark recall on them,
 beside the real watermark tiles' and the watermark filter's firing on real keep tiles.
@@ -393,24 +396,26 @@ def format_report(result: Accuracy, fold: str) -> str:
 
 
 def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_good: float,
-                    watermark_cv: dict[tuple[str, int, int, int], bool] | None = None) -> list[ScoredTile]:
-    """The train fold scored by out-of-fold stump models (``bench/train_tile_model.py``: 5 groups by painting,
-    the thresholds chosen on these same out-of-fold probabilities), and as the pipeline decides for the other
-    classes (the watermark CNN, trained on these paintings, is in-sample here unless ``watermark_cv`` gives its
-    out-of-fold decisions, :func:`watermark_cv_decisions`) and for tiles of another size.
-    What a stump model fitted on the train fold may be expected to do on paintings it has not seen."""
-    sys.path.insert(0, str(REPO_ROOT / "bench"))
+                    watermark_cv: dict[tuple[str, int, int, int], bool] | None = None, salt: str = "cv",
+                    heads: bool = True, prepared: tuple | None = None) -> list[ScoredTile]:
+    """The train fold scored by out-of-fold models (``bench/train_tile_model.py``: 5 groups by painting, drawn by
+    ``salt``; the thresholds chosen on these same out-of-fold probabilities; ``heads``: stumps and linear heads,
+    else stumps alone), and as the pipeline decides for the other classes (the watermark CNN, trained on these
+    paintings, is in-sample here unless ``watermark_cv`` gives its out-of-fold decisions,
+    :func:`watermark_cv_decisions`) and for tiles of another size. ``prepared``: :func:`prepare_cv`'s result, to
+    score several splits on one computation of the features. What a model fitted on the train fold may be
+    expected to do on paintings it has not seen."""
     import train_tile_model
 
-    model, held_out, train_rows = train_tile_model.train(rows, paintings_dir, target_good)
+    data, pipeline = prepared or prepare_cv(rows, paintings_dir)
+    model, held_out = train_tile_model.fit(data, target_good, salt=salt, heads=heads)
     thresholds = FilterThresholds()
     classes = train_tile_model.MODELLED
-    chosen = [model.classes[name].threshold for name in classes]
-    with_rule = [model.classes[name].with_rule for name in classes]
-    probability_of = {(r.painting, r.x, r.y, r.size): dict(zip(classes, p)) for r, p in zip(train_rows, held_out)}
+    chosen = [train_tile_model.deciding(model, name).threshold for name in classes]
+    with_rule = [train_tile_model.deciding(model, name).with_rule for name in classes]
+    probability_of = {(r.painting, r.x, r.y, r.size): dict(zip(classes, p)) for r, p in zip(data.rows, held_out)}
     scored = []
-    bundled = tile_model.resolve_model("bundled", train_tile_model.TILE_SIZE)
-    for s in score_labelled([r for r in rows if r.fold == "train"], paintings_dir, thresholds, bundled):
+    for s in pipeline:
         key = (s.tile.painting, s.tile.x, s.tile.y, s.tile.size)
         if key in probability_of:
             by_rule = set(rejection_reasons(s.scores, thresholds))
@@ -423,6 +428,39 @@ def cross_validated(rows: Sequence[LabelledTile], paintings_dir: Path, target_go
             s = ScoredTile(s.tile, s.scores, fired)
         scored.append(s)
     return scored
+
+
+def prepare_cv(rows: Sequence[LabelledTile], paintings_dir: Path) -> tuple:
+    """What :func:`cross_validated` needs once for any split: the trainer's features of the train fold and the
+    pipeline's decisions on its tiles (the bundled model's, for the watermark CNN and the rules)."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import train_tile_model
+
+    bundled = tile_model.resolve_model("bundled", train_tile_model.TILE_SIZE)
+    return (train_tile_model.training_data(rows, paintings_dir),
+            score_labelled([r for r in rows if r.fold == "train"], paintings_dir, FilterThresholds(), bundled))
+
+
+CV_CLASSES = ("blank", "blur", "seal", "inscription", "padding", "odd_colour")
+
+
+def format_splits(results: dict[tuple[str, str], Accuracy]) -> str:
+    """One line per (split, filter) of :func:`cross_validated` figures, and their means over the splits."""
+    head = f"{'split':<6} {'filter':<16} " + " ".join(f"{c[:11]:>11}" for c in CV_CLASSES) + "  bad rej.  good rej."
+    lines = [head]
+    for (salt, name), result in results.items():
+        lines.append(f"{salt:<6} {name:<16} " + " ".join(f"{result.per_filter[c].recall:>11.2f}" for c in CV_CLASSES)
+                     + f"  {result.bad_rejected_fraction:>8.2f}  {result.good_rejected_fraction:>5.3f} "
+                     f"({result.good_rejected}/{result.good})")
+    for name in dict.fromkeys(n for _, n in results):
+        rows = [r for (_, n), r in results.items() if n == name]
+        recall = [np.mean([r.per_filter[c].recall for r in rows]) for c in CV_CLASSES]
+        lowest = [min(r.per_filter[c].recall for r in rows) for c in CV_CLASSES]
+        lines.append(f"{'mean':<6} {name:<16} " + " ".join(f"{v:>11.2f}" for v in recall)
+                     + f"  {np.mean([r.bad_rejected_fraction for r in rows]):>8.2f}"
+                     + f"  {np.mean([r.good_rejected_fraction for r in rows]):>5.3f}")
+        lines.append(f"{'lowest':<6} {name:<16} " + " ".join(f"{v:>11.2f}" for v in lowest))
+    return "\n".join(lines)
 
 
 def watermark_cv_decisions(path: Path, false_positive: float) -> dict[tuple[str, int, int, int], bool]:
@@ -467,6 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the rule filters alone")
     parser.add_argument("--cv", action="store_true",
                         help="the train fold, scored by out-of-fold models (5-fold cross-validation by painting)")
+    parser.add_argument("--cv-splits", nargs="+", metavar="SALT", default=None,
+                        help="the train fold cross-validated on each of these splits into 5 groups by painting "
+                             "(train_tile_model.cv_group's salt; the documented split is 'cv'), by the stumps "
+                             "alone and by stumps and linear heads: one line each, then the means")
     parser.add_argument("--watermarks", action="store_true",
                         help="also measure the watermark filter on generated overlays on the fold's keep tiles")
     parser.add_argument("--target-good", type=float, default=0.12, help="for --cv: as bench/train_tile_model.py")
@@ -484,9 +526,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     model = tile_model.resolve_model("bundled" if args.filters == "pipeline" else "none", 256)
     labels = read_labels(args.labels)
+    watermark_cv = (watermark_cv_decisions(args.watermark_cv, args.watermark_fp) if args.watermark_cv
+                    else None)
+    if args.cv_splits:
+        prepared = prepare_cv(labels, paintings_dir)
+        results = {(salt, name): accuracy(cross_validated(labels, paintings_dir, args.target_good, watermark_cv,
+                                                          salt, heads, prepared))
+                   for salt in args.cv_splits for name, heads in (("stumps", False), ("stumps + heads", True))}
+        print("train fold, cross-validated on each split (recall of each filter for its own class):")
+        print(format_splits(results))
+        return 0
     if args.cv:
-        watermark_cv = (watermark_cv_decisions(args.watermark_cv, args.watermark_fp) if args.watermark_cv
-                        else None)
         scored, name = cross_validated(labels, paintings_dir, args.target_good, watermark_cv), "train, cross-validated"
         args.fold = "train"
     else:

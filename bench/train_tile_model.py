@@ -17,6 +17,13 @@ With the text detector's weights present (``lpd_pipeline/curation/text_net.pt``,
 its P(inscription) is one more feature, ``text_net`` (computed on every labelled tile; the network never trained
 on one, so the cross-validation stays out of sample), and the model file lists it.
 
+With the AlexNet weights provisioned (the metric weights, ``python -m lpd_pipeline.metrics.weights``), each
+class also gets a linear head (``tile_model.fit_linear``, L2 :data:`LINEAR_L2`) over the standardised features
+and the ImageNet trunk's (``lpd_pipeline.curation.trunk_features``); the class's probability is then the mean of
+stumps and head, and a second set of thresholds and rule flags is chosen the same way for that mean, on the same
+cross-validation (the heads' out-of-fold P too). The stumps keep their own set: ingest without the AlexNet
+weights decides with them alone. Without the weights here, the file has stumps only.
+
 Watermark is not modelled: the features do not see overlay text (generated overlays and their clean originals
 are indistinguishable to them, see bench/RESULTS.md), so it stays with its rule.
 """
@@ -27,6 +34,7 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +46,11 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import filter_accuracy as bench  # noqa: E402
 
-from lpd_pipeline.curation import text_net, tile_model, watermark_net  # noqa: E402
+from lpd_pipeline.curation import text_net, tile_model, trunk_features, watermark_net  # noqa: E402
 from lpd_pipeline.curation.filters import FilterThresholds, score_tile  # noqa: E402
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES, tile_features  # noqa: E402
 from lpd_pipeline.imaging import decode_image  # noqa: E402
+from lpd_pipeline.metrics.alexnet import AlexNetWeightsMissing  # noqa: E402
 
 MODELLED = ("blank", "blur", "seal", "inscription", "padding", "odd_colour")
 TILE_SIZE = 256
@@ -57,6 +66,8 @@ OTHER_BAD_WEIGHT = 0.1  # sixth pass (0.15 in the fourth and fifth, 0.3 before)
 # the budget): odd colour's rule measures casts *off* the aged-silk locus (mint, blue, violet), which the labels
 # barely hold, so the stumps alone do not learn them (a generated mint cast scored P 0.002; sixth pass).
 RULE_ALWAYS_ON = ("odd_colour",)
+# The linear heads' L2 weight (on the mean loss): chosen on the train CV, ninth pass (bench/RESULTS.md).
+LINEAR_L2 = 0.01
 
 
 def cv_group(painting: str, salt: str = "cv") -> int:
@@ -71,21 +82,33 @@ def text_detector() -> text_net.TextNet | None:
     return text_net.TextNet() if text_net.BUNDLED_WEIGHTS.is_file() else None
 
 
+def trunk_extractor() -> trunk_features.TrunkFeatures | None:
+    """The ImageNet trunk the linear heads read; None, after saying so, without the AlexNet weights (the model
+    then has stumps only)."""
+    try:
+        return trunk_features.TrunkFeatures()
+    except AlexNetWeightsMissing as error:
+        print(f"{error}: training the stumps only, without linear heads")
+        return None
+
+
 def labelled_features(rows: Sequence[bench.LabelledTile], paintings_dir: Path,
-                      text: text_net.TextNet | None = None) -> np.ndarray:
+                      text: text_net.TextNet | None = None,
+                      trunk: trunk_features.TrunkFeatures | None = None) -> np.ndarray:
     """Features of each labelled tile (rows must be TILE_SIZE tiles), each painting decoded once. The first
-    columns are the rule scores (``rule_<filter>``); with ``text``, the last is its P (``text_net``)."""
-    out = np.zeros((len(rows), len(FEATURE_NAMES) + (text is not None)))
-    by_painting: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_painting.setdefault(row.painting, []).append(i)
-    for painting, indices in by_painting.items():
+    columns are the rule scores (``rule_<filter>``); with ``text``, its P (``text_net``) follows the hand-made
+    features; with ``trunk``, its FEATURE_COUNT features come last."""
+    width = len(FEATURE_NAMES) + (text is not None)
+    out = np.zeros((len(rows), width + (trunk_features.FEATURE_COUNT if trunk is not None else 0)))
+    for painting, indices in bench._by_painting(rows).items():
         rgb = decode_image(paintings_dir / painting)
-        for i in indices:
-            tile = np.ascontiguousarray(bench.crop_tile(rgb, rows[i], painting))
+        tiles = [np.ascontiguousarray(bench.crop_tile(rgb, rows[i], painting)) for i in indices]
+        for i, tile in zip(indices, tiles):
             out[i, :len(FEATURE_NAMES)] = tile_features(tile, score_tile(tile))
             if text is not None:
-                out[i, -1] = text.probabilities([tile])[0]
+                out[i, width - 1] = text.probabilities([tile])[0]
+        if trunk is not None:
+            out[indices, width:] = trunk.features(tiles)
     return out
 
 
@@ -119,6 +142,27 @@ def out_of_fold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, ba
             if scored is not None:
                 scored[unlabelled[1] == group, c] = model.probability(unlabelled[0][unlabelled[1] == group])
     return probabilities if scored is None else (probabilities, scored)
+
+
+def standardiser(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each column (1 where a column is constant: it then reads as 0)."""
+    std = inputs.std(axis=0)
+    return inputs.mean(axis=0), np.where(std > 0, std, 1.0)
+
+
+def linear_out_of_fold(inputs: np.ndarray, labels: np.ndarray, groups: np.ndarray, bad: np.ndarray,
+                       l2: float = LINEAR_L2) -> np.ndarray:
+    """Out-of-fold P of each class's linear head (standardised by the fitted groups' statistics)."""
+    probabilities = np.zeros(labels.shape)
+    weights = loss_weights(labels, bad)
+    for group in range(CV_FOLDS):
+        fit, held = groups != group, groups == group
+        mean, std = standardiser(inputs[fit])
+        for c in range(labels.shape[1]):
+            coef, bias = tile_model.fit_linear((inputs[fit] - mean) / std, labels[fit, c], l2=l2,
+                                               weights=weights[fit, c])
+            probabilities[held, c] = 1.0 / (1.0 + np.exp(-((inputs[held] - mean) / std @ coef + bias)))
+    return probabilities
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, bad: np.ndarray, target_good: float,
@@ -200,28 +244,79 @@ def without_cnn_rules(features: np.ndarray, outside: Sequence[str] = ("watermark
     return features
 
 
-def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: float,
-          classes: Sequence[str] = MODELLED) -> tuple[tile_model.TileModel, np.ndarray, list[bench.LabelledTile]]:
-    """The model fitted on the train fold, and the out-of-fold probabilities behind its thresholds."""
+@dataclass
+class TrainingData:
+    """The sure train-fold tiles and what the models read: ``features`` (hand-made, with ``text_net`` when the
+    detector is bundled; named ``names``) and ``deep`` (the trunk's, empty without it)."""
+
+    rows: list[bench.LabelledTile]
+    features: np.ndarray
+    deep: np.ndarray
+    names: tuple[str, ...]
+
+
+def training_data(rows: Sequence[bench.LabelledTile], paintings_dir: Path, heads: bool = True) -> TrainingData:
+    """Features of the sure train-fold tiles (~1 minute); ``heads=False`` or no AlexNet weights: no trunk."""
     train_rows = training_rows(rows)
     text = text_detector()
-    features = labelled_features(train_rows, paintings_dir, text)
-    labels = label_matrix(train_rows, classes)
-    bad = np.array([r.bad for r in train_rows])
-    groups = np.array([cv_group(r.painting) for r in train_rows])
-    rule_fired, other_fired = rule_decisions(features, classes)
-    features = without_cnn_rules(features)
+    trunk = trunk_extractor() if heads else None
+    features = labelled_features(train_rows, paintings_dir, text, trunk)
+    names = tile_model.WITH_TEXT if text is not None else FEATURE_NAMES
+    return TrainingData(train_rows, features[:, :len(names)], features[:, len(names):], tuple(names))
+
+
+def fit(data: TrainingData, target_good: float, classes: Sequence[str] = MODELLED, salt: str = "cv",
+        heads: bool = True) -> tuple[tile_model.TileModel, np.ndarray]:
+    """The model fitted on the train fold, and the out-of-fold probabilities (CV groups by ``salt``) behind its
+    deciding thresholds: of the mean of stumps and heads where the data has trunk features and ``heads``, else
+    of the stumps."""
+    labels = label_matrix(data.rows, classes)
+    bad = np.array([r.bad for r in data.rows])
+    groups = np.array([cv_group(r.painting, salt) for r in data.rows])
+    rule_fired, other_fired = rule_decisions(data.features, classes)
+    features = without_cnn_rules(data.features)
+    always = [classes.index(n) for n in RULE_ALWAYS_ON if n in classes]
     held_out = out_of_fold(features, labels, groups, bad)
-    thresholds, with_rule = choose_thresholds(held_out, labels, bad, target_good, rule_fired, other_fired,
-                                              [classes.index(n) for n in RULE_ALWAYS_ON if n in classes])
+    thresholds, with_rule = choose_thresholds(held_out, labels, bad, target_good, rule_fired, other_fired, always)
     weights = loss_weights(labels, bad)
     fitted = {name: tile_model.fit_class(features, labels[:, c], threshold=float(thresholds[c]),
                                          with_rule=bool(with_rule[c]), weights=weights[:, c])
               for c, name in enumerate(classes)}
-    names = tile_model.WITH_TEXT if text is not None else FEATURE_NAMES
-    model = tile_model.TileModel(TILE_SIZE, fitted, names, trained_on=f"{len(train_rows)} sure train-fold tiles of "
-                                 f"{bench.LABELS_CSV.relative_to(REPO_ROOT)}, target good rejected {target_good}")
-    return model, held_out, train_rows
+    fitted_heads, inputs = {}, None
+    if heads and data.deep.shape[1]:
+        wide = np.concatenate([features, data.deep], axis=1)
+        columns = np.flatnonzero(wide.std(axis=0) > 0)  # constant columns (a rule ingest skips) are not read
+        held_out = 0.5 * (held_out + linear_out_of_fold(wide[:, columns], labels, groups, bad))
+        thresholds, with_rule = choose_thresholds(held_out, labels, bad, target_good, rule_fired, other_fired,
+                                                  always)
+        mean, std = standardiser(wide[:, columns])
+        inputs = tile_model.LinearInputs(trunk_features.NAME, tuple(int(j) for j in columns),
+                                         tuple(float(v) for v in mean), tuple(float(v) for v in std))
+        for c, name in enumerate(classes):
+            coef, bias = tile_model.fit_linear(inputs.standardised(wide), labels[:, c], l2=LINEAR_L2,
+                                               weights=weights[:, c])
+            fitted_heads[name] = tile_model.LinearHead(tuple(float(v) for v in coef), bias, float(thresholds[c]),
+                                                       bool(with_rule[c]))
+    model = tile_model.TileModel(TILE_SIZE, fitted, data.names,
+                                 trained_on=f"{len(data.rows)} sure train-fold tiles of "
+                                 f"{bench.LABELS_CSV.relative_to(REPO_ROOT)}, target good rejected {target_good}",
+                                 heads=fitted_heads, linear_inputs=inputs)
+    return model, held_out
+
+
+def train(rows: Sequence[bench.LabelledTile], paintings_dir: Path, target_good: float,
+          classes: Sequence[str] = MODELLED) -> tuple[tile_model.TileModel, np.ndarray, list[bench.LabelledTile]]:
+    """The model fitted on the train fold, the out-of-fold probabilities behind its deciding thresholds, and the
+    tiles (:func:`training_data`, then :func:`fit`)."""
+    data = training_data(rows, paintings_dir)
+    model, held_out = fit(data, target_good, classes)
+    return model, held_out, data.rows
+
+
+def deciding(model: tile_model.TileModel, name: str) -> tile_model.ClassModel | tile_model.LinearHead:
+    """Where a class's threshold and rule flag live for the probabilities :func:`train` returns: its head's when
+    the model has heads, else its stumps'."""
+    return model.heads.get(name, model.classes[name])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,8 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     model, _, train_rows = train(bench.read_labels(), paintings_dir, args.target_good)
     path = model.save(args.out)
-    print(f"trained on {len(train_rows)} tiles; thresholds "
-          + ", ".join(f"{n} {m.threshold:.2f}{' (+rule)' if m.with_rule else ''}" for n, m in model.classes.items())
+    def listed(decisions) -> str:
+        return ", ".join(f"{n} {m.threshold:.3f}{' (+rule)' if m.with_rule else ''}" for n, m in decisions.items())
+
+    print(f"trained on {len(train_rows)} tiles; thresholds of the stumps alone: {listed(model.classes)}"
+          + (f"; of stumps and heads: {listed(model.heads)}" if model.heads else "; no linear heads")
           + f"; wrote {path} ({path.stat().st_size} bytes, fingerprint {model.fingerprint()})")
     return 0
 

@@ -17,11 +17,14 @@ from lpd_pipeline_tests.test_filter_labels import _bench
 MIN_REJECTED = {"blank": 0.8, "blur": 0.8, "watermark": 0.5, "seal": 0.85, "inscription": 0.8, "padding": 0.8,
                 "odd_colour": 0.8}
 # ...and at least this share by the filter of its own class (the issue's per-filter recall; recorded in
-# bench/RESULTS.md, sixth pass: blank 0.73, blur 0.81, seal 0.74, inscription 0.74, padding 0.76, odd colour 0.94)...
+# bench/RESULTS.md, ninth pass, stumps and heads: blank 0.86, blur 0.81, seal 0.70, inscription 0.74, padding 0.82,
+# odd colour 0.94; the stumps alone: 0.77, 0.81, 0.89, 0.70, 0.76, 0.88)...
 MIN_OWN_RECALL = {"blank": 0.68, "blur": 0.7, "watermark": 0.5, "seal": 0.7, "inscription": 0.7, "padding": 0.7,
                   "odd_colour": 0.8}
-# ...and at most this share of the sure keep tiles.
+# ...and at most this share of the sure keep tiles (recorded: 0.12 with the heads, 0.18 by the stumps alone).
 MAX_GOOD_REJECTED = 0.25
+# Issue 12's goals on the frozen fold, which the model with its linear heads meets (bench/RESULTS.md, ninth pass).
+GOAL_BAD_REJECTED, GOAL_GOOD_REJECTED = 0.80, 0.15
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,13 @@ def test_real_good_tiles_are_mostly_kept(scored_test_fold):
     good = [s for s in scored_test_fold if not s.tile.bad]
     assert len(good) >= 30
     assert np.mean([bool(s.fired) for s in good]) <= MAX_GOOD_REJECTED
+
+
+def test_the_issue_goals_hold_where_the_linear_heads_decide(scored_test_fold):
+    """Bad tiles rejected >= 0.80 and good tiles rejected <= 0.15 (6 of 49 recorded: one more keep tile rejected
+    still passes, two more fail). The heads need the metric weights, which the test session provisions."""
+    if not tile_model.resolve_model("bundled", 256).uses_heads():
+        pytest.skip("the AlexNet weights are not provisioned: the stumps decide alone (goals not claimed for them)")
+    bad = [bool(s.fired) for s in scored_test_fold if s.tile.bad]
+    good = [bool(s.fired) for s in scored_test_fold if not s.tile.bad]
+    assert np.mean(bad) >= GOAL_BAD_REJECTED and np.mean(good) <= GOAL_GOOD_REJECTED, (np.mean(bad), np.mean(good))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lpd_pipeline.metrics.alexnet import AlexNetWeightsMissing
 from lpd_pipeline.settings import StorageLayout
 from lpd_pipeline.training import perceptual
 from lpd_pipeline.training.loop import train
@@ -35,7 +36,7 @@ def test_feature_loss_is_zero_on_equal_images_and_grows_with_the_difference(metr
 
 
 def test_missing_weights_name_the_file_and_the_command(tmp_path):
-    with pytest.raises(perceptual.PerceptualWeightsMissing, match="lpd_pipeline.metrics.weights"):
+    with pytest.raises(AlexNetWeightsMissing, match="lpd_pipeline.metrics.weights"):
         perceptual.AlexNetFeatureLoss(weights=tmp_path / "nothing.pth")
 
 

