@@ -161,7 +161,8 @@ def linear_out_of_fold(inputs: np.ndarray, labels: np.ndarray, groups: np.ndarra
         for c in range(labels.shape[1]):
             coef, bias = tile_model.fit_linear((inputs[fit] - mean) / std, labels[fit, c], l2=l2,
                                                weights=weights[fit, c])
-            probabilities[held, c] = 1.0 / (1.0 + np.exp(-((inputs[held] - mean) / std @ coef + bias)))
+            head = tile_model.LinearHead(tuple(coef), bias, threshold=0.5)
+            probabilities[held, c] = head.probability((inputs[held] - mean) / std)
     return probabilities
 
 

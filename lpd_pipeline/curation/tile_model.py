@@ -88,6 +88,10 @@ class LinearHead:
     threshold: float
     with_rule: bool = False
 
+    def probability(self, standardised: np.ndarray) -> np.ndarray:
+        """The head's P for (n, inputs) standardised inputs (:meth:`LinearInputs.standardised`)."""
+        return 1.0 / (1.0 + np.exp(-(standardised @ np.asarray(self.weights) + self.bias)))
+
 
 @dataclass(frozen=True)
 class LinearInputs:
@@ -156,8 +160,7 @@ class TileModel:
             z = self.linear_inputs.standardised(np.concatenate([features, self.trunk.features(list(tiles))], axis=1))
             for name, head in self.heads.items():
                 if name in columns:
-                    linear = 1.0 / (1.0 + np.exp(-(z @ np.array(head.weights) + head.bias)))
-                    columns[name] = 0.5 * (columns[name] + linear)
+                    columns[name] = 0.5 * (columns[name] + head.probability(z))
         if self.watermark is not None and len(tiles):
             columns["watermark"] = self.watermark.probabilities(list(tiles))
         return [{name: float(values[i]) for name, values in columns.items()} for i in range(len(features))]
